@@ -1,0 +1,78 @@
+// The loop context: owns the loop, the configuration and every subsystem.
+//
+// App is the one object reachable from every callback (through the pointers
+// each object was constructed with; there are no globals). It accepts
+// client connections, owns the upstream pool and the session table, and
+// fixes the order of shutdown: stop accepting, let each connection finish
+// its exchange, then close the pool and the remaining handles so that
+// uv_run() returns. Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <unordered_set>
+
+#include "config.h"
+#include "sessions.h"
+#include "upstream_pool.h"
+
+namespace chsidecar {
+
+class Connection;
+
+class App {
+ public:
+  // `loop` and `config` must outlive the App.
+  App(uv_loop_t* loop, const Config& config);
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  // Binds the listener and installs signal handlers. Returns 0 or a
+  // negative libuv error.
+  int start();
+
+  // Stops accepting and lets in-flight exchanges finish, for at most
+  // shutdown_grace; then closes everything so uv_run returns.
+  void begin_shutdown();
+
+  uv_loop_t* loop() const { return loop_; }
+  const Config& config() const { return config_; }
+  UpstreamPool& pool() { return *pool_; }
+  SessionTable& sessions() { return sessions_; }
+  bool draining() const { return draining_; }
+  uint64_t now_ms() const { return uv_now(loop_); }
+
+  // The shared read buffer: every read callback consumes its bytes before
+  // returning, so one buffer serves all connections.
+  uv_buf_t read_buffer();
+
+  // Called by a Connection from its close callback, just before it is freed.
+  void connection_closed(Connection* connection);
+  size_t connections() const { return connections_.size(); }
+
+ private:
+  static void on_connection(uv_stream_t* server, int status) noexcept;
+  static void on_signal(uv_signal_t* handle, int signum) noexcept;
+  static void on_housekeeping(uv_timer_t* timer) noexcept;
+  static void on_grace_expired(uv_timer_t* timer) noexcept;
+  void finish_shutdown();
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  std::unique_ptr<UpstreamPool> pool_;
+  SessionTable sessions_;
+  uv_tcp_t* listener_ = nullptr;
+  uv_signal_t* sigterm_ = nullptr;
+  uv_signal_t* sigint_ = nullptr;
+  uv_timer_t* housekeeping_ = nullptr;
+  uv_timer_t* grace_timer_ = nullptr;
+  std::unordered_set<Connection*> connections_;
+  std::unique_ptr<char[]> read_buffer_;
+  bool draining_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace chsidecar

@@ -1,0 +1,325 @@
+#include "config.h"
+
+#include <charconv>
+#include <cstring>
+
+namespace chsidecar {
+
+namespace {
+
+enum class Kind { kCount, kSize, kDuration, kText };
+
+struct Flag {
+  const char* group;
+  const char* name;  // without the leading --
+  Kind kind;
+  const char* help;
+  // Applies a value; returns false with `error` set when the value is wrong.
+  std::function<bool(Config&, std::string_view, std::string& error)> apply;
+  std::function<std::string(const Config&)> show_default;
+};
+
+std::string env_name(const char* flag) {
+  std::string out = "CHSIDECAR_";
+  for (const char* p = flag; *p; ++p) out += *p == '-' ? '_' : static_cast<char>(std::toupper(*p));
+  return out;
+}
+
+bool parse_u64(std::string_view text, uint64_t& out) {
+  if (text.empty()) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+std::string show_size(uint64_t bytes) {
+  static const char* units[] = {"B", "KiB", "MiB", "GiB"};
+  int unit = 0;
+  while (unit < 3 && bytes >= 1024 && bytes % 1024 == 0) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return std::to_string(bytes) + units[unit];
+}
+
+std::string show_duration(uint64_t ms) {
+  if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+Flag count_flag(const char* group, const char* name, const char* help, uint64_t Config::*field,
+                uint64_t min, uint64_t max) {
+  return Flag{group, name, Kind::kCount, help,
+              [field, min, max](Config& c, std::string_view v, std::string& err) {
+                uint64_t n;
+                if (!parse_u64(v, n) || n < min || n > max) {
+                  err = "expects a whole number from " + std::to_string(min) + " to " +
+                        std::to_string(max);
+                  return false;
+                }
+                c.*field = n;
+                return true;
+              },
+              [field](const Config& c) { return std::to_string(c.*field); }};
+}
+
+Flag size_flag(const char* group, const char* name, const char* help, uint64_t Config::*field,
+               uint64_t min) {
+  return Flag{group, name, Kind::kSize, help,
+              [field, min](Config& c, std::string_view v, std::string& err) {
+                uint64_t n;
+                if (!parse_size(v, n) || n < min) {
+                  err = "expects a size of at least " + show_size(min) + " such as 64KiB or 16MiB";
+                  return false;
+                }
+                c.*field = n;
+                return true;
+              },
+              [field](const Config& c) { return show_size(c.*field); }};
+}
+
+Flag duration_flag(const char* group, const char* name, const char* help,
+                   uint64_t Config::*field, uint64_t min_ms) {
+  return Flag{group, name, Kind::kDuration, help,
+              [field, min_ms](Config& c, std::string_view v, std::string& err) {
+                uint64_t ms;
+                if (!parse_duration_ms(v, ms) || ms < min_ms) {
+                  err = "expects a duration of at least " + show_duration(min_ms) +
+                        " such as 200ms, 5s or 2m";
+                  return false;
+                }
+                c.*field = ms;
+                return true;
+              },
+              [field](const Config& c) { return show_duration(c.*field); }};
+}
+
+template <typename E>
+Flag choice_flag(const char* group, const char* name, const char* help, E Config::*field,
+                 std::vector<std::pair<const char*, E>> choices) {
+  return Flag{group, name, Kind::kText, help,
+              [field, choices](Config& c, std::string_view v, std::string& err) {
+                std::string names;
+                for (auto& [text, value] : choices) {
+                  if (v == text) {
+                    c.*field = value;
+                    return true;
+                  }
+                  names += names.empty() ? text : std::string("|") + text;
+                }
+                err = "expects one of " + names;
+                return false;
+              },
+              [field, choices](const Config& c) {
+                for (auto& [text, value] : choices)
+                  if (c.*field == value) return std::string(text);
+                return std::string();
+              }};
+}
+
+const std::vector<Flag>& flags() {
+  static const std::vector<Flag> table = {
+      {"Client side", "listen", Kind::kText, "address to accept clients on (host:port)",
+       [](Config& c, std::string_view v, std::string& err) {
+         if (parse_host_port(v, c.listen)) return true;
+         err = "expects host:port such as 127.0.0.1:8124";
+         return false;
+       },
+       [](const Config& c) { return c.listen.host + ":" + std::to_string(c.listen.port); }},
+      count_flag("Client side", "max-connections",
+                 "client connections held at once; beyond it 503 and close",
+                 &Config::max_connections, 1, 1'000'000),
+      size_flag("Client side", "max-header-bytes",
+                "request line and headers of one request; beyond it 431",
+                &Config::max_header_bytes, 1024),
+      count_flag("Client side", "max-headers", "header fields of one request; beyond it 431",
+                 &Config::max_headers, 1, 10'000),
+      size_flag("Client side", "max-url-bytes", "request target length; beyond it 414",
+                &Config::max_url_bytes, 256),
+      duration_flag("Client side", "header-timeout",
+                    "time to receive a request's headers; beyond it 408 and close",
+                    &Config::header_timeout_ms, 100),
+      duration_flag("Client side", "idle-timeout",
+                    "idle keep-alive connection lifetime (at least ClickHouse's 3s)",
+                    &Config::idle_timeout_ms, 3000),
+      size_flag("Client side", "body-buffer",
+                "request body bytes held per request; also what a retry can resend",
+                &Config::body_buffer_bytes, 16 * 1024),
+      size_flag("Client side", "response-buffer",
+                "response bytes queued to a slow client before the upstream is paused",
+                &Config::response_buffer_bytes, 16 * 1024),
+      {"Upstream", "upstream", Kind::kText, "ClickHouse HTTP base URL, e.g. http://127.0.0.1:8123",
+       [](Config& c, std::string_view v, std::string& err) {
+         if (v.substr(0, 7) != "http://" && v.substr(0, 8) != "https://") {
+           err = "expects an http:// or https:// URL";
+           return false;
+         }
+         while (!v.empty() && v.back() == '/') v.remove_suffix(1);
+         c.upstreams.assign(1, std::string(v));
+         return true;
+       },
+       [](const Config&) { return std::string("none, required"); }},
+      count_flag("Upstream", "pool-size", "keep-alive connections (slots) per upstream",
+                 &Config::pool_size, 1, 4096),
+      count_flag("Upstream", "queue-max",
+                 "requests waiting for a free slot; beyond it 503 with Retry-After",
+                 &Config::queue_max, 0, 1'000'000),
+      duration_flag("Upstream", "connect-timeout", "time to connect to an upstream; beyond it 502",
+                    &Config::connect_timeout_ms, 10),
+      duration_flag("Upstream", "upstream-timeout",
+                    "time without a byte from the upstream; beyond it 504",
+                    &Config::upstream_timeout_ms, 1000),
+      choice_flag<SessionMode>("Sessions", "session-mode",
+                               "auto: a session runs in order once it holds state; pin: always",
+                               &Config::session_mode,
+                               {{"auto", SessionMode::kAuto}, {"pin", SessionMode::kPin}}),
+      count_flag("Sessions", "max-sessions",
+                 "stateful sessions tracked at once; beyond it 503 with Retry-After",
+                 &Config::max_sessions, 1, 10'000'000),
+      count_flag("Sessions", "session-queue-max",
+                 "requests waiting in one session; beyond it 503 with Retry-After",
+                 &Config::session_queue_max, 1, 1'000'000),
+      duration_flag("Process", "shutdown-grace",
+                    "time to finish in-flight work after SIGTERM before exiting",
+                    &Config::shutdown_grace_ms, 0),
+      choice_flag<LogLevel>("Process", "log-level", "least severe event logged",
+                            &Config::log_level,
+                            {{"debug", LogLevel::kDebug},
+                             {"info", LogLevel::kInfo},
+                             {"warn", LogLevel::kWarn},
+                             {"error", LogLevel::kError}}),
+      choice_flag<LogFormat>("Process", "log-format", "log line format", &Config::log_format,
+                             {{"text", LogFormat::kText}, {"json", LogFormat::kJson}}),
+  };
+  return table;
+}
+
+const Flag* find_flag(std::string_view name) {
+  for (const Flag& f : flags())
+    if (name == f.name) return &f;
+  return nullptr;
+}
+
+}  // namespace
+
+bool parse_size(std::string_view text, uint64_t& bytes) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  uint64_t n;
+  if (!parse_u64(text.substr(0, digits), n)) return false;
+  std::string_view unit = text.substr(digits);
+  uint64_t mult;
+  if (unit.empty() || unit == "B") mult = 1;
+  else if (unit == "KiB" || unit == "K" || unit == "KB") mult = 1ull << 10;
+  else if (unit == "MiB" || unit == "M" || unit == "MB") mult = 1ull << 20;
+  else if (unit == "GiB" || unit == "G" || unit == "GB") mult = 1ull << 30;
+  else return false;
+  if (n > UINT64_MAX / mult) return false;
+  bytes = n * mult;
+  return true;
+}
+
+bool parse_duration_ms(std::string_view text, uint64_t& ms) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  uint64_t n;
+  if (!parse_u64(text.substr(0, digits), n)) return false;
+  std::string_view unit = text.substr(digits);
+  uint64_t mult;
+  if (unit == "ms") mult = 1;
+  else if (unit.empty() || unit == "s") mult = 1000;
+  else if (unit == "m") mult = 60'000;
+  else if (unit == "h") mult = 3'600'000;
+  else return false;
+  if (n > UINT64_MAX / mult) return false;
+  ms = n * mult;
+  return true;
+}
+
+bool parse_host_port(std::string_view text, HostPort& out) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view host = text.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return false;
+    host = host.substr(1, host.size() - 2);
+  }
+  uint64_t port;
+  if (!parse_u64(text.substr(colon + 1), port) || port > 65535) return false;
+  out.host = std::string(host);
+  out.port = static_cast<int>(port);
+  return true;
+}
+
+ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup& env,
+                          Config& config) {
+  ConfigResult result;
+  auto fail = [&](const std::string& where, const std::string& why) {
+    result.action = ConfigAction::kError;
+    result.error = where + ": " + why;
+    return result;
+  };
+  for (const Flag& f : flags()) {
+    std::string var = env_name(f.name);
+    const char* value = env ? env(var.c_str()) : nullptr;
+    if (value == nullptr) continue;
+    std::string why;
+    if (!f.apply(config, value, why)) return fail(var + " (--" + f.name + ")", why);
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      result.action = ConfigAction::kHelp;
+      return result;
+    }
+    if (arg == "--version") {
+      result.action = ConfigAction::kVersion;
+      return result;
+    }
+    if (arg.substr(0, 2) != "--") return fail(std::string(arg), "unexpected argument (see --help)");
+    std::string_view name = arg.substr(2);
+    std::string value;
+    bool has_value = false;
+    if (size_t eq = name.find('='); eq != std::string_view::npos) {
+      value = std::string(name.substr(eq + 1));
+      name = name.substr(0, eq);
+      has_value = true;
+    }
+    const Flag* f = find_flag(name);
+    if (f == nullptr) return fail("--" + std::string(name), "unknown flag (see --help)");
+    if (!has_value) {
+      if (i + 1 >= args.size()) return fail("--" + std::string(name), "needs a value");
+      value = args[++i];
+    }
+    std::string why;
+    if (!f->apply(config, value, why)) return fail("--" + std::string(name), why);
+  }
+  if (config.upstreams.empty())
+    return fail("--upstream", "required (or set CHSIDECAR_UPSTREAM)");
+  return result;
+}
+
+std::string config_help() {
+  std::string out =
+      "Usage: chsidecar --upstream URL [flags]\n"
+      "A sidecar for ClickHouse's HTTP interface: pooled keep-alive connections,\n"
+      "session-safe queueing. Each flag also reads the environment variable shown;\n"
+      "a flag on the command line wins. Sizes take B, KiB, MiB, GiB; durations ms, s, m, h.\n";
+  const char* group = "";
+  for (const Flag& f : flags()) {
+    if (std::strcmp(group, f.group) != 0) {
+      group = f.group;
+      out += std::string("\n") + group + ":\n";
+    }
+    static const Config defaults;
+    std::string unit = f.kind == Kind::kSize       ? " (size)"
+                       : f.kind == Kind::kDuration ? " (duration)"
+                       : f.kind == Kind::kCount    ? " (count)"
+                                                   : "";
+    out += std::string("  --") + f.name + unit + "\n      " + f.help + "\n      default " +
+           f.show_default(defaults) + ", env " + env_name(f.name) + "\n";
+  }
+  out += "\n  --help      this text\n  --version   print the version and exit\n";
+  return out;
+}
+
+}  // namespace chsidecar

@@ -1,0 +1,80 @@
+// Every setting of the sidecar, from flags and CHSIDECAR_* variables.
+//
+// One table in config.cpp lists each flag with its environment variable,
+// default, unit, help text and check. A flag given on the command line wins
+// over its environment variable, which wins over the default. Parsing is
+// pure (no I/O besides reading the given environment), so unit tests drive
+// it directly.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chsidecar {
+
+enum class SessionMode { kAuto, kPin };
+enum class LogLevel { kDebug, kInfo, kWarn, kError };
+enum class LogFormat { kText, kJson };
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+
+struct Config {
+  // Client side.
+  HostPort listen{"127.0.0.1", 8124};
+  uint64_t max_connections = 4096;
+  uint64_t max_header_bytes = 64 * 1024;
+  uint64_t max_headers = 100;
+  uint64_t max_url_bytes = 16 * 1024;
+  uint64_t header_timeout_ms = 30'000;
+  uint64_t idle_timeout_ms = 60'000;  // never below ClickHouse's own 3 s
+  uint64_t body_buffer_bytes = 1024 * 1024;
+  uint64_t response_buffer_bytes = 1024 * 1024;
+
+  // Upstream side.
+  std::vector<std::string> upstreams;  // base URLs, e.g. http://127.0.0.1:8123
+  uint64_t pool_size = 8;
+  uint64_t queue_max = 1024;
+  uint64_t connect_timeout_ms = 5'000;
+  uint64_t upstream_timeout_ms = 600'000;
+
+  // Sessions.
+  SessionMode session_mode = SessionMode::kAuto;
+  uint64_t max_sessions = 10'000;
+  uint64_t session_queue_max = 256;
+
+  // Process.
+  uint64_t shutdown_grace_ms = 25'000;
+  LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
+};
+
+enum class ConfigAction { kRun, kHelp, kVersion, kError };
+
+struct ConfigResult {
+  ConfigAction action = ConfigAction::kRun;
+  std::string error;  // one line naming the flag, set when action == kError
+};
+
+// Looks up an environment variable; returns nullptr when unset.
+using EnvLookup = std::function<const char*(const char* name)>;
+
+// Fills `config` from `args` (argv without the program name) and `env`.
+ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup& env,
+                          Config& config);
+
+// The text of --help: every flag grouped by concern, with default, unit and
+// environment variable.
+std::string config_help();
+
+// Value parsers, exposed for tests. Each returns false on a malformed value.
+bool parse_size(std::string_view text, uint64_t& bytes);         // 64KiB, 16MiB, 1024
+bool parse_duration_ms(std::string_view text, uint64_t& ms);     // 200ms, 5s, 2m; bare = seconds
+bool parse_host_port(std::string_view text, HostPort& out);      // 127.0.0.1:8124, [::1]:8124
+
+}  // namespace chsidecar

@@ -1,0 +1,395 @@
+#include "connection.h"
+
+#include "app.h"
+#include "http_response.h"
+#include "log.h"
+#include "uv_handle.h"
+
+namespace chsidecar {
+
+namespace {
+
+// After a final answer and a shutdown, input is read and dropped this long so
+// the client sees the answer instead of a reset.
+constexpr uint64_t kLingerMs = 2'000;
+
+struct WriteRequest {
+  uv_write_t req;
+  Connection* connection;
+  std::string data;
+};
+
+Connection* from(llhttp_t* parser) { return static_cast<Connection*>(parser->data); }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+const llhttp_settings_t& Connection::parser_settings() {
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_message_begin = &Connection::on_message_begin;
+    s.on_url = &Connection::on_url;
+    s.on_header_field = &Connection::on_header_field;
+    s.on_header_value = &Connection::on_header_value;
+    s.on_headers_complete = &Connection::on_headers_complete;
+    s.on_body = &Connection::on_body;
+    s.on_message_complete = &Connection::on_message_complete;
+    return s;
+  }();
+  return settings;
+}
+
+Connection::Connection(App& app) : app_(app) {
+  tcp_ = make_handle<uv_tcp_t>();
+  uv_tcp_init(app.loop(), tcp_);
+  tcp_->data = this;
+  timer_ = make_handle<uv_timer_t>();
+  uv_timer_init(app.loop(), timer_);
+  timer_->data = this;
+  llhttp_init(&parser_, HTTP_REQUEST, &parser_settings());
+  parser_.data = this;
+}
+
+Connection::~Connection() = default;
+
+void Connection::start(bool over_capacity) {
+  if (over_capacity) {
+    reject({503, kNoFreeConnection,
+            "Too many client connections (--max-connections " +
+                std::to_string(app_.config().max_connections) + ")"},
+           1);
+    return;
+  }
+  uv_tcp_nodelay(tcp_, 1);
+  arm_timer(app_.config().header_timeout_ms);
+  update_reading();
+}
+
+void Connection::arm_timer(uint64_t ms) {
+  if (timer_ != nullptr) uv_timer_start(timer_, &Connection::on_timer, ms, 0);
+}
+
+void Connection::update_reading() {
+  if (state_ == State::kClosing) return;
+  bool waiting_answer = message_complete_ && exchange_ != nullptr && !exchange_->done();
+  bool want = lingering_ ||
+              (!close_when_flushed_ && !waiting_answer && (exchange_ == nullptr || exchange_->wants_body()));
+  if (want && !reading_) {
+    if (uv_read_start(stream(), &Connection::on_alloc, &Connection::on_read) == 0) reading_ = true;
+  } else if (!want && reading_) {
+    uv_read_stop(stream());
+    reading_ = false;
+  }
+}
+
+void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+  auto* self = static_cast<Connection*>(handle->data);
+  *buf = self != nullptr ? self->app_.read_buffer() : uv_buf_init(nullptr, 0);
+}
+
+void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+  auto* self = static_cast<Connection*>(stream->data);
+  if (self == nullptr || self->state_ == State::kClosing) return;
+  if (nread > 0) {
+    if (self->lingering_) return;
+    self->feed(buf->base, static_cast<size_t>(nread));
+    return;
+  }
+  if (nread == 0) return;
+  if (self->exchange_ != nullptr && self->message_complete_ && !self->exchange_->done()) {
+    // The client half-closed after its request: answer, then close.
+    self->close_after_answer_ = true;
+    uv_read_stop(stream);
+    self->reading_ = false;
+    return;
+  }
+  self->close(nread == UV_EOF ? "client_closed" : "client_read_error");
+}
+
+void Connection::feed(const char* data, size_t size) {
+  while (state_ != State::kClosing && !close_when_flushed_) {
+    llhttp_errno_t err = llhttp_execute(&parser_, data, size);
+    if (err == HPE_OK) break;
+    if (err == HPE_PAUSED) {
+      size_t used = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+      data += used;
+      size -= used;
+      if (exchange_ != nullptr && !exchange_->done()) {
+        pipelined_.assign(data, size);
+        break;
+      }
+      if (!retire_exchange()) return;
+      llhttp_resume(&parser_);
+      continue;
+    }
+    if (err == HPE_USER) return;  // a callback has answered already
+    reject({400, kBadRequestParameter,
+            std::string("Malformed HTTP request: ") + llhttp_get_error_reason(&parser_)});
+    return;
+  }
+  update_reading();
+}
+
+bool Connection::retire_exchange() {
+  retired_ = std::move(exchange_);
+  message_complete_ = false;
+  if (close_after_answer_ || app_.draining()) {
+    close_when_flushed();
+    return false;
+  }
+  state_ = State::kIdle;
+  arm_timer(app_.config().idle_timeout_ms);
+  return true;
+}
+
+void Connection::exchange_finished(bool close_after) {
+  if (state_ == State::kClosing) return;
+  close_after_answer_ |= close_after;
+  if (!message_complete_) {
+    // The answer is out before the whole request arrived: read and drop the
+    // rest of the body, unless the connection ends anyway.
+    if (close_after_answer_) close_when_flushed();
+    else update_reading();
+    return;
+  }
+  if (!retire_exchange()) return;
+  llhttp_resume(&parser_);
+  std::string rest = std::move(pipelined_);
+  pipelined_.clear();
+  if (!rest.empty()) feed(rest.data(), rest.size());
+  else update_reading();
+}
+
+void Connection::body_consumed() { update_reading(); }
+
+void Connection::drain() {
+  if (state_ == State::kClosing) return;
+  if (exchange_ == nullptr && state_ != State::kReadingHead) {
+    close("shutdown");
+    return;
+  }
+  close_after_answer_ = true;
+}
+
+void Connection::write(std::string data) {
+  if (state_ == State::kClosing || data.empty()) return;
+  if (pending_write_bytes_ == 0) {
+    uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+    int n = uv_try_write(stream(), &buf, 1);
+    if (n == static_cast<int>(data.size())) return;
+    if (n < 0 && n != UV_EAGAIN) {
+      close("client_write_error");
+      return;
+    }
+    if (n > 0) data.erase(0, static_cast<size_t>(n));
+  }
+  auto* req = new WriteRequest{{}, this, std::move(data)};
+  req->req.data = req;
+  uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  pending_write_bytes_ += req->data.size();
+  if (uv_write(&req->req, stream(), &buf, 1, &Connection::on_write) != 0) {
+    pending_write_bytes_ -= req->data.size();
+    delete req;
+    close("client_write_error");
+  }
+}
+
+void Connection::on_write(uv_write_t* uv_req, int status) noexcept {
+  auto* req = static_cast<WriteRequest*>(uv_req->data);
+  Connection* self = req->connection;
+  self->pending_write_bytes_ -= req->data.size();
+  delete req;
+  if (self->state_ == State::kClosing) return;
+  if (status < 0) {
+    self->close("client_write_error");
+    return;
+  }
+  if (self->close_when_flushed_) {
+    if (self->pending_write_bytes_ == 0) self->linger();
+    return;
+  }
+  if (self->exchange_ != nullptr &&
+      self->pending_write_bytes_ <= self->app_.config().response_buffer_bytes / 2)
+    self->exchange_->client_drained();
+}
+
+void Connection::reject(const ChError& error, int retry_after_s) {
+  log_event(LogLevel::kDebug, "client_rejected",
+            {{"status", std::to_string(error.http_status)}, {"reason", error.message}});
+  write(error_response(error, true, retry_after_s));
+  close_when_flushed();
+}
+
+void Connection::close_when_flushed() {
+  if (close_when_flushed_ || state_ == State::kClosing) return;
+  close_when_flushed_ = true;
+  update_reading();
+  if (pending_write_bytes_ == 0) linger();
+}
+
+// Sends FIN, then drops whatever the client still sends, for a while, so the
+// answer is not destroyed by a reset.
+void Connection::linger() {
+  if (lingering_ || state_ == State::kClosing) return;
+  lingering_ = true;
+  auto* req = new uv_shutdown_t{};
+  req->data = this;
+  if (uv_shutdown(req, stream(), &Connection::on_shutdown) != 0) {
+    delete req;
+    close("done");
+    return;
+  }
+  arm_timer(kLingerMs);
+  update_reading();
+}
+
+void Connection::on_shutdown(uv_shutdown_t* req, int status) noexcept {
+  auto* self = static_cast<Connection*>(req->data);
+  delete req;
+  if (status == UV_ECANCELED) return;  // closed meanwhile
+  if (status < 0 && self->state_ != State::kClosing) self->close("done");
+}
+
+void Connection::on_timer(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<Connection*>(timer->data);
+  if (self == nullptr) return;
+  if (self->lingering_) {
+    self->close("done");
+  } else if (self->state_ == State::kReadingHead) {
+    self->reject({408, kTimeoutExceeded,
+                  "Request headers not received within " +
+                      std::to_string(self->app_.config().header_timeout_ms) +
+                      " ms (--header-timeout)"});
+  } else if (self->state_ == State::kIdle) {
+    self->close("idle_timeout");
+  }
+}
+
+void Connection::close(const char* reason) {
+  if (state_ == State::kClosing) return;
+  state_ = State::kClosing;
+  log_event(LogLevel::kDebug, "client_closed", {{"reason", reason}});
+  if (reading_) uv_read_stop(stream());
+  reading_ = false;
+  close_handle(timer_);
+  timer_ = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(tcp_), &Connection::on_closed);
+}
+
+void Connection::on_closed(uv_handle_t* handle) noexcept {
+  auto* self = static_cast<Connection*>(handle->data);
+  delete reinterpret_cast<uv_tcp_t*>(handle);
+  if (self->exchange_ != nullptr) self->exchange_->abort();
+  self->app_.connection_closed(self);  // frees `self`
+}
+
+int Connection::on_message_begin(llhttp_t* parser) noexcept {
+  Connection* self = from(parser);
+  self->state_ = State::kReadingHead;
+  self->url_.clear();
+  self->headers_.clear();
+  self->header_bytes_ = 0;
+  self->in_header_value_ = false;
+  self->message_complete_ = false;
+  self->arm_timer(self->app_.config().header_timeout_ms);
+  return 0;
+}
+
+int Connection::on_url(llhttp_t* parser, const char* at, size_t size) noexcept {
+  Connection* self = from(parser);
+  self->url_.append(at, size);
+  self->header_bytes_ += size;
+  const Config& c = self->app_.config();
+  if (self->url_.size() > c.max_url_bytes) {
+    self->reject({414, kLimitExceeded,
+                  "Request target longer than " + std::to_string(c.max_url_bytes) +
+                      " bytes (--max-url-bytes)"});
+    return -1;
+  }
+  return 0;
+}
+
+int Connection::on_header_field(llhttp_t* parser, const char* at, size_t size) noexcept {
+  Connection* self = from(parser);
+  if (self->in_header_value_ || self->headers_.empty()) {
+    self->headers_.emplace_back();
+    self->in_header_value_ = false;
+  }
+  self->headers_.back().name.append(at, size);
+  self->header_bytes_ += size;
+  const Config& c = self->app_.config();
+  if (self->headers_.size() > c.max_headers) {
+    self->reject({431, kLimitExceeded,
+                  "More than " + std::to_string(c.max_headers) + " header fields (--max-headers)"});
+    return -1;
+  }
+  if (self->header_bytes_ > c.max_header_bytes) {
+    self->reject({431, kLimitExceeded,
+                  "Request headers larger than " + std::to_string(c.max_header_bytes) +
+                      " bytes (--max-header-bytes)"});
+    return -1;
+  }
+  return 0;
+}
+
+int Connection::on_header_value(llhttp_t* parser, const char* at, size_t size) noexcept {
+  Connection* self = from(parser);
+  self->in_header_value_ = true;
+  self->headers_.back().value.append(at, size);
+  self->header_bytes_ += size;
+  const Config& c = self->app_.config();
+  if (self->header_bytes_ > c.max_header_bytes) {
+    self->reject({431, kLimitExceeded,
+                  "Request headers larger than " + std::to_string(c.max_header_bytes) +
+                      " bytes (--max-header-bytes)"});
+    return -1;
+  }
+  return 0;
+}
+
+int Connection::on_headers_complete(llhttp_t* parser) noexcept {
+  Connection* self = from(parser);
+  if (self->timer_ != nullptr) uv_timer_stop(self->timer_);
+  self->state_ = State::kActive;
+  RequestHead head;
+  head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
+  head.target = std::move(self->url_);
+  head.http_minor = parser->http_major == 1 ? parser->http_minor : 0;
+  for (Header& h : self->headers_) h.value = std::string(trim(h.value));
+  head.headers = std::move(self->headers_);
+  head.keep_alive = llhttp_should_keep_alive(parser) != 0;
+  bool chunked = (parser->flags & F_CHUNKED) != 0;
+  head.has_body = chunked || ((parser->flags & F_CONTENT_LENGTH) && parser->content_length > 0);
+  head.content_length = chunked ? -1 : static_cast<int64_t>(parser->content_length);
+  if (const Header* expect = find_header(head.headers, "Expect"))
+    head.expect_continue = iequals(expect->value, "100-continue");
+  self->url_.clear();
+  self->headers_.clear();
+  self->exchange_ = std::make_unique<Exchange>(self->app_, *self, std::move(head));
+  self->exchange_->start();
+  return self->state_ == State::kClosing ? -1 : 0;
+}
+
+int Connection::on_body(llhttp_t* parser, const char* at, size_t size) noexcept {
+  Connection* self = from(parser);
+  if (self->state_ == State::kClosing) return -1;
+  if (self->exchange_ != nullptr) self->exchange_->append_body(at, size);
+  return 0;
+}
+
+int Connection::on_message_complete(llhttp_t* parser) noexcept {
+  Connection* self = from(parser);
+  if (self->state_ == State::kClosing) return -1;
+  // finish_body() may complete the exchange; parsing resumes in feed(), not
+  // from inside this callback.
+  if (self->exchange_ != nullptr) self->exchange_->finish_body();
+  self->message_complete_ = true;
+  return HPE_PAUSED;
+}
+
+}  // namespace chsidecar

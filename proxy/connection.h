@@ -1,0 +1,120 @@
+// One client socket: HTTP/1.1 parsing with llhttp, keep-alive, pipelining,
+// timeouts and the write queue.
+//
+// States: kIdle (keep-alive, waiting for a request; idle timeout armed),
+// kReadingHead (a request has begun; header timeout armed), kActive (an
+// Exchange owns the request), kClosing (uv_close called; the object is
+// freed in the close callback, never before).
+//
+// Pipelined requests are answered in order by handling one at a time: the
+// parser pauses at the end of each message, the bytes after it are kept,
+// and parsing resumes once the exchange is done. The socket is not read
+// while the current request's body buffer is full (backpressure) or while
+// a finished message waits for its answer.
+//
+// Limits (max header bytes and count, URL length, header and idle timeouts)
+// answer in ClickHouse's error format and close. Malformed HTTP (llhttp in
+// strict mode) gets 400 and a close: the stream cannot be resynchronised.
+//
+// Owned by App (created on accept, freed in its close callback). Loop
+// thread only.
+#pragma once
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exchange.h"
+#include "request.h"
+#include "result.h"
+
+namespace chsidecar {
+
+class App;
+
+class Connection {
+ public:
+  explicit Connection(App& app);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // The socket to accept into. REQUIRES: called once, before start().
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(tcp_); }
+
+  // Starts reading. `over_capacity` answers 503 and closes instead.
+  void start(bool over_capacity);
+
+  // Queues bytes for the client; tries a direct write first.
+  void write(std::string data);
+  size_t pending_write_bytes() const { return pending_write_bytes_; }
+
+  // The exchange finished its answer. `close_after`: no further request.
+  void exchange_finished(bool close_after);
+
+  // The exchange consumed body bytes; reading may resume.
+  void body_consumed();
+
+  // The App is draining: close now if idle, else after the current answer.
+  void drain();
+
+  // Idempotent. Stops everything and frees the connection in the close
+  // callback; the exchange is aborted there, outside any curl callback.
+  void close(const char* reason);
+  bool closing() const { return state_ == State::kClosing; }
+
+ private:
+  enum class State { kIdle, kReadingHead, kActive, kClosing };
+
+  void feed(const char* data, size_t size);
+  bool retire_exchange();
+  void resume_after_exchange();
+  void reject(const ChError& error, int retry_after_s = 0);
+  void close_when_flushed();
+  void linger();
+  void update_reading();
+  void arm_timer(uint64_t ms);
+
+  static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
+  static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+  static void on_write(uv_write_t* req, int status) noexcept;
+  static void on_timer(uv_timer_t* timer) noexcept;
+  static void on_closed(uv_handle_t* handle) noexcept;
+  static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
+
+  static int on_message_begin(llhttp_t* parser) noexcept;
+  static int on_url(llhttp_t* parser, const char* at, size_t size) noexcept;
+  static int on_header_field(llhttp_t* parser, const char* at, size_t size) noexcept;
+  static int on_header_value(llhttp_t* parser, const char* at, size_t size) noexcept;
+  static int on_headers_complete(llhttp_t* parser) noexcept;
+  static int on_body(llhttp_t* parser, const char* at, size_t size) noexcept;
+  static int on_message_complete(llhttp_t* parser) noexcept;
+  static const llhttp_settings_t& parser_settings();
+
+  App& app_;
+  uv_tcp_t* tcp_;
+  uv_timer_t* timer_;
+  llhttp_t parser_;
+  State state_ = State::kIdle;
+
+  // The request being parsed.
+  std::string url_;
+  std::vector<Header> headers_;
+  bool in_header_value_ = false;
+  size_t header_bytes_ = 0;
+  bool message_complete_ = false;
+
+  std::unique_ptr<Exchange> exchange_;
+  std::unique_ptr<Exchange> retired_;  // freed later: its methods may be on the stack
+  std::string pipelined_;              // bytes after a message that waits for its answer
+  bool reading_ = false;
+  bool close_after_answer_ = false;
+  bool close_when_flushed_ = false;
+  bool lingering_ = false;  // answered and shut down; discarding input until EOF
+  size_t pending_write_bytes_ = 0;
+};
+
+}  // namespace chsidecar

@@ -1,0 +1,381 @@
+#include "exchange.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "app.h"
+#include "connection.h"
+#include "http_response.h"
+#include "log.h"
+#include "statement.h"
+#include "uv_handle.h"
+
+namespace chsidecar {
+
+namespace {
+
+// Enough of a body to find the leading keywords of the SQL in it.
+constexpr size_t kSqlHeadBytes = 4096;
+// A 373 is raised before the query runs; retry after these pauses.
+constexpr uint64_t kRetry373DelaysMs[] = {5, 20, 80};
+constexpr size_t kCodePrefixBytes = 10;  // "Code: 373,"
+
+bool is_373(std::string_view body) {
+  return body.substr(0, kCodePrefixBytes) == "Code: 373," ||
+         body.substr(0, kCodePrefixBytes) == "Code: 373.";
+}
+
+}  // namespace
+
+Exchange::Exchange(App& app, Connection& connection, RequestHead head)
+    : app_(app), connection_(connection), head_(std::move(head)) {
+  body_complete_ = !head_.has_body;
+}
+
+Exchange::~Exchange() { close_handle(retry_timer_); }
+
+void Exchange::start() {
+  Target target = split_target(head_.target);
+  if (target.path == "/ping" && (head_.method == "GET" || head_.method == "HEAD")) {
+    close_after_ = !head_.keep_alive || app_.draining();
+    connection_.write(text_response("Ok.\n", close_after_, head_.method == "HEAD"));
+    complete();
+    return;
+  }
+  route();
+}
+
+// Decides how the request runs: alone, or in its session's order.
+void Exchange::route() {
+  state_ = State::kRouting;
+  Target target = split_target(head_.target);
+  std::vector<QueryParam> params = parse_query(target.query);
+  const QueryParam* session = find_param(params, "session_id");
+  upstream_target_ = head_.target;
+  if (session == nullptr || session->value.empty()) {
+    forward();
+    return;
+  }
+  std::string key = SessionTable::key(request_user(params, head_.headers), session->value);
+  bool pinned = app_.config().session_mode == SessionMode::kPin ||
+                app_.sessions().is_stateful(key);
+  if (const QueryParam* check = find_param(params, "session_check"))
+    pinned |= !check->value.empty() && check->value != "0";
+  if (!pinned) {
+    const QueryParam* query = find_param(params, "query");
+    StatementKind kind;
+    if (query != nullptr && !query->value.empty()) {
+      kind = classify_statement(query->value, true);
+    } else {
+      if (!body_complete_ && body_.size() < kSqlHeadBytes) {
+        if (head_.expect_continue && !continue_sent_) {
+          continue_sent_ = true;
+          connection_.write("HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        return;  // append_body() routes again when more of the SQL is here
+      }
+      kind = classify_statement(body_, body_complete_);
+    }
+    pinned = kind != StatementKind::kStateless;
+  }
+  if (!pinned) {
+    std::string query = remove_params(target.query, params, kSessionParams);
+    upstream_target_ = std::string(target.path) + (query.empty() ? "" : "?" + query);
+    forward();
+    return;
+  }
+  if (const QueryParam* timeout = find_param(params, "session_timeout")) {
+    uint64_t ms;
+    if (parse_duration_ms(timeout->value, ms)) session_timeout_ms_ = ms;
+  }
+  session_key_ = std::move(key);
+  switch (app_.sessions().admit(session_key_, this, session_timeout_ms_)) {
+    case SessionTable::Admit::kRun:
+      in_session_ = true;
+      forward();
+      return;
+    case SessionTable::Admit::kQueued:
+      in_session_ = true;
+      state_ = State::kWaitingTurn;
+      return;
+    case SessionTable::Admit::kQueueFull:
+      respond_error({503, kTooManySimultaneousQueries,
+                     "Too many requests waiting in one session (--session-queue-max " +
+                         std::to_string(app_.config().session_queue_max) + ")"},
+                    1);
+      return;
+    case SessionTable::Admit::kTableFull:
+      respond_error({503, kTooManySimultaneousQueries,
+                     "Too many stateful sessions (--max-sessions " +
+                         std::to_string(app_.config().max_sessions) + ")"},
+                    1);
+      return;
+  }
+}
+
+void Exchange::session_turn() {
+  if (state_ != State::kWaitingTurn) return;
+  forward();
+}
+
+void Exchange::forward() {
+  state_ = State::kUpstream;
+  UpstreamRequest request;
+  request.method = head_.method;
+  request.target = upstream_target_;
+  request.has_body = head_.has_body;
+  request.body_length = head_.content_length;
+  // Headers named in Connection are hop-by-hop too.
+  const Header* connection_header = find_header(head_.headers, "Connection");
+  for (const Header& h : head_.headers) {
+    if (is_hop_by_hop(h.name) || iequals(h.name, "Host") || iequals(h.name, "Content-Length"))
+      continue;
+    if (connection_header != nullptr && connection_header->value.find(h.name) != std::string::npos)
+      continue;
+    request.headers.push_back(h);
+  }
+  if (head_.expect_continue && !continue_sent_ && !body_complete_) {
+    continue_sent_ = true;
+    connection_.write("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  if (app_.pool().submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+    respond_error({503, kTooManySimultaneousQueries,
+                   "Too many requests waiting for an upstream connection (--queue-max " +
+                       std::to_string(app_.config().queue_max) + ")"},
+                  1);
+  }
+}
+
+void Exchange::append_body(const char* data, size_t size) {
+  if (state_ == State::kDone) return;
+  body_.append(data, size);
+  body_received_ += size;
+  if (body_received_ > app_.config().body_buffer_bytes) body_rewindable_ = false;
+  if (state_ == State::kRouting) route();
+  else if (state_ == State::kUpstream) app_.pool().resume_body(this);
+}
+
+void Exchange::finish_body() {
+  if (state_ == State::kDone) return;
+  body_complete_ = true;
+  if (state_ == State::kRouting) route();
+  else if (state_ == State::kUpstream) app_.pool().resume_body(this);
+}
+
+bool Exchange::wants_body() const {
+  return state_ == State::kDone || body_.size() - body_sent_ < app_.config().body_buffer_bytes;
+}
+
+size_t Exchange::upstream_read_body(char* buf, size_t size) {
+  size_t available = body_.size() - body_sent_;
+  if (available == 0) return body_complete_ ? 0 : kUpstreamPause;
+  size_t n = std::min(size, available);
+  std::memcpy(buf, body_.data() + body_sent_, n);
+  body_sent_ += n;
+  if (!body_rewindable_) {
+    // Sent bytes can no longer be resent: drop them, cheaply.
+    if (body_sent_ == body_.size()) {
+      body_.clear();
+      body_sent_ = 0;
+    } else if (body_sent_ >= body_.size() / 2) {
+      body_.erase(0, body_sent_);
+      body_sent_ = 0;
+    }
+  }
+  connection_.body_consumed();
+  return n;
+}
+
+bool Exchange::upstream_rewind_body() {
+  if (!body_rewindable_) return false;
+  body_sent_ = 0;
+  return true;
+}
+
+bool Exchange::holds_for_373() const {
+  return in_session_ && status_ == 500 && body_rewindable_ &&
+         retries_373_ < static_cast<int>(std::size(kRetry373DelaysMs));
+}
+
+void Exchange::upstream_response_head(int status, std::string reason,
+                                      std::vector<Header> headers) {
+  status_ = status;
+  reason_ = std::move(reason);
+  response_headers_ = std::move(headers);
+  if (holds_for_373()) {
+    held_head_ = true;
+    return;
+  }
+  send_head();
+}
+
+void Exchange::send_head() {
+  if (head_sent_ || connection_.closing()) return;
+  head_sent_ = true;
+  bool head_only = head_.method == "HEAD" || status_ == 204 || status_ == 304;
+  bool has_length = false;
+  std::vector<Header> out;
+  out.reserve(response_headers_.size() + 3);
+  for (Header& h : response_headers_) {
+    if (is_hop_by_hop(h.name)) continue;
+    has_length |= iequals(h.name, "Content-Length");
+    out.push_back(std::move(h));
+  }
+  close_after_ = !head_.keep_alive || app_.draining() || (head_.expect_continue && !continue_sent_ && !body_complete_);
+  if (!has_length && !head_only) {
+    if (head_.http_minor >= 1) {
+      chunked_ = true;
+      out.push_back({"Transfer-Encoding", "chunked"});
+    } else {
+      close_after_ = true;  // HTTP/1.0: the end of the body is the end of the connection
+    }
+  }
+  if (close_after_) {
+    out.push_back({"Connection", "close"});
+  } else {
+    out.push_back({"Connection", "Keep-Alive"});
+    out.push_back({"Keep-Alive", "timeout=" + std::to_string(app_.config().idle_timeout_ms / 1000)});
+  }
+  connection_.write(serialize_head(status_, reason_, out));
+}
+
+void Exchange::send_data(const char* data, size_t size) {
+  if (size == 0) return;
+  if (chunked_) {
+    std::string framed = chunk_header(size);
+    framed.append(data, size);
+    framed.append(kChunkTrailer);
+    connection_.write(std::move(framed));
+  } else {
+    connection_.write(std::string(data, size));
+  }
+}
+
+size_t Exchange::upstream_response_data(const char* data, size_t size) {
+  if (connection_.closing() || state_ == State::kDone) return 0;
+  if (held_head_) {
+    if (held_body_.size() + size < kCodePrefixBytes) {  // too short to tell yet
+      held_body_.append(data, size);
+      return size;
+    }
+    std::string probe = held_body_ + std::string(data, std::min(size, kCodePrefixBytes));
+    if (is_373(probe)) {
+      retry_373_ = true;
+      return 0;  // abort the transfer; upstream_done() schedules the retry
+    }
+    held_head_ = false;
+    send_head();
+    send_data(held_body_.data(), held_body_.size());
+    held_body_.clear();
+  }
+  if (connection_.pending_write_bytes() >= app_.config().response_buffer_bytes)
+    return CURL_WRITEFUNC_PAUSE;
+  if (head_.method != "HEAD") send_data(data, size);
+  return size;
+}
+
+void Exchange::client_drained() {
+  if (state_ == State::kUpstream) app_.pool().resume_response(this);
+}
+
+void Exchange::upstream_done(const UpstreamOutcome& outcome) {
+  if (state_ == State::kDone) return;
+  if (retry_373_) {
+    schedule_373_retry();
+    return;
+  }
+  if (outcome.code != CURLE_OK && !connection_.closing()) {
+    if (head_sent_) {
+      // The status is out; only a cut connection tells the client the answer is incomplete.
+      log_event(LogLevel::kWarn, "upstream_failed_mid_response",
+                {{"upstream", app_.pool().display_name()}, {"error", outcome.error}});
+      leave_session();
+      state_ = State::kDone;
+      connection_.close("upstream_failed_mid_response");
+      return;
+    }
+    bool timeout = outcome.code == CURLE_OPERATION_TIMEDOUT &&
+                   outcome.error.find("too slow") != std::string::npos;
+    log_event(LogLevel::kWarn, timeout ? "upstream_timeout" : "upstream_unreachable",
+              {{"upstream", app_.pool().display_name()}, {"error", outcome.error}});
+    if (timeout) {
+      respond_error({504, kTimeoutExceeded,
+                     "Upstream " + app_.pool().display_name() + " sent nothing for " +
+                         std::to_string(app_.config().upstream_timeout_ms / 1000) +
+                         " s (--upstream-timeout)"});
+    } else {
+      respond_error({502, kNetworkError,
+                     "Cannot get an answer from upstream " + app_.pool().display_name() + ": " +
+                         outcome.error});
+    }
+    return;
+  }
+  if (held_head_) {
+    held_head_ = false;
+    send_head();
+    send_data(held_body_.data(), held_body_.size());
+  }
+  if (chunked_) connection_.write(std::string(kLastChunk));
+  complete();
+}
+
+void Exchange::schedule_373_retry() {
+  retry_373_ = false;
+  state_ = State::kRetryWait;
+  if (retry_timer_ == nullptr) {
+    retry_timer_ = make_handle<uv_timer_t>();
+    uv_timer_init(app_.loop(), retry_timer_);
+    retry_timer_->data = this;
+  }
+  log_event(LogLevel::kDebug, "session_locked_retry", {{"attempt", std::to_string(retries_373_ + 1)}});
+  uv_timer_start(retry_timer_, &Exchange::on_retry_timer, kRetry373DelaysMs[retries_373_], 0);
+  ++retries_373_;
+}
+
+void Exchange::on_retry_timer(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<Exchange*>(timer->data);
+  if (self == nullptr || self->state_ != State::kRetryWait) return;
+  self->held_head_ = false;
+  self->held_body_.clear();
+  self->status_ = 0;
+  self->body_sent_ = 0;
+  self->forward();
+}
+
+void Exchange::respond_error(const ChError& error, int retry_after_s) {
+  // Without the whole body read, the connection cannot carry another request
+  // unless the client still sends it; a client told to wait for 100 won't.
+  close_after_ = !head_.keep_alive || app_.draining() ||
+                 (head_.expect_continue && !continue_sent_ && !body_complete_);
+  if (!connection_.closing()) connection_.write(error_response(error, close_after_, retry_after_s));
+  complete();
+}
+
+void Exchange::leave_session() {
+  if (!in_session_) return;
+  in_session_ = false;
+  app_.sessions().finished(session_key_, this, app_.now_ms());
+}
+
+void Exchange::complete() {
+  if (state_ == State::kDone) return;
+  state_ = State::kDone;
+  body_.clear();
+  body_.shrink_to_fit();
+  leave_session();
+  connection_.exchange_finished(close_after_);
+}
+
+void Exchange::abort() {
+  if (state_ == State::kDone) return;
+  State was = state_;
+  state_ = State::kDone;
+  if (was == State::kUpstream) app_.pool().cancel(this);
+  if (retry_timer_ != nullptr) uv_timer_stop(retry_timer_);
+  if (in_session_) {
+    in_session_ = false;
+    app_.sessions().cancel(session_key_, this, app_.now_ms());
+  }
+}
+
+}  // namespace chsidecar

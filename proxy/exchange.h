@@ -1,0 +1,137 @@
+// One client request and its answer, carried through the upstream pool.
+//
+// An Exchange is created by its Connection when a request's headers are
+// complete and owned by it until the Connection retires it. It decides the
+// route (the local /ping answer, or forward), runs the session rules (a
+// stateless session's request goes out without session parameters; a
+// stateful one waits its turn in the SessionTable), feeds the request body
+// to the pool as it arrives and streams the answer back as it comes.
+//
+// Memory is bounded: at most body_buffer bytes of request body are held
+// (the client is paused beyond that), and the upstream transfer is paused
+// while more than response_buffer bytes wait to be written to the client.
+// While the whole body is still held, the body can be sent again, which the
+// pool's stale-connection retry and the 373 retry rely on.
+//
+// Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "request.h"
+#include "result.h"
+#include "sessions.h"
+#include "upstream_pool.h"
+
+namespace chsidecar {
+
+class App;
+class Connection;
+
+struct RequestHead {
+  std::string method;
+  std::string target;  // raw request target, e.g. /?query=SELECT%201
+  int http_minor = 1;  // HTTP/1.<minor>
+  std::vector<Header> headers;
+  bool keep_alive = true;
+  bool expect_continue = false;
+  bool has_body = false;
+  int64_t content_length = -1;  // -1 when chunked
+};
+
+class Exchange final : public UpstreamClient, public SessionWaiter {
+ public:
+  // `app` and `connection` must outlive the exchange.
+  Exchange(App& app, Connection& connection, RequestHead head);
+  ~Exchange();
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  // Routes the request: answers it locally, rejects it, or forwards it.
+  void start();
+
+  // Request body bytes from the client, and its end.
+  void append_body(const char* data, size_t size);
+  void finish_body();
+
+  // True while the client may send more body (unsent bytes below the cap).
+  bool wants_body() const;
+
+  // The client's write queue fell below its low mark.
+  void client_drained();
+
+  // The connection is going away: release the pool slot and the session,
+  // make no more calls to the connection.
+  void abort();
+
+  // True once the answer is complete (or failed); the connection may retire
+  // the exchange when the request has also been read to its end.
+  bool done() const { return state_ == State::kDone; }
+
+ private:
+  enum class State {
+    kRouting,      // waiting for enough body to classify the statement
+    kWaitingTurn,  // queued behind another request of its session
+    kUpstream,     // queued in or running on the pool
+    kRetryWait,    // 373 seen; waiting before sending again
+    kDone,
+  };
+
+  // UpstreamClient
+  size_t upstream_read_body(char* buf, size_t size) override;
+  bool upstream_rewind_body() override;
+  void upstream_response_head(int status, std::string reason, std::vector<Header> headers) override;
+  size_t upstream_response_data(const char* data, size_t size) override;
+  void upstream_done(const UpstreamOutcome& outcome) override;
+  // SessionWaiter
+  void session_turn() override;
+
+  void route();
+  void forward();
+  void send_head();
+  void send_data(const char* data, size_t size);
+  void respond_error(const ChError& error, int retry_after_s = 0);
+  void complete();
+  void leave_session();
+  bool holds_for_373() const;
+  void schedule_373_retry();
+  static void on_retry_timer(uv_timer_t* timer) noexcept;
+
+  App& app_;
+  Connection& connection_;
+  RequestHead head_;
+  State state_ = State::kRouting;
+
+  // Forwarding decisions.
+  std::string upstream_target_;
+  std::string session_key_;  // set when the request runs in a tracked session
+  bool in_session_ = false;
+  uint64_t session_timeout_ms_ = 60'000;
+
+  // Request body.
+  std::string body_;
+  size_t body_sent_ = 0;
+  uint64_t body_received_ = 0;
+  bool body_complete_ = false;
+  bool body_rewindable_ = true;
+  bool continue_sent_ = false;
+
+  // Response.
+  int status_ = 0;
+  std::string reason_;
+  std::vector<Header> response_headers_;
+  bool head_sent_ = false;
+  bool chunked_ = false;
+  bool close_after_ = false;
+  bool held_head_ = false;  // head held back until the body shows whether it is a 373
+  std::string held_body_;
+  bool retry_373_ = false;
+  int retries_373_ = 0;
+  uv_timer_t* retry_timer_ = nullptr;
+};
+
+}  // namespace chsidecar

@@ -1,0 +1,43 @@
+// Serialising HTTP/1.1 answers to clients, and errors in ClickHouse's format.
+//
+// Pure string building: the response head of a forwarded answer, chunk
+// framing, and the complete answers the sidecar makes itself (errors, /ping).
+// Errors read like a modern ClickHouse server's:
+//   Code: 202. DB::Exception: <message>. (TOO_MANY_SIMULTANEOUS_QUERIES) (chsidecar 0.1.0)
+// with the X-ClickHouse-Exception-Code header, so clients that classify
+// errors by code keep working.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "request.h"
+#include "result.h"
+
+namespace chsidecar {
+
+const char* status_reason(int status);
+
+// "HTTP/1.1 200 OK\r\n" followed by `headers` and the blank line.
+std::string serialize_head(int status, std::string_view reason, const std::vector<Header>& headers);
+
+// The error's body text, newline-terminated.
+std::string error_body(const ChError& error);
+
+// A complete response for `error`. `close` adds `Connection: close`;
+// `retry_after_s` > 0 adds Retry-After.
+std::string error_response(const ChError& error, bool close, int retry_after_s = 0);
+
+// A complete 200 response with a text body (the local /ping answer).
+std::string text_response(std::string_view body, bool close, bool head_only);
+
+// Chunked transfer framing: the size line before `len` bytes of data.
+std::string chunk_header(size_t len);
+inline constexpr std::string_view kChunkTrailer = "\r\n";
+inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// True for headers that describe one hop, not the message (RFC 9110 §7.6.1).
+bool is_hop_by_hop(std::string_view name);
+
+}  // namespace chsidecar

@@ -1,0 +1,94 @@
+#include "log.h"
+
+#include <cstdio>
+#include <ctime>
+#include <sys/time.h>
+
+namespace chsidecar {
+
+namespace {
+LogLevel g_level = LogLevel::kInfo;
+LogFormat g_format = LogFormat::kText;
+
+const char* level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "info";
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+}  // namespace
+
+void log_setup(LogLevel level, LogFormat format) {
+  g_level = level;
+  g_format = format;
+}
+
+bool log_enabled(LogLevel level) { return level >= g_level; }
+
+void log_event(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+  if (!log_enabled(level)) return;
+  timeval tv;
+  gettimeofday(&tv, nullptr);
+  tm utc;
+  gmtime_r(&tv.tv_sec, &utc);
+  char stamp[64];
+  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", utc.tm_year + 1900,
+                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                static_cast<long>(tv.tv_usec / 1000));
+  std::string line;
+  if (g_format == LogFormat::kJson) {
+    line = "{\"ts\":\"" + std::string(stamp) + "\",\"level\":\"" + level_name(level) +
+           "\",\"event\":";
+    append_json_string(line, event);
+    for (const auto& [key, value] : fields) {
+      line += ',';
+      append_json_string(line, key);
+      line += ':';
+      append_json_string(line, value);
+    }
+    line += "}\n";
+  } else {
+    line = std::string(stamp) + " " + level_name(level) + " " + std::string(event);
+    for (const auto& [key, value] : fields) {
+      line += ' ';
+      line += key;
+      line += '=';
+      bool quote = value.empty() || value.find_first_of(" \"=") != std::string::npos;
+      if (quote) append_json_string(line, value);
+      else line += value;
+    }
+    line += '\n';
+  }
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+std::string redact_url(std::string_view url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  size_t slash = url.find('/', start);
+  size_t at = url.rfind('@', slash == std::string_view::npos ? url.size() : slash);
+  if (at == std::string_view::npos || at < start) return std::string(url);
+  return std::string(url.substr(0, start)) + std::string(url.substr(at + 1));
+}
+
+}  // namespace chsidecar

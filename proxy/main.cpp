@@ -1,0 +1,65 @@
+// chsidecar: arguments → Config → App → uv_run → exit code.
+#include <curl/curl.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "app.h"
+#include "config.h"
+#include "log.h"
+
+using namespace chsidecar;
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Config config;
+  ConfigResult parsed = parse_config(args, [](const char* name) { return std::getenv(name); }, config);
+  switch (parsed.action) {
+    case ConfigAction::kHelp:
+      std::fputs(config_help().c_str(), stdout);
+      return 0;
+    case ConfigAction::kVersion:
+      std::printf("chsidecar %s (libuv %s, %s)\n", CHSIDECAR_VERSION, uv_version_string(),
+                  curl_version());
+      return 0;
+    case ConfigAction::kError:
+      std::fprintf(stderr, "chsidecar: %s\n", parsed.error.c_str());
+      return 2;
+    case ConfigAction::kRun:
+      break;
+  }
+  log_setup(config.log_level, config.log_format);
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    log_event(LogLevel::kError, "curl_init_failed");
+    return 1;
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int rc;
+  {
+    App app(&loop, config);
+    rc = app.start();
+    if (rc != 0) {
+      log_event(LogLevel::kError, "listen_failed",
+                {{"listen", config.listen.host + ":" + std::to_string(config.listen.port)},
+                 {"error", uv_strerror(rc)}});
+    } else {
+      log_event(LogLevel::kInfo, "started",
+                {{"version", CHSIDECAR_VERSION},
+                 {"listen", config.listen.host + ":" + std::to_string(config.listen.port)},
+                 {"upstream", redact_url(config.upstreams.front())},
+                 {"pool_size", std::to_string(config.pool_size)},
+                 {"queue_max", std::to_string(config.queue_max)},
+                 {"max_connections", std::to_string(config.max_connections)},
+                 {"session_mode", config.session_mode == SessionMode::kPin ? "pin" : "auto"}});
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks of what App released
+  uv_loop_close(&loop);
+  curl_global_cleanup();
+  return rc == 0 ? 0 : 1;
+}

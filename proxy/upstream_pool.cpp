@@ -1,0 +1,394 @@
+#include "upstream_pool.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "log.h"
+#include "uv_handle.h"
+
+namespace chsidecar {
+
+// One easy handle and the state of the transfer it runs.
+struct Slot {
+  UpstreamPool* pool = nullptr;
+  CURL* easy = nullptr;
+  UpstreamClient* client = nullptr;
+  UpstreamRequest request;
+  curl_slist* header_list = nullptr;
+  char error[CURL_ERROR_SIZE] = {};
+  int status = 0;
+  std::string reason;
+  std::vector<Header> response_headers;
+  bool response_started = false;
+  bool send_paused = false;
+  bool recv_paused = false;
+  bool retried = false;
+};
+
+namespace {
+
+// A curl socket watched by the loop.
+struct CurlSocket {
+  UpstreamPool* pool;
+  CURLM* multi;
+  curl_socket_t fd;
+  uv_poll_t* poll;
+};
+
+std::string display_name_of(std::string_view url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
+  std::string_view rest = url.substr(start);
+  rest = rest.substr(0, rest.find('/'));
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos) rest = rest.substr(at + 1);
+  return std::string(rest);
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+UpstreamPool::UpstreamPool(uv_loop_t* loop, const Config& config, std::string base_url)
+    : loop_(loop), config_(config), base_url_(std::move(base_url)),
+      display_name_(display_name_of(base_url_)) {
+  multi_ = curl_multi_init();
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &UpstreamPool::on_socket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &UpstreamPool::on_timer_request);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(config.pool_size));
+  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(config.pool_size));
+  curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
+  timer_ = make_handle<uv_timer_t>();
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  for (uint64_t i = 0; i < config.pool_size; ++i) {
+    auto slot = std::make_unique<Slot>();
+    slot->pool = this;
+    slot->easy = curl_easy_init();
+    slots_.push_back(std::move(slot));
+  }
+}
+
+UpstreamPool::~UpstreamPool() { close(); }
+
+void UpstreamPool::close() {
+  if (multi_ == nullptr) return;
+  queue_.clear();
+  for (auto& slot : slots_) {
+    if (slot->client != nullptr) {
+      curl_multi_remove_handle(multi_, slot->easy);
+      release(*slot);
+    }
+  }
+  for (auto& slot : slots_) curl_easy_cleanup(slot->easy);
+  slots_.clear();
+  curl_multi_cleanup(multi_);  // closes cached connections through on_socket
+  multi_ = nullptr;
+  close_handle(timer_);
+  timer_ = nullptr;
+}
+
+Slot* UpstreamPool::idle_slot() {
+  for (auto& slot : slots_)
+    if (slot->client == nullptr) return slot.get();
+  return nullptr;
+}
+
+UpstreamPool::Submit UpstreamPool::submit(UpstreamClient* client, UpstreamRequest request) {
+  if (Slot* slot = idle_slot(); slot != nullptr && queue_.empty()) {
+    start(*slot, client, std::move(request));
+    return Submit::kStarted;
+  }
+  if (queue_.size() >= config_.queue_max) return Submit::kQueueFull;
+  queue_.push_back(Pending{client, std::move(request)});
+  return Submit::kQueued;
+}
+
+void UpstreamPool::cancel(UpstreamClient* client) {
+  if (Slot* slot = client->upstream_slot_) {
+    curl_multi_remove_handle(multi_, slot->easy);
+    release(*slot);
+    start_queued();
+    return;
+  }
+  auto it = std::find_if(queue_.begin(), queue_.end(),
+                         [client](const Pending& p) { return p.client == client; });
+  if (it != queue_.end()) queue_.erase(it);
+}
+
+void UpstreamPool::resume_body(UpstreamClient* client) {
+  Slot* slot = client->upstream_slot_;
+  if (slot == nullptr || !slot->send_paused) return;
+  slot->send_paused = false;
+  apply_pause(*slot);
+}
+
+void UpstreamPool::resume_response(UpstreamClient* client) {
+  Slot* slot = client->upstream_slot_;
+  if (slot == nullptr || !slot->recv_paused) return;
+  slot->recv_paused = false;
+  apply_pause(*slot);
+}
+
+void UpstreamPool::apply_pause(Slot& slot) {
+  int mask = (slot.send_paused ? CURLPAUSE_SEND : 0) | (slot.recv_paused ? CURLPAUSE_RECV : 0);
+  curl_easy_pause(slot.easy, mask);
+}
+
+void UpstreamPool::start(Slot& slot, UpstreamClient* client, UpstreamRequest request) {
+  slot.client = client;
+  slot.request = std::move(request);
+  slot.retried = false;
+  client->upstream_slot_ = &slot;
+  ++busy_;
+  configure(slot);
+  curl_multi_add_handle(multi_, slot.easy);
+}
+
+void UpstreamPool::configure(Slot& slot) {
+  CURL* e = slot.easy;
+  const UpstreamRequest& r = slot.request;
+  curl_easy_reset(e);
+  slot.status = 0;
+  slot.reason.clear();
+  slot.response_headers.clear();
+  slot.response_started = false;
+  slot.send_paused = false;
+  slot.recv_paused = false;
+  slot.error[0] = '\0';
+
+  std::string url = base_url_ + r.target;
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_PRIVATE, &slot);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slot.error);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.connect_timeout_ms));
+  // "No byte for upstream-timeout": curl skips paused transfers in this check.
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
+                   static_cast<long>(std::max<uint64_t>(1, config_.upstream_timeout_ms / 1000)));
+  curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+  curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 64L * 1024);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &UpstreamPool::on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &slot);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &UpstreamPool::on_write);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &slot);
+  if (slot.retried) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+
+  curl_slist_free_all(slot.header_list);
+  slot.header_list = nullptr;
+  bool has_accept = false, has_content_type = false;
+  for (const Header& h : r.headers) {
+    has_accept |= iequals(h.name, "Accept");
+    has_content_type |= iequals(h.name, "Content-Type");
+    // curl sends "Name;" as a header with an empty value.
+    std::string line = h.value.empty() ? h.name + ";" : h.name + ": " + h.value;
+    slot.header_list = curl_slist_append(slot.header_list, line.c_str());
+  }
+  // Remove what curl would add on its own, so the upstream sees the client's headers.
+  slot.header_list = curl_slist_append(slot.header_list, "Expect:");
+  if (!has_accept) slot.header_list = curl_slist_append(slot.header_list, "Accept:");
+  if (!has_content_type) slot.header_list = curl_slist_append(slot.header_list, "Content-Type:");
+
+  if (r.has_body) {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, &UpstreamPool::on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, &slot);
+    curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, &UpstreamPool::on_seek);
+    curl_easy_setopt(e, CURLOPT_SEEKDATA, &slot);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body_length));
+    if (r.body_length < 0)
+      slot.header_list = curl_slist_append(slot.header_list, "Transfer-Encoding: chunked");
+    if (r.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+  } else if (r.method == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else if (r.method == "HEAD") {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (r.method == "POST") {
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+  } else {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, slot.header_list);
+}
+
+void UpstreamPool::release(Slot& slot) {
+  if (slot.client != nullptr) {
+    slot.client->upstream_slot_ = nullptr;
+    slot.client = nullptr;
+    --busy_;
+  }
+  slot.request = UpstreamRequest{};
+  curl_slist_free_all(slot.header_list);
+  slot.header_list = nullptr;
+}
+
+void UpstreamPool::start_queued() {
+  while (!queue_.empty()) {
+    Slot* slot = idle_slot();
+    if (slot == nullptr) return;
+    Pending next = std::move(queue_.front());
+    queue_.pop_front();
+    start(*slot, next.client, std::move(next.request));
+  }
+}
+
+void UpstreamPool::finish(Slot& slot, CURLcode code) {
+  bool connection_lost = code == CURLE_SEND_ERROR || code == CURLE_RECV_ERROR ||
+                         code == CURLE_GOT_NOTHING;
+  long new_connections = 0;
+  curl_easy_getinfo(slot.easy, CURLINFO_NUM_CONNECTS, &new_connections);
+  curl_multi_remove_handle(multi_, slot.easy);
+  if (connection_lost && slot.status == 0 && !slot.retried && new_connections == 0 &&
+      slot.client->upstream_rewind_body()) {
+    log_event(LogLevel::kDebug, "upstream_stale_connection_retry",
+              {{"upstream", display_name_}, {"error", slot.error}});
+    slot.retried = true;
+    configure(slot);
+    curl_multi_add_handle(multi_, slot.easy);
+    return;
+  }
+  UpstreamOutcome outcome;
+  outcome.code = code;
+  outcome.response_started = slot.response_started;
+  if (code != CURLE_OK) outcome.error = slot.error[0] ? slot.error : curl_easy_strerror(code);
+  UpstreamClient* client = slot.client;
+  release(slot);
+  client->upstream_done(outcome);
+}
+
+void UpstreamPool::check_done() {
+  int pending;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &pending)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    // Read what we need from the message before the handle is removed.
+    CURL* easy = msg->easy_handle;
+    CURLcode code = msg->data.result;
+    Slot* slot = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &slot);
+    if (slot != nullptr && slot->client != nullptr) finish(*slot, code);
+  }
+  start_queued();
+}
+
+int UpstreamPool::on_socket(CURL*, curl_socket_t fd, int action, void* pool_ptr,
+                            void* socket_ctx) noexcept {
+  auto* pool = static_cast<UpstreamPool*>(pool_ptr);
+  auto* sock = static_cast<CurlSocket*>(socket_ctx);
+  if (action == CURL_POLL_REMOVE) {
+    if (sock != nullptr) {
+      close_handle(sock->poll);
+      curl_multi_assign(pool->multi_, fd, nullptr);
+      delete sock;
+    }
+    return 0;
+  }
+  if (sock == nullptr) {
+    sock = new CurlSocket{pool, pool->multi_, fd, make_handle<uv_poll_t>()};
+    uv_poll_init_socket(pool->loop_, sock->poll, fd);
+    sock->poll->data = sock;
+    curl_multi_assign(pool->multi_, fd, sock);
+  }
+  int events = 0;
+  if (action == CURL_POLL_IN || action == CURL_POLL_INOUT) events |= UV_READABLE;
+  if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT) events |= UV_WRITABLE;
+  uv_poll_start(sock->poll, events, &UpstreamPool::on_poll);
+  return 0;
+}
+
+void UpstreamPool::on_poll(uv_poll_t* poll, int status, int events) noexcept {
+  auto* sock = static_cast<CurlSocket*>(poll->data);
+  if (sock == nullptr) return;
+  UpstreamPool* pool = sock->pool;
+  curl_socket_t fd = sock->fd;  // `sock` may be deleted during the action
+  int flags = 0;
+  if (status < 0) flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+  int running;
+  curl_multi_socket_action(pool->multi_, fd, flags, &running);
+  pool->check_done();
+}
+
+int UpstreamPool::on_timer_request(CURLM*, long timeout_ms, void* pool_ptr) noexcept {
+  auto* pool = static_cast<UpstreamPool*>(pool_ptr);
+  if (timeout_ms < 0) uv_timer_stop(pool->timer_);
+  else uv_timer_start(pool->timer_, &UpstreamPool::on_timer, static_cast<uint64_t>(timeout_ms), 0);
+  return 0;
+}
+
+void UpstreamPool::on_timer(uv_timer_t* timer) noexcept {
+  auto* pool = static_cast<UpstreamPool*>(timer->data);
+  if (pool == nullptr || pool->multi_ == nullptr) return;
+  int running;
+  curl_multi_socket_action(pool->multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+  pool->check_done();
+}
+
+size_t UpstreamPool::on_header(char* data, size_t size, size_t n, void* slot_ptr) noexcept {
+  auto& slot = *static_cast<Slot*>(slot_ptr);
+  size_t len = size * n;
+  std::string_view line(data, len);
+  if (slot.client == nullptr) return 0;
+  if (line.substr(0, 5) == "HTTP/") {
+    // A new status line: an interim 1xx answer resets what came before.
+    slot.response_headers.clear();
+    size_t sp = line.find(' ');
+    std::string_view rest = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    slot.status = 0;
+    for (size_t i = 0; i < rest.size() && i < 3 && rest[i] >= '0' && rest[i] <= '9'; ++i)
+      slot.status = slot.status * 10 + (rest[i] - '0');
+    slot.reason = std::string(trim(rest.size() > 3 ? rest.substr(3) : std::string_view()));
+    return len;
+  }
+  std::string_view content = trim(line);
+  if (content.empty()) {
+    if (slot.status >= 200 && !slot.response_started) {
+      slot.response_started = true;
+      slot.client->upstream_response_head(slot.status, std::move(slot.reason),
+                                          std::move(slot.response_headers));
+      slot.response_headers.clear();
+    }
+    return len;
+  }
+  size_t colon = content.find(':');
+  if (colon != std::string_view::npos)
+    slot.response_headers.push_back(
+        {std::string(trim(content.substr(0, colon))), std::string(trim(content.substr(colon + 1)))});
+  return len;
+}
+
+size_t UpstreamPool::on_write(char* data, size_t size, size_t n, void* slot_ptr) noexcept {
+  auto& slot = *static_cast<Slot*>(slot_ptr);
+  if (slot.client == nullptr) return 0;
+  size_t taken = slot.client->upstream_response_data(data, size * n);
+  if (taken == CURL_WRITEFUNC_PAUSE) slot.recv_paused = true;
+  return taken;
+}
+
+size_t UpstreamPool::on_read(char* buf, size_t size, size_t n, void* slot_ptr) noexcept {
+  auto& slot = *static_cast<Slot*>(slot_ptr);
+  if (slot.client == nullptr) return CURL_READFUNC_ABORT;
+  size_t got = slot.client->upstream_read_body(buf, size * n);
+  if (got == kUpstreamPause) slot.send_paused = true;
+  return got;
+}
+
+int UpstreamPool::on_seek(void* slot_ptr, curl_off_t offset, int origin) noexcept {
+  auto& slot = *static_cast<Slot*>(slot_ptr);
+  if (slot.client == nullptr || offset != 0 || origin != SEEK_SET) return CURL_SEEKFUNC_CANTSEEK;
+  return slot.client->upstream_rewind_body() ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_CANTSEEK;
+}
+
+}  // namespace chsidecar
