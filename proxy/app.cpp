@@ -18,6 +18,8 @@ App::App(uv_loop_t* loop, const Config& config)
     : loop_(loop), config_(config), sessions_(config),
       read_buffer_(new char[kReadBufferBytes]) {
   pool_ = std::make_unique<UpstreamPool>(loop, config, config.upstreams.front());
+  batcher_ = std::make_unique<Batcher>(loop, config, *pool_);
+  batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
 }
 
 App::~App() = default;
@@ -77,7 +79,12 @@ void App::on_connection(uv_stream_t* server, int status) noexcept {
 void App::connection_closed(Connection* connection) {
   connections_.erase(connection);
   delete connection;
-  if (draining_ && connections_.empty()) finish_shutdown();
+  maybe_finish_shutdown();
+}
+
+// Shutdown completes when no client is connected and no batch is buffered or in flight.
+void App::maybe_finish_shutdown() {
+  if (draining_ && connections_.empty() && batcher_->idle()) finish_shutdown();
 }
 
 void App::on_signal(uv_signal_t* handle, int signum) noexcept {
@@ -105,7 +112,8 @@ void App::begin_shutdown() {
   // Copy: drain() may close a connection, which erases it from the set.
   std::vector<Connection*> open(connections_.begin(), connections_.end());
   for (Connection* c : open) c->drain();
-  if (connections_.empty()) finish_shutdown();
+  batcher_->flush_all();
+  maybe_finish_shutdown();
 }
 
 void App::on_grace_expired(uv_timer_t* timer) noexcept {
@@ -115,11 +123,14 @@ void App::on_grace_expired(uv_timer_t* timer) noexcept {
             {{"connections", std::to_string(self->connections_.size())}});
   std::vector<Connection*> open(self->connections_.begin(), self->connections_.end());
   for (Connection* c : open) c->close("shutdown_grace_expired");
+  self->batcher_->close();
+  self->finish_shutdown();
 }
 
 void App::on_housekeeping(uv_timer_t* timer) noexcept {
   auto* self = static_cast<App*>(timer->data);
   if (self == nullptr) return;
+  self->batcher_->expire(self->now_ms());
   size_t dropped = self->sessions_.expire(self->now_ms());
   if (dropped > 0)
     log_event(LogLevel::kDebug, "sessions_expired", {{"count", std::to_string(dropped)}});
@@ -129,6 +140,7 @@ void App::on_housekeeping(uv_timer_t* timer) noexcept {
 void App::finish_shutdown() {
   if (finished_) return;
   finished_ = true;
+  batcher_->close();
   pool_->close();
   close_handle(grace_timer_);
   close_handle(housekeeping_);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <unordered_set>
 
+#include "batcher.h"
 #include "config.h"
 #include "sessions.h"
 #include "upstream_pool.h"
@@ -42,6 +43,7 @@ class App {
   const Config& config() const { return config_; }
   UpstreamPool& pool() { return *pool_; }
   SessionTable& sessions() { return sessions_; }
+  Batcher& batcher() { return *batcher_; }
   bool draining() const { return draining_; }
   uint64_t now_ms() const { return uv_now(loop_); }
 
@@ -59,10 +61,12 @@ class App {
   static void on_housekeeping(uv_timer_t* timer) noexcept;
   static void on_grace_expired(uv_timer_t* timer) noexcept;
   void finish_shutdown();
+  void maybe_finish_shutdown();
 
   uv_loop_t* loop_;
   const Config& config_;
   std::unique_ptr<UpstreamPool> pool_;
+  std::unique_ptr<Batcher> batcher_;
   SessionTable sessions_;
   uv_tcp_t* listener_ = nullptr;
   uv_signal_t* sigterm_ = nullptr;

@@ -178,6 +178,32 @@ const std::vector<Flag>& flags() {
       count_flag("Sessions", "session-queue-max",
                  "requests waiting in one session; beyond it 503 with Retry-After",
                  &Config::session_queue_max, 1, 1'000'000),
+      choice_flag<BatchMode>("Batching", "batch",
+                             "auto: fold small INSERTs in text formats into batches; off: pass through",
+                             &Config::batch_mode,
+                             {{"auto", BatchMode::kAuto}, {"off", BatchMode::kOff}}),
+      count_flag("Batching", "flush-rows", "rows that make a batch flush at once",
+                 &Config::flush_rows, 1, 1'000'000),
+      size_flag("Batching", "flush-bytes", "bytes that make a batch flush at once",
+                &Config::flush_bytes, 1024),
+      duration_flag("Batching", "flush-delay-min",
+                    "wait before flushing a quiet table's first rows", &Config::flush_delay_min_ms, 0),
+      duration_flag("Batching", "flush-delay-max",
+                    "longest wait before flushing a busy table's rows", &Config::flush_delay_max_ms, 0),
+      count_flag("Batching", "max-parts-per-second",
+                 "new parts per table per second the flush delay aims at",
+                 &Config::max_parts_per_second, 1, 1000),
+      count_flag("Batching", "max-inflight-flushes", "flushes of one table running at once",
+                 &Config::max_inflight_flushes, 1, 64),
+      size_flag("Batching", "buffer-max-bytes",
+                "rows buffered or in flight in all batches; beyond it 503 with Retry-After",
+                &Config::buffer_max_bytes, 64 * 1024),
+      size_flag("Batching", "max-decompressed-bytes",
+                "a gzip/deflate INSERT body larger than this when decoded passes through unbatched",
+                &Config::max_decompressed_bytes, 64 * 1024),
+      count_flag("Batching", "max-compression-ratio",
+                 "decoded/encoded size beyond which a compressed INSERT is refused (400)",
+                 &Config::max_compression_ratio, 2, 1'000'000),
       duration_flag("Process", "shutdown-grace",
                     "time to finish in-flight work after SIGTERM before exiting",
                     &Config::shutdown_grace_ms, 0),
@@ -293,6 +319,8 @@ ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup&
     std::string why;
     if (!f->apply(config, value, why)) return fail("--" + std::string(name), why);
   }
+  if (config.flush_delay_min_ms > config.flush_delay_max_ms)
+    return fail("--flush-delay-min", "must not exceed --flush-delay-max");
   if (config.upstreams.empty())
     return fail("--upstream", "required (or set CHSIDECAR_UPSTREAM)");
   return result;

@@ -16,6 +16,7 @@
 namespace chsidecar {
 
 enum class SessionMode { kAuto, kPin };
+enum class BatchMode { kOff, kAuto };
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kText, kJson };
 
@@ -47,6 +48,18 @@ struct Config {
   SessionMode session_mode = SessionMode::kAuto;
   uint64_t max_sessions = 10'000;
   uint64_t session_queue_max = 256;
+
+  // Batching.
+  BatchMode batch_mode = BatchMode::kAuto;
+  uint64_t flush_rows = 100'000;  // below max_insert_block_size, so a batch is atomic
+  uint64_t flush_bytes = 16 * 1024 * 1024;
+  uint64_t flush_delay_min_ms = 10;
+  uint64_t flush_delay_max_ms = 200;
+  uint64_t max_parts_per_second = 5;
+  uint64_t max_inflight_flushes = 2;
+  uint64_t buffer_max_bytes = 256 * 1024 * 1024;
+  uint64_t max_decompressed_bytes = 16 * 1024 * 1024;
+  uint64_t max_compression_ratio = 1000;
 
   // Process.
   uint64_t shutdown_grace_ms = 25'000;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "app.h"
+#include "body_decoder.h"
 #include "connection.h"
 #include "http_response.h"
 #include "log.h"
@@ -45,42 +46,48 @@ void Exchange::start() {
   route();
 }
 
-// Decides how the request runs: alone, or in its session's order.
+// Decides how the request runs: alone, batched, or in its session's order.
 void Exchange::route() {
   state_ = State::kRouting;
   Target target = split_target(head_.target);
   std::vector<QueryParam> params = parse_query(target.query);
-  const QueryParam* session = find_param(params, "session_id");
   upstream_target_ = head_.target;
-  if (session == nullptr || session->value.empty()) {
-    forward();
-    return;
+  const QueryParam* session = find_param(params, "session_id");
+  bool has_session = session != nullptr && !session->value.empty();
+  std::string key;
+  bool pinned = false;
+  if (has_session) {
+    key = SessionTable::key(request_user(params, head_.headers), session->value);
+    pinned = app_.config().session_mode == SessionMode::kPin || app_.sessions().is_stateful(key);
+    if (const QueryParam* check = find_param(params, "session_check"))
+      pinned |= !check->value.empty() && check->value != "0";
   }
-  std::string key = SessionTable::key(request_user(params, head_.headers), session->value);
-  bool pinned = app_.config().session_mode == SessionMode::kPin ||
-                app_.sessions().is_stateful(key);
-  if (const QueryParam* check = find_param(params, "session_check"))
-    pinned |= !check->value.empty() && check->value != "0";
-  if (!pinned) {
-    const QueryParam* query = find_param(params, "query");
-    StatementKind kind;
-    if (query != nullptr && !query->value.empty()) {
-      kind = classify_statement(query->value, true);
+  const QueryParam* async_insert = find_param(params, "async_insert");
+  bool batching = app_.config().batch_mode == BatchMode::kAuto && head_.method == "POST" &&
+                  head_.has_body && !pinned && !(async_insert != nullptr && async_insert->value == "0");
+  const QueryParam* query = find_param(params, "query");
+  bool sql_in_body = query == nullptr || query->value.empty();
+  std::string_view sql;
+  bool sql_complete = true;
+  if ((has_session && !pinned) || batching) {
+    if (!sql_in_body) {
+      sql = query->value;
     } else {
       if (!body_complete_ && body_.size() < kSqlHeadBytes) {
-        if (head_.expect_continue && !continue_sent_) {
-          continue_sent_ = true;
-          connection_.write("HTTP/1.1 100 Continue\r\n\r\n");
-        }
+        send_continue();
         return;  // append_body() routes again when more of the SQL is here
       }
-      kind = classify_statement(body_, body_complete_);
+      sql = body_;
+      sql_complete = body_complete_;
     }
-    pinned = kind != StatementKind::kStateless;
   }
+  if (has_session && !pinned) pinned = classify_statement(sql, sql_complete) != StatementKind::kStateless;
   if (!pinned) {
-    std::string query = remove_params(target.query, params, kSessionParams);
-    upstream_target_ = std::string(target.path) + (query.empty() ? "" : "?" + query);
+    if (has_session) {
+      std::string rest = remove_params(target.query, params, kSessionParams);
+      upstream_target_ = std::string(target.path) + (rest.empty() ? "" : "?" + rest);
+    }
+    if (batching && try_batch(sql, sql_complete, sql_in_body, params)) return;
     forward();
     return;
   }
@@ -113,6 +120,137 @@ void Exchange::route() {
   }
 }
 
+void Exchange::send_continue() {
+  if (!head_.expect_continue || continue_sent_ || body_complete_) return;
+  continue_sent_ = true;
+  connection_.write("HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+// Settings the sidecar consumes on a batched INSERT instead of forwarding.
+static bool consumed_by_batching(std::string_view name) {
+  return name == "query" || name == "query_id" || name == "async_insert" ||
+         name == "wait_for_async_insert" || name.substr(0, 13) == "async_insert_" ||
+         name == "session_id" || name == "session_timeout" || name == "session_check";
+}
+
+// Recognises a batchable INSERT and prepares its merge key; the rows are
+// validated once the whole body is here.
+bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
+                         const std::vector<QueryParam>& params) {
+  if (parse_insert(sql, sql_complete, insert_) != InsertParse::kInsert) return false;
+  std::optional<RowFormat> format = row_format(insert_.format);
+  if (!format) return false;
+  const Header* encoding = find_header(head_.headers, "Content-Encoding");
+  if (encoding != nullptr && !decodable_encoding(encoding->value)) return false;
+  if (encoding != nullptr && sql_in_body && !iequals(encoding->value, "identity")) return false;
+  row_format_ = *format;
+  data_offset_ = sql_in_body ? insert_.data_offset : 0;
+
+  // The key: everything that must match for two INSERTs to share a batch.
+  Target target = split_target(head_.target);
+  BatchTarget& bt = batch_target_;
+  bt.table = insert_.table;
+  bt.format = row_format_;
+  std::string& key = bt.key;
+  auto add = [&key](std::string_view part) {
+    key.append(part);
+    key.push_back('\0');
+  };
+  add(target.path);
+  for (const char* name : {"Authorization", "X-ClickHouse-User", "X-ClickHouse-Key",
+                           "X-ClickHouse-Database", "X-ClickHouse-Quota"}) {
+    if (const Header* h = find_header(head_.headers, name)) {
+      bt.headers.push_back(*h);
+      add(name);
+      add(h->value);
+    }
+  }
+  std::vector<std::string_view> consumed;
+  std::vector<std::string> kept;
+  for (const QueryParam& p : params) {
+    if (consumed_by_batching(p.name)) consumed.push_back(p.name);
+    else kept.push_back(p.name + "=" + p.value);
+  }
+  std::sort(kept.begin(), kept.end());
+  for (const std::string& k : kept) add(k);
+  std::string sql_text = insert_sql(insert_);
+  add(sql_text);
+  std::string rest = remove_params(target.query, params, consumed);
+  bt.upstream_target = std::string(target.path) + "?" + rest + (rest.empty() ? "" : "&") +
+                       "query=" + url_encode(sql_text);
+  state_ = State::kCollecting;
+  send_continue();
+  if (body_complete_) submit_batch();
+  return true;
+}
+
+void Exchange::submit_batch() {
+  std::string decoded;
+  std::string_view data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
+  if (const Header* encoding = find_header(head_.headers, "Content-Encoding");
+      encoding != nullptr && !iequals(encoding->value, "identity")) {
+    switch (decode_body(encoding->value, data, app_.config().max_decompressed_bytes,
+                        app_.config().max_compression_ratio, decoded)) {
+      case DecodeResult::kOk:
+        data = decoded;
+        break;
+      case DecodeResult::kRatio:
+        respond_error({400, kIncorrectData,
+                       "Compressed INSERT body expands more than " +
+                           std::to_string(app_.config().max_compression_ratio) +
+                           " times (--max-compression-ratio)"});
+        return;
+      default:  // too large or not decodable here: ClickHouse reads it as it is
+        forward();
+        return;
+    }
+  }
+  RowChunk chunk;
+  RowError error;
+  if (!split_rows(row_format_, data, chunk, error)) {
+    respond_error({400, kIncorrectData,
+                   "Cannot parse input in format " + insert_.format + ": row " +
+                       std::to_string(error.row) + ": " + error.message +
+                       "; no row of this INSERT was inserted"});
+    return;
+  }
+  if (chunk.row_count == 0) {
+    batch_done(BatchResult{});
+    return;
+  }
+  if (!chunk.header.empty()) {
+    batch_target_.header_lines = std::string(chunk.header);
+    batch_target_.key.append(chunk.header);
+  }
+  ticket_ = std::make_shared<BatchTicket>();
+  ticket_->waiter = this;
+  state_ = State::kBatched;
+  if (app_.batcher().add(batch_target_, chunk, ticket_) == Batcher::Add::kOverCapacity) {
+    ticket_->waiter = nullptr;
+    respond_error({503, kTooManySimultaneousQueries,
+                   "Insert buffers are full (--buffer-max-bytes " +
+                       std::to_string(app_.config().buffer_max_bytes) + ")"},
+                  1);
+    return;
+  }
+  body_.clear();
+  body_.shrink_to_fit();
+}
+
+void Exchange::batch_done(const BatchResult& result) {
+  if (state_ == State::kDone) return;
+  close_after_ = !head_.keep_alive || app_.draining();
+  std::vector<Header> out;
+  for (const Header& h : result.headers)
+    if (!is_hop_by_hop(h.name) && !iequals(h.name, "Content-Length")) out.push_back(h);
+  out.push_back({"Content-Length", std::to_string(result.body.size())});
+  out.push_back({"Connection", close_after_ ? "close" : "Keep-Alive"});
+  if (!close_after_)
+    out.push_back({"Keep-Alive", "timeout=" + std::to_string(app_.config().idle_timeout_ms / 1000)});
+  connection_.write(serialize_head(result.status, result.reason, out) + result.body);
+  complete();
+}
+
 void Exchange::session_turn() {
   if (state_ != State::kWaitingTurn) return;
   forward();
@@ -134,10 +272,7 @@ void Exchange::forward() {
       continue;
     request.headers.push_back(h);
   }
-  if (head_.expect_continue && !continue_sent_ && !body_complete_) {
-    continue_sent_ = true;
-    connection_.write("HTTP/1.1 100 Continue\r\n\r\n");
-  }
+  send_continue();
   if (app_.pool().submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     respond_error({503, kTooManySimultaneousQueries,
                    "Too many requests waiting for an upstream connection (--queue-max " +
@@ -151,19 +286,23 @@ void Exchange::append_body(const char* data, size_t size) {
   body_.append(data, size);
   body_received_ += size;
   if (body_received_ > app_.config().body_buffer_bytes) body_rewindable_ = false;
-  if (state_ == State::kRouting) route();
+  if (state_ == State::kCollecting && !body_rewindable_) forward();  // too big to batch
+  else if (state_ == State::kRouting) route();
   else if (state_ == State::kUpstream) app_.pool().resume_body(this);
 }
 
 void Exchange::finish_body() {
   if (state_ == State::kDone) return;
   body_complete_ = true;
-  if (state_ == State::kRouting) route();
+  if (state_ == State::kCollecting) submit_batch();
+  else if (state_ == State::kRouting) route();
   else if (state_ == State::kUpstream) app_.pool().resume_body(this);
 }
 
 bool Exchange::wants_body() const {
-  return state_ == State::kDone || body_.size() - body_sent_ < app_.config().body_buffer_bytes;
+  // Routing and collecting read at most body_buffer bytes and then move on.
+  return state_ == State::kDone || state_ == State::kRouting || state_ == State::kCollecting ||
+         body_.size() - body_sent_ < app_.config().body_buffer_bytes;
 }
 
 size_t Exchange::upstream_read_body(char* buf, size_t size) {
@@ -371,6 +510,7 @@ void Exchange::abort() {
   State was = state_;
   state_ = State::kDone;
   if (was == State::kUpstream) app_.pool().cancel(this);
+  if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted
   if (retry_timer_ != nullptr) uv_timer_stop(retry_timer_);
   if (in_session_) {
     in_session_ = false;

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "batcher.h"
+#include "insert_query.h"
 #include "request.h"
 #include "result.h"
 #include "sessions.h"
@@ -43,7 +45,7 @@ struct RequestHead {
   int64_t content_length = -1;  // -1 when chunked
 };
 
-class Exchange final : public UpstreamClient, public SessionWaiter {
+class Exchange final : public UpstreamClient, public SessionWaiter, public BatchWaiter {
  public:
   // `app` and `connection` must outlive the exchange.
   Exchange(App& app, Connection& connection, RequestHead head);
@@ -76,6 +78,8 @@ class Exchange final : public UpstreamClient, public SessionWaiter {
   enum class State {
     kRouting,      // waiting for enough body to classify the statement
     kWaitingTurn,  // queued behind another request of its session
+    kCollecting,   // a batchable INSERT: reading its whole body
+    kBatched,      // its rows wait in a batch for ClickHouse's answer
     kUpstream,     // queued in or running on the pool
     kRetryWait,    // 373 seen; waiting before sending again
     kDone,
@@ -89,9 +93,15 @@ class Exchange final : public UpstreamClient, public SessionWaiter {
   void upstream_done(const UpstreamOutcome& outcome) override;
   // SessionWaiter
   void session_turn() override;
+  // BatchWaiter
+  void batch_done(const BatchResult& result) override;
 
   void route();
   void forward();
+  void send_continue();
+  bool try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
+                 const std::vector<QueryParam>& params);
+  void submit_batch();
   void send_head();
   void send_data(const char* data, size_t size);
   void respond_error(const ChError& error, int retry_after_s = 0);
@@ -111,6 +121,13 @@ class Exchange final : public UpstreamClient, public SessionWaiter {
   std::string session_key_;  // set when the request runs in a tracked session
   bool in_session_ = false;
   uint64_t session_timeout_ms_ = 60'000;
+
+  // Batching.
+  InsertQuery insert_;
+  RowFormat row_format_ = RowFormat::kJSONEachRow;
+  size_t data_offset_ = 0;  // where the rows begin in the body
+  BatchTarget batch_target_;
+  std::shared_ptr<BatchTicket> ticket_;
 
   // Request body.
   std::string body_;

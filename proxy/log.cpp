@@ -85,8 +85,8 @@ void log_event(LogLevel level, std::string_view event, std::initializer_list<Log
 std::string redact_url(std::string_view url) {
   size_t scheme = url.find("://");
   size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
-  size_t slash = url.find('/', start);
-  size_t at = url.rfind('@', slash == std::string_view::npos ? url.size() : slash);
+  size_t authority_end = url.find_first_of("/?#", start);  // RFC 3986 §3.2
+  size_t at = url.rfind('@', authority_end == std::string_view::npos ? url.size() : authority_end);
   if (at == std::string_view::npos || at < start) return std::string(url);
   return std::string(url.substr(0, start)) + std::string(url.substr(at + 1));
 }

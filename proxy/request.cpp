@@ -1,6 +1,7 @@
 #include "request.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace chsidecar {
 
@@ -36,6 +37,22 @@ std::string url_decode(std::string_view text) {
   return out;
 }
 
+std::string url_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::vector<QueryParam> parse_query(std::string_view query) {
   std::vector<QueryParam> params;
   size_t pos = 0;
@@ -64,10 +81,14 @@ std::string remove_params(std::string_view query, const std::vector<QueryParam>&
   for (const QueryParam& p : params) {
     if (std::find(names.begin(), names.end(), p.name) == names.end()) continue;
     out.append(query.substr(copied_to, p.raw_begin - copied_to));
-    copied_to = p.raw_end < query.size() ? p.raw_end + 1 : p.raw_end;  // drop the '&' too
+    if (p.raw_end < query.size()) {
+      copied_to = p.raw_end + 1;  // drop the '&' after the pair too
+    } else {
+      copied_to = p.raw_end;  // the last pair: drop the '&' before it instead
+      if (!out.empty() && out.back() == '&') out.pop_back();
+    }
   }
   out.append(query.substr(copied_to));
-  while (!out.empty() && out.back() == '&') out.pop_back();
   return out;
 }
 
@@ -115,7 +136,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
       out += static_cast<char>((acc >> bits) & 0xFF);
     }
   }
-  if (padding > 2) return std::nullopt;
+  // One sextet left over (length 1 mod 4) cannot encode a byte.
+  if (padding > 2 || bits >= 6) return std::nullopt;
   return out;
 }
 

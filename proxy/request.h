@@ -39,6 +39,9 @@ Target split_target(std::string_view target);
 // does. Malformed escapes are kept literally.
 std::string url_decode(std::string_view text);
 
+// Percent-encodes everything but unreserved characters (RFC 3986).
+std::string url_encode(std::string_view text);
+
 std::vector<QueryParam> parse_query(std::string_view query);
 
 // Returns `query` without every pair whose decoded name is in `names`.

@@ -16,12 +16,13 @@ SessionTable::Admit SessionTable::admit(const std::string& key, SessionWaiter* w
     it = sessions_.emplace(key, Session{}).first;
   }
   Session& s = it->second;
-  s.timeout_ms = timeout_ms;
   if (s.running == nullptr && s.waiting.empty()) {
+    s.timeout_ms = timeout_ms;
     s.running = waiter;
     return Admit::kRun;
   }
   if (s.waiting.size() >= config_.session_queue_max) return Admit::kQueueFull;
+  s.timeout_ms = timeout_ms;  // not before: a refused request must leave nothing behind
   s.waiting.push_back(waiter);
   ++queued_;
   return Admit::kQueued;

@@ -48,11 +48,18 @@ StatementKind classify_statement(std::string_view sql, bool complete) {
   std::string first = next_word(sql, pos, truncated);
   if (truncated && !complete) return StatementKind::kUnknown;
   if (first == "SET" || first == "USE") return StatementKind::kStateful;
-  if (first != "CREATE" && first != "DROP") return StatementKind::kStateless;
-  truncated = false;
-  std::string second = next_word(sql, pos, truncated);
+  // CREATE [OR REPLACE] TEMPORARY, REPLACE TEMPORARY, DROP TEMPORARY.
+  if (first != "CREATE" && first != "DROP" && first != "REPLACE") return StatementKind::kStateless;
+  std::string word = next_word(sql, pos, truncated);
   if (truncated && !complete) return StatementKind::kUnknown;
-  return second == "TEMPORARY" ? StatementKind::kStateful : StatementKind::kStateless;
+  if (first == "CREATE" && word == "OR") {
+    word = next_word(sql, pos, truncated);
+    if (truncated && !complete) return StatementKind::kUnknown;
+    if (word != "REPLACE") return StatementKind::kStateless;
+    word = next_word(sql, pos, truncated);
+    if (truncated && !complete) return StatementKind::kUnknown;
+  }
+  return word == "TEMPORARY" ? StatementKind::kStateful : StatementKind::kStateless;
 }
 
 }  // namespace chsidecar

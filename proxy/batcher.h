@@ -1,0 +1,142 @@
+// Folding small INSERTs into few large ones.
+//
+// Each merge key (credentials, database, table, columns, format, header
+// line, settings) has one buffer. Validated rows of a request are appended
+// to the buffer of their key; the buffer is flushed as one upstream INSERT
+// when it reaches flush_rows or flush_bytes, or when its oldest row has
+// waited the flush delay. The delay adapts: a quiet table is flushed after
+// flush_delay_min; a busy one waits up to flush_delay_max so that it gets
+// about max_parts_per_second new parts. At most max_inflight_flushes
+// flushes of one key run at once.
+//
+// Every request is answered only with ClickHouse's answer for its rows: 200
+// once the batch holding them was committed, or the error. When ClickHouse
+// rejects a batch for bad data, the batch is split along request
+// boundaries and the halves are sent again (bisection), so only the
+// requests whose rows are bad get the error and the others are committed
+// once. Errors that concern the whole key (unknown table, auth) fail every
+// request of the batch without bisection.
+//
+// Memory: buffered and in-flight batch bytes are bounded by
+// buffer_max_bytes; beyond it add() refuses. Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config.h"
+#include "request.h"
+#include "rows.h"
+#include "upstream_pool.h"
+
+namespace chsidecar {
+
+// ClickHouse's answer for one request's rows.
+struct BatchResult {
+  int status = 200;
+  std::string reason = "OK";
+  std::vector<Header> headers;  // end-to-end headers of the upstream answer
+  std::string body;             // empty on success, the error text otherwise
+};
+
+// A request whose rows wait in a batch.
+class BatchWaiter {
+ public:
+  virtual void batch_done(const BatchResult& result) = 0;
+
+ protected:
+  ~BatchWaiter() = default;
+};
+
+// Shared between a waiting request and the batch holding its rows; the
+// request clears `waiter` when it goes away (its rows are still inserted).
+struct BatchTicket {
+  BatchWaiter* waiter = nullptr;
+};
+
+// How a merge key's batches are sent; identical for every request of a key.
+struct BatchTarget {
+  std::string key;
+  std::string table;            // for logs
+  std::string upstream_target;  // path and query string, with query=INSERT ...
+  std::vector<Header> headers;  // credential and database headers
+  RowFormat format = RowFormat::kJSONEachRow;
+  std::string header_lines;     // *WithNames header, sent once per batch
+};
+
+class Batcher {
+ public:
+  enum class Add { kAccepted, kOverCapacity };
+
+  // `config` and `pool` must outlive the batcher.
+  Batcher(uv_loop_t* loop, const Config& config, UpstreamPool& pool);
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Appends one request's validated rows. On kAccepted the ticket's waiter
+  // gets batch_done() later, unless it cleared the ticket first.
+  Add add(const BatchTarget& target, const RowChunk& chunk, std::shared_ptr<BatchTicket> ticket);
+
+  // Flushes every buffer now and from now on without delay (shutdown).
+  void flush_all();
+
+  // True when no row is buffered or in flight.
+  bool idle() const { return buffered_bytes_ == 0 && flushes_.empty(); }
+
+  // Called once whenever the batcher becomes idle while draining.
+  void set_idle_callback(std::function<void()> callback) { on_idle_ = std::move(callback); }
+
+  // Forgets buffers of keys unused for a while.
+  void expire(uint64_t now_ms);
+
+  // Closes timers; fails nothing (call when idle, or at forced exit).
+  void close();
+
+  uint64_t buffered_bytes() const { return buffered_bytes_; }
+
+ private:
+  struct Part {
+    size_t offset;
+    size_t size;
+    size_t rows;
+    std::shared_ptr<BatchTicket> ticket;
+  };
+  struct Batch {
+    std::string data;
+    std::vector<Part> parts;
+    size_t rows = 0;
+  };
+  struct Table;
+  class Flush;
+
+  void append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
+              size_t row_count, std::shared_ptr<BatchTicket> ticket);
+  void schedule(Table& table);
+  void flush(Table& table);
+  void send(Table& table, Batch batch);
+  void flush_done(Flush& flush, const UpstreamOutcome& outcome);
+  void answer(Batch& batch, const BatchResult& result);
+  std::pair<Batch, Batch> bisect(const Table& table, const Batch& batch);
+  void maybe_idle();
+  static void on_timer(uv_timer_t* timer) noexcept;
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  UpstreamPool& pool_;
+  std::unordered_map<std::string, std::unique_ptr<Table>> tables_;
+  std::list<std::unique_ptr<Flush>> flushes_;
+  std::vector<std::unique_ptr<Flush>> finished_;  // freed later: may be on the stack
+  uint64_t buffered_bytes_ = 0;
+  bool flush_now_ = false;
+  std::function<void()> on_idle_;
+};
+
+}  // namespace chsidecar

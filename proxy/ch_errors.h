@@ -1,0 +1,26 @@
+// Reading ClickHouse's error answers: the code, and what to do about it.
+//
+// ClickHouse's HTTP status says little (most errors are 500), so errors are
+// classified by the `Code: N` at the start of the body, or by the
+// X-ClickHouse-Exception-Code header of modern servers. Pure.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "request.h"
+
+namespace chsidecar {
+
+enum class ErrorClass {
+  kTransient,  // the same bytes may succeed later: retry with backoff
+  kData,       // the rows are wrong: isolate them (bisection)
+  kPermanent,  // the request is wrong (table, auth, syntax): fail it as it is
+};
+
+// The exception code of an error answer; 0 when none is found.
+int exception_code(std::string_view body, const std::vector<Header>& headers);
+
+ErrorClass classify_error(int code);
+
+}  // namespace chsidecar

@@ -1,0 +1,152 @@
+#include "insert_query.h"
+
+#include <cctype>
+
+namespace chsidecar {
+
+namespace {
+
+class Lexer {
+ public:
+  Lexer(std::string_view text, bool complete) : text_(text), complete_(complete) {}
+
+  // Skips whitespace and comments; false when the text ends inside a comment.
+  bool skip_blank() {
+    for (;;) {
+      while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+      if (text_.substr(pos_, 2) == "--") {
+        size_t nl = text_.find('\n', pos_);
+        if (nl == std::string_view::npos) return false;
+        pos_ = nl + 1;
+      } else if (text_.substr(pos_, 2) == "/*") {
+        size_t end = text_.find("*/", pos_ + 2);
+        if (end == std::string_view::npos) return false;
+        pos_ = end + 2;
+      } else {
+        return true;
+      }
+    }
+  }
+
+  // A bare word or a quoted identifier (`x`, "x"), as written.
+  std::string_view word() {
+    size_t start = pos_;
+    if (pos_ < text_.size() && (text_[pos_] == '`' || text_[pos_] == '"')) {
+      char quote = text_[pos_++];
+      while (pos_ < text_.size() && text_[pos_] != quote) {
+        if (text_[pos_] == '\\') ++pos_;
+        ++pos_;
+      }
+      if (pos_ >= text_.size()) {
+        pos_ = text_.size();
+        return {};
+      }
+      ++pos_;
+      return text_.substr(start, pos_ - start);
+    }
+    while (pos_ < text_.size() &&
+           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
+      ++pos_;
+    return text_.substr(start, pos_ - start);
+  }
+
+  bool keyword(std::string_view upper) {
+    size_t save = pos_;
+    std::string_view w = word();
+    if (w.size() == upper.size()) {
+      bool same = true;
+      for (size_t i = 0; i < w.size(); ++i)
+        same &= std::toupper(static_cast<unsigned char>(w[i])) == upper[i];
+      if (same) return true;
+    }
+    pos_ = save;
+    return false;
+  }
+
+  bool at_end() const { return pos_ >= text_.size(); }
+  bool truncated() const { return !complete_ && pos_ >= text_.size(); }
+  char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
+  size_t pos() const { return pos_; }
+  void advance(size_t n) { pos_ += n; }
+  std::string_view text() const { return text_; }
+
+ private:
+  std::string_view text_;
+  bool complete_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) {
+  Lexer lex(sql, complete);
+  auto need_more_or_not = [&]() {
+    return lex.truncated() ? InsertParse::kNeedMore : InsertParse::kNotInsert;
+  };
+  if (!lex.skip_blank() || !lex.keyword("INSERT")) return need_more_or_not();
+  if (!lex.skip_blank() || !lex.keyword("INTO")) return need_more_or_not();
+  if (!lex.skip_blank()) return need_more_or_not();
+  if (lex.keyword("TABLE") && !lex.skip_blank()) return need_more_or_not();
+  if (lex.keyword("FUNCTION")) return InsertParse::kNotInsert;
+  std::string table(lex.word());
+  if (table.empty()) return need_more_or_not();
+  if (lex.peek() == '.') {
+    lex.advance(1);
+    std::string_view name = lex.word();
+    if (name.empty()) return need_more_or_not();
+    table += '.';
+    table += name;
+  }
+  if (!lex.skip_blank()) return need_more_or_not();
+  std::string columns;
+  if (lex.peek() == '(') {
+    size_t start = lex.pos();
+    size_t close = sql.find(')', start);
+    if (close == std::string_view::npos) return need_more_or_not();
+    bool space = false;
+    for (char c : sql.substr(start, close + 1 - start)) {
+      if (std::isspace(static_cast<unsigned char>(c))) {
+        space = true;
+        continue;
+      }
+      if (space && !columns.empty() && columns.back() != '(' && c != ')' && c != ',') columns += ' ';
+      if (c == ',') {
+        columns += ", ";
+        space = false;
+        continue;
+      }
+      space = false;
+      columns += c;
+    }
+    lex.advance(close + 1 - start);
+    if (!lex.skip_blank()) return need_more_or_not();
+  }
+  std::string format;
+  if (lex.keyword("VALUES")) {
+    format = "Values";
+    out.data_offset = lex.pos();
+  } else if (lex.keyword("FORMAT")) {
+    if (!lex.skip_blank()) return need_more_or_not();
+    format = std::string(lex.word());
+    if (format.empty() || lex.truncated()) return need_more_or_not();
+    size_t pos = lex.pos();
+    while (pos < sql.size() && (sql[pos] == ' ' || sql[pos] == '\t')) ++pos;
+    if (pos < sql.size() && sql[pos] == '\r') ++pos;
+    if (pos < sql.size() && sql[pos] == '\n') ++pos;
+    out.data_offset = pos;
+  } else {
+    return need_more_or_not();  // SELECT, SETTINGS, WITH ...: pass through
+  }
+  out.table = std::move(table);
+  out.columns = std::move(columns);
+  out.format = std::move(format);
+  return InsertParse::kInsert;
+}
+
+std::string insert_sql(const InsertQuery& query) {
+  std::string sql = "INSERT INTO " + query.table;
+  if (!query.columns.empty()) sql += " " + query.columns;
+  return sql + " FORMAT " + query.format;
+}
+
+}  // namespace chsidecar

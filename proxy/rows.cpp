@@ -1,0 +1,197 @@
+#include "rows.h"
+
+#include <simdjson.h>
+
+namespace chsidecar {
+
+namespace {
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
+  size_t start = 0;
+  while (start < data.size() && is_blank(data[start])) ++start;
+  chunk.rows = data.substr(start);
+  if (chunk.rows.empty()) return true;
+  simdjson::padded_string padded(chunk.rows);
+  simdjson::dom::parser parser;
+  simdjson::dom::document_stream stream;
+  if (auto err = parser.parse_many(padded, std::max<size_t>(padded.size(), 1 << 16)).get(stream)) {
+    error = {1, std::string("invalid JSON: ") + simdjson::error_message(err)};
+    return false;
+  }
+  size_t row = 0;
+  for (auto it = stream.begin(); it != stream.end(); ++it) {
+    ++row;
+    simdjson::dom::element element;
+    if (auto err = (*it).get(element)) {
+      error = {row, std::string("invalid JSON: ") + simdjson::error_message(err)};
+      return false;
+    }
+    if (element.type() != simdjson::dom::element_type::OBJECT) {
+      error = {row, "a JSONEachRow row must be a JSON object"};
+      return false;
+    }
+  }
+  if (stream.truncated_bytes() > 0) {
+    error = {row + 1, "incomplete JSON object at the end of the data"};
+    return false;
+  }
+  chunk.row_count = row;
+  return true;
+}
+
+// Finds the end of the record starting at `pos` (one past its '\n', or the
+// end of data). Returns false when a quoted field is never closed.
+bool csv_record_end(std::string_view data, size_t& pos) {
+  bool field_start = true;
+  while (pos < data.size()) {
+    char c = data[pos];
+    if (field_start && (c == '"' || c == '\'')) {
+      char quote = c;
+      ++pos;
+      for (;;) {
+        if (pos >= data.size()) return false;
+        if (data[pos] == quote) {
+          if (pos + 1 < data.size() && data[pos + 1] == quote) {
+            pos += 2;
+            continue;
+          }
+          ++pos;
+          break;
+        }
+        ++pos;
+      }
+      field_start = false;
+      continue;
+    }
+    ++pos;
+    if (c == '\n') return true;
+    field_start = c == ',';
+  }
+  return true;
+}
+
+bool tsv_record_end(std::string_view data, size_t& pos) {
+  while (pos < data.size()) {
+    char c = data[pos++];
+    if (c == '\\') {
+      if (pos >= data.size()) return false;
+      ++pos;  // an escaped character, a literal newline included
+    } else if (c == '\n') {
+      return true;
+    }
+  }
+  return true;
+}
+
+bool split_lines(std::string_view data, size_t header_lines, bool csv, RowChunk& chunk,
+                 RowError& error) {
+  size_t pos = 0;
+  size_t row = 0;
+  size_t rows_start = 0;
+  while (pos < data.size()) {
+    ++row;
+    bool ok = csv ? csv_record_end(data, pos) : tsv_record_end(data, pos);
+    if (!ok) {
+      error = {row, csv ? "unterminated quoted field" : "data ends inside an escape sequence"};
+      return false;
+    }
+    if (row == header_lines) rows_start = pos;
+  }
+  if (row < header_lines) {
+    error = {row + 1, "missing header line"};
+    return false;
+  }
+  chunk.header = data.substr(0, rows_start);
+  chunk.rows = data.substr(rows_start);
+  chunk.row_count = row - header_lines;
+  chunk.needs_newline = !chunk.rows.empty() && chunk.rows.back() != '\n';
+  if (!chunk.header.empty() && chunk.header.back() != '\n') {
+    error = {header_lines, "header line must end with a newline"};
+    return false;
+  }
+  return true;
+}
+
+// Values: tuples such as (1,'a'),(2,'b'), with quotes and nesting respected.
+bool split_values(std::string_view data, RowChunk& chunk, RowError& error) {
+  size_t end = data.size();
+  while (end > 0 && (is_blank(data[end - 1]) || data[end - 1] == ';')) --end;
+  size_t pos = 0;
+  while (pos < end && is_blank(data[pos])) ++pos;
+  chunk.rows = data.substr(pos, end - pos);
+  size_t row = 0;
+  while (pos < end) {
+    if (data[pos] != '(') {
+      error = {row + 1, "expected '(' at the start of a row"};
+      return false;
+    }
+    ++row;
+    int depth = 0;
+    do {
+      char c = data[pos++];
+      if (c == '\'' || c == '"' || c == '`') {
+        while (pos < end && data[pos] != c) pos += data[pos] == '\\' ? 2 : 1;
+        if (pos >= end) {
+          error = {row, "unterminated quoted value"};
+          return false;
+        }
+        ++pos;
+      } else if (c == '(' || c == '[' || c == '{') {
+        ++depth;
+      } else if (c == ')' || c == ']' || c == '}') {
+        --depth;
+      }
+    } while (depth > 0 && pos < end);
+    if (depth != 0) {
+      error = {row, "unbalanced parentheses"};
+      return false;
+    }
+    while (pos < end && is_blank(data[pos])) ++pos;
+    if (pos < end && data[pos] == ',') ++pos;
+    while (pos < end && is_blank(data[pos])) ++pos;
+  }
+  chunk.row_count = row;
+  return true;
+}
+
+}  // namespace
+
+std::optional<RowFormat> row_format(std::string_view name) {
+  if (name == "JSONEachRow") return RowFormat::kJSONEachRow;
+  if (name == "CSV") return RowFormat::kCSV;
+  if (name == "CSVWithNames") return RowFormat::kCSVWithNames;
+  if (name == "CSVWithNamesAndTypes") return RowFormat::kCSVWithNamesAndTypes;
+  if (name == "TSV" || name == "TabSeparated") return RowFormat::kTSV;
+  if (name == "TSVWithNames" || name == "TabSeparatedWithNames") return RowFormat::kTSVWithNames;
+  if (name == "TSVWithNamesAndTypes" || name == "TabSeparatedWithNamesAndTypes")
+    return RowFormat::kTSVWithNamesAndTypes;
+  if (name == "Values") return RowFormat::kValues;
+  return std::nullopt;
+}
+
+bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error) {
+  chunk = RowChunk{};
+  switch (format) {
+    case RowFormat::kJSONEachRow: return split_json(data, chunk, error);
+    case RowFormat::kCSV: return split_lines(data, 0, true, chunk, error);
+    case RowFormat::kCSVWithNames: return split_lines(data, 1, true, chunk, error);
+    case RowFormat::kCSVWithNamesAndTypes: return split_lines(data, 2, true, chunk, error);
+    case RowFormat::kTSV: return split_lines(data, 0, false, chunk, error);
+    case RowFormat::kTSVWithNames: return split_lines(data, 1, false, chunk, error);
+    case RowFormat::kTSVWithNamesAndTypes: return split_lines(data, 2, false, chunk, error);
+    case RowFormat::kValues: return split_values(data, chunk, error);
+  }
+  return false;
+}
+
+std::string_view chunk_separator(RowFormat format) {
+  switch (format) {
+    case RowFormat::kJSONEachRow: return "\n";
+    case RowFormat::kValues: return ",";
+    default: return "";  // CSV/TSV chunks end in '\n' already
+  }
+}
+
+}  // namespace chsidecar

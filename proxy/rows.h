@@ -1,0 +1,56 @@
+// Splitting and validating the rows of a batchable INSERT, per format.
+//
+// Each request's data is checked before it may join a batch, so that one
+// malformed request is refused on its own (400, naming the row) instead of
+// failing a batch shared with others. The checks are structural: JSON rows
+// must be JSON objects (simdjson, values not reshaped); CSV and TSV are
+// split on record boundaries with quotes and escapes respected; *WithNames
+// header lines are separated out; Values tuples must balance. Whether a
+// value fits its column is for ClickHouse to say (the batcher isolates such
+// rows by bisection).
+//
+// Pure; the result views point into the given data, which must outlive it.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace chsidecar {
+
+enum class RowFormat {
+  kJSONEachRow,
+  kCSV,
+  kCSVWithNames,
+  kCSVWithNamesAndTypes,
+  kTSV,
+  kTSVWithNames,
+  kTSVWithNamesAndTypes,
+  kValues,
+};
+
+// The format for a ClickHouse format name (TabSeparated and TSV alike);
+// nullopt for formats that are not batched (RowBinary, Native, ...).
+std::optional<RowFormat> row_format(std::string_view name);
+
+struct RowChunk {
+  std::string_view header;  // the *WithNames header lines, each ending in '\n'
+  std::string_view rows;    // the data rows as they may be concatenated
+  bool needs_newline = false;  // CSV/TSV data whose last row lacks '\n'
+  size_t row_count = 0;
+};
+
+struct RowError {
+  size_t row = 0;  // 1-based
+  std::string message;
+};
+
+// Splits `data` in `format`. Returns false and fills `error` on the first
+// malformed row.
+bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error);
+
+// What goes between two chunks of `format` in a batch.
+std::string_view chunk_separator(RowFormat format);
+
+}  // namespace chsidecar
