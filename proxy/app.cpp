@@ -2,7 +2,9 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <ctime>
 
+#include "admin.h"
 #include "connection.h"
 #include "log.h"
 #include "uv_handle.h"
@@ -15,11 +17,94 @@ constexpr uint64_t kHousekeepingMs = 1'000;
 }  // namespace
 
 App::App(uv_loop_t* loop, const Config& config)
-    : loop_(loop), config_(config), sessions_(config),
-      read_buffer_(new char[kReadBufferBytes]) {
+    : loop_(loop), config_(config), proxy_metrics_(metrics_), batch_metrics_(metrics_),
+      start_ms_(uv_now(loop)), sessions_(config), read_buffer_(new char[kReadBufferBytes]) {
   pool_ = std::make_unique<UpstreamPool>(loop, config, config.upstreams.front());
+  pool_->set_metrics(&proxy_metrics_);
   batcher_ = std::make_unique<Batcher>(loop, config, *pool_);
   batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
+  spool_ = std::make_unique<Spool>(loop, config);
+  spool_->set_idle_callback([this] { maybe_finish_shutdown(); });
+  probe_ = std::make_unique<ServerProbe>(loop, *pool_, [this](const ServerFacts& facts) {
+    batcher_->set_dedup_token(facts.dedup_token);
+    if (facts.dedup_token) {
+      log_event(LogLevel::kInfo, "upstream_version",
+                {{"version", facts.version}, {"insert_deduplication_token", "yes"}});
+    } else {
+      log_event(LogLevel::kWarn, "upstream_without_dedup_token",
+                {{"version", facts.version},
+                 {"consequence",
+                  "a batch retried after an unknown outcome (connection lost after sending) may be "
+                  "inserted twice: at-least-once"}});
+    }
+  });
+  register_metrics();
+}
+
+bool App::open_spool(std::string& error) {
+  if (config_.spool_dir.empty()) return true;  // spooled answers disabled
+  std::vector<SpoolData> replay;
+  if (!spool_->open(error, replay)) return false;
+  batcher_->set_spool(spool_.get());
+  for (SpoolData& record : replay) {
+    RowChunk chunk;
+    chunk.rows = record.rows;
+    chunk.row_count = record.row_count;
+    chunk.needs_newline = record.needs_newline;
+    chunk.header = record.target.header_lines;
+    batcher_->add(record.target, chunk, nullptr, record.id);
+  }
+  return true;
+}
+
+// Gauges read at scrape time, and series that should read 0 before their first event.
+void App::register_metrics() {
+  ProxyMetrics& pm = proxy_metrics_;
+  pm.build_info.at({CHSIDECAR_VERSION}).set(1);
+  pm.start_time.get().set(static_cast<double>(std::time(nullptr)));
+  pm.requests_in_flight.get();
+  pm.connections_accepted.get();
+  pm.connections.at({"client"}).set_function([this] { return double(connections_.size()); });
+  pm.connections.at({"admin"}).set_function(
+      [this] { return admin_ ? double(admin_->connections()) : 0.0; });
+  const std::string& upstream = pool_->display_name();
+  pm.pool_slots.at({upstream, "busy"}).set_function([this] { return double(pool_->busy_slots()); });
+  pm.pool_slots.at({upstream, "idle"}).set_function(
+      [this] { return double(pool_->size() - pool_->busy_slots()); });
+  pm.queued_requests.at({"pool"}).set_function([this] { return double(pool_->queued()); });
+  pm.queued_requests.at({"session"}).set_function([this] { return double(sessions_.queued()); });
+  pm.sessions_stateful.get().set_function([this] { return double(sessions_.size()); });
+  pm.session_requests.at({"stateless"});
+  pm.session_requests.at({"stateful"});
+  pm.log_suppressed.get().set_function([] { return double(log_suppressed_total()); });
+
+  BatchMetrics& bm = batch_metrics_;
+  bm.buffered_bytes.get().set_function([this] { return double(batcher_->buffered_bytes()); });
+  bm.buffer_max_bytes.get().set(static_cast<double>(config_.buffer_max_bytes));
+  bm.batch_rows.get();
+  bm.batch_bytes.get();
+  bm.oldest_row_age.get();
+  bm.spool_bytes.get();
+  bm.spool_max_bytes.get();
+  bm.fsyncs.get();
+  bm.fsync_duration.get();
+
+  // Not ready once the batch buffers are nearly full: new INSERTs would get 503.
+  add_readiness_check([this]() -> const char* {
+    return batcher_->buffered_bytes() >= config_.buffer_max_bytes / 10 * 9 ? "batch buffers full"
+                                                                          : nullptr;
+  });
+}
+
+void App::add_readiness_check(std::function<const char*()> check) {
+  readiness_checks_.push_back(std::move(check));
+}
+
+const char* App::not_ready_reason() const {
+  if (draining_) return "draining";
+  for (const auto& check : readiness_checks_)
+    if (const char* reason = check()) return reason;
+  return nullptr;
 }
 
 App::~App() = default;
@@ -40,9 +125,19 @@ int App::start() {
   if (rc == 0) rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
   if (rc == 0)
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 1024, &App::on_connection);
+  if (rc == 0 && config_.admin_enabled) {
+    admin_ = std::make_unique<Admin>(*this);
+    rc = admin_->start();
+    if (rc != 0)
+      log_event(LogLevel::kError, "admin_listen_failed",
+                {{"admin_listen", config_.admin_listen.host + ":" +
+                                      std::to_string(config_.admin_listen.port)},
+                 {"error", uv_strerror(rc)}});
+  }
   if (rc != 0) {
     close_handle(listener_);
     listener_ = nullptr;
+    if (admin_) admin_->close();
     pool_->close();
     return rc;
   }
@@ -59,6 +154,7 @@ int App::start() {
   housekeeping_->data = this;
   uv_timer_start(housekeeping_, &App::on_housekeeping, kHousekeepingMs, kHousekeepingMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_));
+  probe_->start();
   return 0;
 }
 
@@ -71,6 +167,7 @@ void App::on_connection(uv_stream_t* server, int status) noexcept {
     connection->close("accept_failed");
     return;
   }
+  self->proxy_metrics_.connections_accepted.get().inc();
   bool over = self->connections_.size() >= self->config_.max_connections;
   self->connections_.insert(connection);
   connection->start(over);
@@ -84,7 +181,7 @@ void App::connection_closed(Connection* connection) {
 
 // Shutdown completes when no client is connected and no batch is buffered or in flight.
 void App::maybe_finish_shutdown() {
-  if (draining_ && connections_.empty() && batcher_->idle()) finish_shutdown();
+  if (draining_ && connections_.empty() && batcher_->idle() && spool_->idle()) finish_shutdown();
 }
 
 void App::on_signal(uv_signal_t* handle, int signum) noexcept {
@@ -131,6 +228,7 @@ void App::on_housekeeping(uv_timer_t* timer) noexcept {
   auto* self = static_cast<App*>(timer->data);
   if (self == nullptr) return;
   self->batcher_->expire(self->now_ms());
+  log_flush_suppressed();
   size_t dropped = self->sessions_.expire(self->now_ms());
   if (dropped > 0)
     log_event(LogLevel::kDebug, "sessions_expired", {{"count", std::to_string(dropped)}});
@@ -140,8 +238,11 @@ void App::on_housekeeping(uv_timer_t* timer) noexcept {
 void App::finish_shutdown() {
   if (finished_) return;
   finished_ = true;
+  probe_->close();
   batcher_->close();
+  spool_->close();
   pool_->close();
+  if (admin_) admin_->close();
   close_handle(grace_timer_);
   close_handle(housekeeping_);
   close_handle(sigterm_);

@@ -11,16 +11,22 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <unordered_set>
+#include <vector>
 
 #include "batcher.h"
 #include "config.h"
+#include "metrics.h"
+#include "server_probe.h"
 #include "sessions.h"
+#include "spool.h"
 #include "upstream_pool.h"
 
 namespace chsidecar {
 
+class Admin;
 class Connection;
 
 class App {
@@ -44,7 +50,26 @@ class App {
   UpstreamPool& pool() { return *pool_; }
   SessionTable& sessions() { return sessions_; }
   Batcher& batcher() { return *batcher_; }
+  Spool& spool() { return *spool_; }
+
+  // Opens the spool and queues its unacknowledged records for replay.
+  // Blocking; call before start(). On failure returns false with `error`.
+  bool open_spool(std::string& error);
   bool draining() const { return draining_; }
+
+  // The metrics registry and the families registered for each subsystem.
+  Metrics& metrics() { return metrics_; }
+  ProxyMetrics& proxy_metrics() { return proxy_metrics_; }
+  BatchMetrics& batch_metrics() { return batch_metrics_; }
+
+  // Adds a readiness condition for /ready: `check` returns nullptr when
+  // fine, else a short static reason ("spool full"). Checked at each probe.
+  void add_readiness_check(std::function<const char*()> check);
+  // nullptr when ready; else why not ("draining", or a check's reason).
+  const char* not_ready_reason() const;
+  // nullptr when the admin listener is off.
+  Admin* admin() { return admin_.get(); }
+  uint64_t start_ms() const { return start_ms_; }
   uint64_t now_ms() const { return uv_now(loop_); }
 
   // The shared read buffer: every read callback consumes its bytes before
@@ -62,12 +87,21 @@ class App {
   static void on_grace_expired(uv_timer_t* timer) noexcept;
   void finish_shutdown();
   void maybe_finish_shutdown();
+  void register_metrics();
 
   uv_loop_t* loop_;
   const Config& config_;
+  Metrics metrics_;  // before every subsystem: they keep references into it
+  ProxyMetrics proxy_metrics_;
+  BatchMetrics batch_metrics_;
+  std::vector<std::function<const char*()>> readiness_checks_;
+  uint64_t start_ms_ = 0;
   std::unique_ptr<UpstreamPool> pool_;
   std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<ServerProbe> probe_;
   SessionTable sessions_;
+  std::unique_ptr<Admin> admin_;
   uv_tcp_t* listener_ = nullptr;
   uv_signal_t* sigterm_ = nullptr;
   uv_signal_t* sigint_ = nullptr;

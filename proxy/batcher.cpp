@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
 
 #include "ch_errors.h"
 #include "http_response.h"
 #include "log.h"
 #include "result.h"
+#include "spool.h"
 #include "uv_handle.h"
 
 namespace chsidecar {
@@ -16,6 +18,19 @@ namespace {
 constexpr size_t kMaxErrorBody = 64 * 1024;
 // A key's buffer is forgotten after this long without a row.
 constexpr uint64_t kTableIdleMs = 60'000;
+
+uint64_t fnv1a(std::string_view data, uint64_t hash = 1469598103934665603ull) {
+  for (unsigned char c : data) hash = (hash ^ c) * 1099511628211ull;
+  return hash;
+}
+
+BatchResult error_result(const ChError& error) {
+  return BatchResult{error.http_status,
+                     status_reason(error.http_status),
+                     {{"Content-Type", "text/plain; charset=UTF-8"},
+                      {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)}},
+                     error_body(error)};
+}
 }  // namespace
 
 struct Batcher::Table {
@@ -29,15 +44,39 @@ struct Batcher::Table {
   int inflight = 0;
 };
 
-// One upstream INSERT of one batch (or of a bisected half of one).
+// One upstream INSERT of one batch (or of a bisected half of one), tried
+// until it has an answer that is not transient.
 class Batcher::Flush final : public UpstreamClient {
  public:
   Flush(Batcher& batcher, Table& table, Batch batch)
       : batcher_(batcher), table_(table), batch_(std::move(batch)) {}
+  ~Flush() { close_handle(retry_timer_); }
 
   Table& table() { return table_; }
   Batch& batch() { return batch_; }
   const BatchResult& result() const { return result_; }
+  int attempts() const { return attempts_; }
+
+  // Prepares the next try: the same bytes, a fresh answer.
+  void begin_try() {
+    ++attempts_;
+    sent_ = 0;
+    result_ = BatchResult{};
+  }
+
+  void retry_after(uv_loop_t* loop, uint64_t delay_ms) {
+    if (retry_timer_ == nullptr) {
+      retry_timer_ = make_handle<uv_timer_t>();
+      uv_timer_init(loop, retry_timer_);
+      retry_timer_->data = this;
+    }
+    uv_timer_start(retry_timer_, [](uv_timer_t* t) noexcept {
+      auto* self = static_cast<Flush*>(t->data);
+      if (self != nullptr) self->batcher_.retry(*self);
+    }, delay_ms, 0);
+  }
+
+  void replace_batch(Batch batch) { batch_ = std::move(batch); }
 
   size_t upstream_read_body(char* buf, size_t size) override {
     size_t n = std::min(size, batch_.data.size() - sent_);
@@ -69,7 +108,9 @@ class Batcher::Flush final : public UpstreamClient {
   Table& table_;
   Batch batch_;
   size_t sent_ = 0;
+  int attempts_ = 0;
   BatchResult result_;
+  uv_timer_t* retry_timer_ = nullptr;
 };
 
 Batcher::Batcher(uv_loop_t* loop, const Config& config, UpstreamPool& pool)
@@ -78,20 +119,22 @@ Batcher::Batcher(uv_loop_t* loop, const Config& config, UpstreamPool& pool)
 Batcher::~Batcher() { close(); }
 
 void Batcher::close() {
+  for (auto& flush : flushes_) pool_.cancel(flush.get());
+  flushes_.clear();
+  finished_.clear();
   for (auto& [key, table] : tables_) {
     close_handle(table->timer);
     table->timer = nullptr;
   }
-  for (auto& flush : flushes_) pool_.cancel(flush.get());
-  flushes_.clear();
-  finished_.clear();
+  tables_.clear();
 }
 
 Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
-                          std::shared_ptr<BatchTicket> ticket) {
+                          std::shared_ptr<BatchTicket> ticket, uint64_t spool_id) {
   finished_.clear();
   size_t bytes = chunk.rows.size() + 1;
-  if (buffered_bytes_ + bytes > config_.buffer_max_bytes) return Add::kOverCapacity;
+  // Rows already acknowledged from the spool are never refused.
+  if (spool_id == 0 && buffered_bytes_ + bytes > config_.buffer_max_bytes) return Add::kOverCapacity;
   auto& slot = tables_[target.key];
   if (slot == nullptr) {
     slot = std::make_unique<Table>();
@@ -102,9 +145,11 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
     slot->timer->data = slot.get();
   }
   Table& table = *slot;
-  table.last_used_ms = uv_now(loop_);
+  uint64_t now = uv_now(loop_);
+  table.last_used_ms = now;
   size_t before = table.pending.data.size();
-  append(table.pending, table, chunk.rows, chunk.needs_newline, chunk.row_count, std::move(ticket));
+  append(table.pending, table, chunk.rows, chunk.needs_newline,
+         Part{0, 0, chunk.row_count, std::move(ticket), spool_id, now + config_.upstream_timeout_ms});
   buffered_bytes_ += table.pending.data.size() - before;
   if (flush_now_ || table.pending.rows >= config_.flush_rows ||
       table.pending.data.size() >= config_.flush_bytes)
@@ -115,14 +160,29 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
 }
 
 void Batcher::append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
-                     size_t row_count, std::shared_ptr<BatchTicket> ticket) {
+                     const Part& part) {
   if (batch.data.empty()) batch.data = table.target.header_lines;
   else batch.data.append(chunk_separator(table.target.format));
-  size_t offset = batch.data.size();
+  Part placed = part;
+  placed.offset = batch.data.size();
   batch.data.append(rows);
   if (needs_newline) batch.data.push_back('\n');
-  batch.parts.push_back(Part{offset, batch.data.size() - offset, row_count, std::move(ticket)});
-  batch.rows += row_count;
+  placed.size = batch.data.size() - placed.offset;
+  batch.rows += placed.rows;
+  batch.parts.push_back(std::move(placed));
+}
+
+// Parts [begin, end) of `batch` (those with keep[i], when given) as a new batch.
+Batcher::Batch Batcher::rebuild(const Table& table, const Batch& batch, size_t begin, size_t end,
+                                const std::vector<bool>* keep) {
+  Batch out;
+  for (size_t i = begin; i < end; ++i) {
+    if (keep != nullptr && !(*keep)[i]) continue;
+    const Part& part = batch.parts[i];
+    table.owner->append(out, table, std::string_view(batch.data).substr(part.offset, part.size),
+                        false, part);
+  }
+  return out;
 }
 
 // Arms the key's timer for the first row of a new batch. A key that was
@@ -149,7 +209,7 @@ void Batcher::on_timer(uv_timer_t* timer) noexcept {
 
 void Batcher::flush(Table& table) {
   if (table.pending.parts.empty()) return;
-  if (table.inflight >= static_cast<int>(config_.max_inflight_flushes)) return;  // flush_done() retries
+  if (table.inflight >= static_cast<int>(config_.max_inflight_flushes)) return;  // flush_done() resumes
   if (table.timer_armed) {
     uv_timer_stop(table.timer);
     table.timer_armed = false;
@@ -163,80 +223,154 @@ void Batcher::flush(Table& table) {
 void Batcher::send(Table& table, Batch batch) {
   ++table.inflight;
   flushes_.push_back(std::make_unique<Flush>(*this, table, std::move(batch)));
-  Flush& started = *flushes_.back();
+  submit(*flushes_.back());
+}
+
+void Batcher::submit(Flush& flush) {
+  Table& table = flush.table();
+  flush.begin_try();
   UpstreamRequest request;
   request.method = "POST";
   request.target = table.target.upstream_target;
+  if (dedup_token_) {
+    // The same bytes of the same key carry the same token on every try.
+    char token[32];
+    std::snprintf(token, sizeof token, "%016llx",
+                  static_cast<unsigned long long>(fnv1a(flush.batch().data, fnv1a(table.target.key))));
+    request.target += std::string("&insert_deduplication_token=chsidecar-") + token;
+  }
   request.headers = table.target.headers;
   request.has_body = true;
-  request.body_length = static_cast<int64_t>(started.batch().data.size());
+  request.body_length = static_cast<int64_t>(flush.batch().data.size());
   log_event(LogLevel::kDebug, "batch_flush",
             {{"table", table.target.table},
-             {"rows", std::to_string(started.batch().rows)},
-             {"requests", std::to_string(started.batch().parts.size())},
-             {"bytes", std::to_string(started.batch().data.size())}});
-  if (pool_.submit(&started, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+             {"rows", std::to_string(flush.batch().rows)},
+             {"requests", std::to_string(flush.batch().parts.size())},
+             {"bytes", std::to_string(flush.batch().data.size())},
+             {"attempt", std::to_string(flush.attempts())}});
+  if (pool_.submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     UpstreamOutcome outcome;
     outcome.code = CURLE_COULDNT_CONNECT;
     outcome.error = "the upstream queue is full (--queue-max)";
-    flush_done(started, outcome);
+    flush_done(flush, outcome);
   }
 }
 
-std::pair<Batcher::Batch, Batcher::Batch> Batcher::bisect(const Table& table, const Batch& batch) {
-  std::pair<Batch, Batch> halves;
-  size_t middle = batch.parts.size() / 2;
-  for (size_t i = 0; i < batch.parts.size(); ++i) {
-    const Part& part = batch.parts[i];
-    Batch& half = i < middle ? halves.first : halves.second;
-    append(half, table, std::string_view(batch.data).substr(part.offset, part.size), false,
-           part.rows, part.ticket);
-  }
-  return halves;
-}
-
-void Batcher::answer(Batch& batch, const BatchResult& result) {
-  for (Part& part : batch.parts)
-    if (part.ticket->waiter != nullptr) {
+// Answers every part: waiting clients get `result`; spooled rows, whose
+// clients were answered long ago, are marked committed or dead-lettered.
+void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result) {
+  bool committed = result.status == 200;
+  std::vector<uint64_t> done_ids;
+  for (Part& part : batch.parts) {
+    if (part.spool_id != 0) {
+      if (!committed && spool_ != nullptr) {
+        SpoolData data;
+        data.id = part.spool_id;
+        data.target = table.target;
+        data.rows = batch.data.substr(part.offset, part.size);
+        data.row_count = part.rows;
+        spool_->dead_letter(data, result.body);
+      }
+      done_ids.push_back(part.spool_id);
+    }
+    if (part.ticket != nullptr && part.ticket->waiter != nullptr) {
       BatchWaiter* waiter = part.ticket->waiter;
       part.ticket->waiter = nullptr;
       waiter->batch_done(result);
     }
+  }
+  if (spool_ != nullptr) spool_->committed(done_ids);
 }
 
 void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   Table& table = done.table();
   Batch& batch = done.batch();
-  --table.inflight;
   BatchResult result = done.result();
   bool committed = outcome.code == CURLE_OK && result.status == 200;
-  if (outcome.code != CURLE_OK) {
-    ChError error(502, kNetworkError,
-                  "Cannot insert a batch into upstream " + pool_.display_name() + ": " + outcome.error);
-    result = BatchResult{502, "Bad Gateway",
-                         {{"Content-Type", "text/plain; charset=UTF-8"},
-                          {"X-ClickHouse-Exception-Code", std::to_string(kNetworkError.number)}},
-                         error_body(error)};
+  ErrorClass error_class = ErrorClass::kTransient;
+  int code = 0;
+  if (outcome.code == CURLE_OK && !committed) {
+    code = exception_code(result.body, result.headers);
+    // An answer without a code (a proxy's 502/503) is not about the data.
+    error_class = code != 0 ? classify_error(code) : ErrorClass::kTransient;
   }
-  if (!committed && outcome.code == CURLE_OK && batch.parts.size() > 1 &&
-      classify_error(exception_code(result.body, result.headers)) == ErrorClass::kData) {
+  if (committed) {
+    answer(table, batch, result);
+  } else if (error_class == ErrorClass::kTransient) {
+    log_event(LogLevel::kWarn, "batch_retry",
+              {{"table", table.target.table},
+               {"attempt", std::to_string(done.attempts())},
+               {"code", std::to_string(code)},
+               {"error", outcome.code != CURLE_OK ? outcome.error : std::string("HTTP ") + std::to_string(result.status)}});
+    uint64_t delay = config_.retry_backoff_min_ms << std::min(done.attempts() - 1, 20);
+    delay = std::min(delay, config_.retry_backoff_max_ms);
+    static std::minstd_rand jitter(std::random_device{}());
+    delay = delay / 2 + jitter() % (delay / 2 + 1);  // "equal jitter"
+    done.retry_after(loop_, std::max<uint64_t>(delay, 1));
+    return;  // still in flight for the table
+  } else if (error_class == ErrorClass::kData && batch.parts.size() > 1) {
     log_event(LogLevel::kInfo, "batch_bisect",
               {{"table", table.target.table}, {"requests", std::to_string(batch.parts.size())},
-               {"code", std::to_string(exception_code(result.body, result.headers))}});
-    auto [left, right] = bisect(table, batch);
+               {"code", std::to_string(code)}});
+    size_t middle = batch.parts.size() / 2;
+    Batch left = rebuild(table, batch, 0, middle, nullptr);
+    Batch right = rebuild(table, batch, middle, batch.parts.size(), nullptr);
     buffered_bytes_ += left.data.size() + right.data.size();
-    buffered_bytes_ -= batch.data.size();
     send(table, std::move(left));
     send(table, std::move(right));
   } else {
-    if (!committed)
-      log_event(LogLevel::kWarn, "batch_failed",
-                {{"table", table.target.table}, {"status", std::to_string(result.status)},
-                 {"requests", std::to_string(batch.parts.size())}});
-    buffered_bytes_ -= batch.data.size();
-    answer(batch, result);
+    log_event(LogLevel::kWarn, "batch_failed",
+              {{"table", table.target.table}, {"status", std::to_string(result.status)},
+               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())}});
+    answer(table, batch, result);
   }
-  // Retire the flush; it is on the stack of the pool's callback.
+  retire(done);
+}
+
+// Sends a batch again after a transient error. Clients that stopped waiting
+// are answered now and their rows leave the batch first: they must never be
+// committed after the client was told they were not.
+void Batcher::retry(Flush& flush) {
+  finished_.clear();
+  Table& table = flush.table();
+  Batch& batch = flush.batch();
+  uint64_t now = uv_now(loop_);
+  std::vector<bool> keep(batch.parts.size(), true);
+  bool dropped = false;
+  for (size_t i = 0; i < batch.parts.size(); ++i) {
+    Part& part = batch.parts[i];
+    bool waiting = part.ticket != nullptr && part.ticket->waiter != nullptr;
+    if (part.spool_id == 0 && (!waiting || now >= part.deadline_ms)) {
+      keep[i] = false;
+      dropped = true;
+      if (waiting) {
+        BatchWaiter* waiter = part.ticket->waiter;
+        part.ticket->waiter = nullptr;
+        waiter->batch_done(error_result(
+            {503, kTimeoutExceeded,
+             "The rows were not inserted: upstream " + pool_.display_name() +
+                 " did not accept them within --upstream-timeout"}));
+      }
+    }
+  }
+  if (dropped) {
+    Batch kept = rebuild(table, batch, 0, batch.parts.size(), &keep);
+    buffered_bytes_ -= batch.data.size();
+    buffered_bytes_ += kept.data.size();
+    flush.replace_batch(std::move(kept));
+  }
+  if (flush.batch().parts.empty()) {
+    retire(flush);
+    return;
+  }
+  submit(flush);
+}
+
+void Batcher::retire(Flush& done) {
+  Table& table = done.table();
+  --table.inflight;
+  buffered_bytes_ -= done.batch().data.size();
+  // The flush may be on the stack (a pool callback): free it later.
   for (auto it = flushes_.begin(); it != flushes_.end(); ++it) {
     if (it->get() == &done) {
       finished_.push_back(std::move(*it));
@@ -244,11 +378,10 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
       break;
     }
   }
-  if (!table.pending.parts.empty()) {
-    if (flush_now_ || table.pending.rows >= config_.flush_rows ||
-        table.pending.data.size() >= config_.flush_bytes || !table.timer_armed)
-      flush(table);
-  }
+  if (!table.pending.parts.empty() &&
+      (flush_now_ || table.pending.rows >= config_.flush_rows ||
+       table.pending.data.size() >= config_.flush_bytes || !table.timer_armed))
+    flush(table);
   maybe_idle();
 }
 

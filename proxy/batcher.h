@@ -82,8 +82,18 @@ class Batcher {
   Batcher& operator=(const Batcher&) = delete;
 
   // Appends one request's validated rows. On kAccepted the ticket's waiter
-  // gets batch_done() later, unless it cleared the ticket first.
-  Add add(const BatchTarget& target, const RowChunk& chunk, std::shared_ptr<BatchTicket> ticket);
+  // (if any) gets batch_done() later, unless it cleared the ticket first.
+  // `spool_id` != 0 marks rows already acknowledged from the spool: they are
+  // retried until committed and dead-lettered if ClickHouse refuses them.
+  Add add(const BatchTarget& target, const RowChunk& chunk, std::shared_ptr<BatchTicket> ticket,
+          uint64_t spool_id = 0);
+
+  // The spool that holds spooled rows (may stay null: no spooled rows).
+  void set_spool(class Spool* spool) { spool_ = spool; }
+
+  // Whether the server knows insert_deduplication_token; when it does, every
+  // try of a batch carries the same token.
+  void set_dedup_token(bool supported) { dedup_token_ = supported; }
 
   // Flushes every buffer now and from now on without delay (shutdown).
   void flush_all();
@@ -108,6 +118,8 @@ class Batcher {
     size_t size;
     size_t rows;
     std::shared_ptr<BatchTicket> ticket;
+    uint64_t spool_id;     // 0 when the client waits for the commit
+    uint64_t deadline_ms;  // when a waiting client stops waiting for retries
   };
   struct Batch {
     std::string data;
@@ -118,13 +130,17 @@ class Batcher {
   class Flush;
 
   void append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
-              size_t row_count, std::shared_ptr<BatchTicket> ticket);
+              const Part& part);
   void schedule(Table& table);
   void flush(Table& table);
   void send(Table& table, Batch batch);
+  void submit(Flush& flush);
   void flush_done(Flush& flush, const UpstreamOutcome& outcome);
-  void answer(Batch& batch, const BatchResult& result);
-  std::pair<Batch, Batch> bisect(const Table& table, const Batch& batch);
+  void retry(Flush& flush);
+  void retire(Flush& flush);
+  void answer(const Table& table, Batch& batch, const BatchResult& result);
+  static Batch rebuild(const Table& table, const Batch& batch, size_t begin, size_t end,
+                       const std::vector<bool>* keep);
   void maybe_idle();
   static void on_timer(uv_timer_t* timer) noexcept;
 
@@ -136,6 +152,8 @@ class Batcher {
   std::vector<std::unique_ptr<Flush>> finished_;  // freed later: may be on the stack
   uint64_t buffered_bytes_ = 0;
   bool flush_now_ = false;
+  bool dedup_token_ = false;
+  class Spool* spool_ = nullptr;
   std::function<void()> on_idle_;
 };
 

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cstring>
 
@@ -7,7 +9,7 @@ namespace chsidecar {
 
 namespace {
 
-enum class Kind { kCount, kSize, kDuration, kText };
+enum class Kind { kCount, kSize, kDuration, kText, kBool };
 
 struct Flag {
   const char* group;
@@ -204,6 +206,59 @@ const std::vector<Flag>& flags() {
       count_flag("Batching", "max-compression-ratio",
                  "decoded/encoded size beyond which a compressed INSERT is refused (400)",
                  &Config::max_compression_ratio, 2, 1'000'000),
+      choice_flag<AckMode>("Acknowledgement", "ack",
+                           "commit: answer an INSERT once ClickHouse committed it; spool: once "
+                           "its rows are fsynced to the spool (also per request with "
+                           "wait_for_async_insert=0)",
+                           &Config::ack_mode,
+                           {{"commit", AckMode::kCommit}, {"spool", AckMode::kSpool}}),
+      {"Acknowledgement", "spool-dir", Kind::kText,
+       "directory of the spool (created 0700); empty disables spooled answers",
+       [](Config& c, std::string_view v, std::string&) {
+         c.spool_dir = std::string(v);
+         return true;
+       },
+       [](const Config& c) { return c.spool_dir; }},
+      size_flag("Acknowledgement", "spool-max-bytes",
+                "spool size; beyond it spooled INSERTs get 503 with Retry-After",
+                &Config::spool_max_bytes, 1024 * 1024),
+      size_flag("Acknowledgement", "spool-segment-bytes", "size at which a new segment file starts",
+                &Config::spool_segment_bytes, 64 * 1024),
+      duration_flag("Acknowledgement", "retry-backoff-min",
+                    "first pause before a batch is sent again after a transient error",
+                    &Config::retry_backoff_min_ms, 1),
+      duration_flag("Acknowledgement", "retry-backoff-max", "longest pause between tries of a batch",
+                    &Config::retry_backoff_max_ms, 1),
+      {"Observability", "admin-listen", Kind::kText,
+       "address of /metrics /live /ready /status (host:port), or off",
+       [](Config& c, std::string_view v, std::string& err) {
+         if (v == "off") {
+           c.admin_enabled = false;
+           return true;
+         }
+         if (parse_host_port(v, c.admin_listen)) {
+           c.admin_enabled = true;
+           return true;
+         }
+         err = "expects host:port such as 127.0.0.1:9124, or off";
+         return false;
+       },
+       [](const Config& c) {
+         return c.admin_enabled ? c.admin_listen.host + ":" + std::to_string(c.admin_listen.port)
+                                : std::string("off");
+       }},
+      {"Observability", "access-log", Kind::kBool,
+       "one log line per request: method, path (no query string), status, duration, bytes, route",
+       [](Config& c, std::string_view v, std::string& err) {
+         if (v == "on" || v == "true" || v == "1") c.access_log = true;
+         else if (v == "off" || v == "false" || v == "0") c.access_log = false;
+         else {
+           err = "expects on or off";
+           return false;
+         }
+         return true;
+       },
+       [](const Config& c) { return std::string(c.access_log ? "on" : "off"); }},
       duration_flag("Process", "shutdown-grace",
                     "time to finish in-flight work after SIGTERM before exiting",
                     &Config::shutdown_grace_ms, 0),
@@ -217,6 +272,11 @@ const std::vector<Flag>& flags() {
                              {{"text", LogFormat::kText}, {"json", LogFormat::kJson}}),
   };
   return table;
+}
+
+bool is_ip_literal(const std::string& host) {
+  unsigned char buf[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 const Flag* find_flag(std::string_view name) {
@@ -279,6 +339,7 @@ bool parse_host_port(std::string_view text, HostPort& out) {
 ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup& env,
                           Config& config) {
   ConfigResult result;
+  bool check = false;
   auto fail = [&](const std::string& where, const std::string& why) {
     result.action = ConfigAction::kError;
     result.error = where + ": " + why;
@@ -301,6 +362,10 @@ ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup&
       result.action = ConfigAction::kVersion;
       return result;
     }
+    if (arg == "--check-config") {
+      check = true;
+      continue;
+    }
     if (arg.substr(0, 2) != "--") return fail(std::string(arg), "unexpected argument (see --help)");
     std::string_view name = arg.substr(2);
     std::string value;
@@ -312,6 +377,10 @@ ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup&
     }
     const Flag* f = find_flag(name);
     if (f == nullptr) return fail("--" + std::string(name), "unknown flag (see --help)");
+    if (!has_value && f->kind == Kind::kBool) {
+      value = "on";  // a bare boolean flag
+      has_value = true;
+    }
     if (!has_value) {
       if (i + 1 >= args.size()) return fail("--" + std::string(name), "needs a value");
       value = args[++i];
@@ -323,6 +392,14 @@ ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup&
     return fail("--flush-delay-min", "must not exceed --flush-delay-max");
   if (config.upstreams.empty())
     return fail("--upstream", "required (or set CHSIDECAR_UPSTREAM)");
+  if (!is_ip_literal(config.listen.host))
+    return fail("--listen", "expects a numeric IP address such as 127.0.0.1 or [::1]");
+  if (config.admin_enabled && !is_ip_literal(config.admin_listen.host))
+    return fail("--admin-listen", "expects a numeric IP address such as 127.0.0.1 or [::1]");
+  if (config.admin_enabled && config.admin_listen.port != 0 &&
+      config.admin_listen.port == config.listen.port && config.admin_listen.host == config.listen.host)
+    return fail("--admin-listen", "must differ from --listen");
+  if (check) result.action = ConfigAction::kCheck;
   return result;
 }
 
@@ -342,11 +419,13 @@ std::string config_help() {
     std::string unit = f.kind == Kind::kSize       ? " (size)"
                        : f.kind == Kind::kDuration ? " (duration)"
                        : f.kind == Kind::kCount    ? " (count)"
+                       : f.kind == Kind::kBool     ? " [=on|off]"
                                                    : "";
     out += std::string("  --") + f.name + unit + "\n      " + f.help + "\n      default " +
            f.show_default(defaults) + ", env " + env_name(f.name) + "\n";
   }
-  out += "\n  --help      this text\n  --version   print the version and exit\n";
+  out += "\n  --check-config  validate the flags and environment, print the result, exit 0 (2 if wrong)"
+         "\n  --help          this text\n  --version       print the version and exit\n";
   return out;
 }
 

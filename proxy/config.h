@@ -17,6 +17,7 @@ namespace chsidecar {
 
 enum class SessionMode { kAuto, kPin };
 enum class BatchMode { kOff, kAuto };
+enum class AckMode { kCommit, kSpool };
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kText, kJson };
 
@@ -61,13 +62,27 @@ struct Config {
   uint64_t max_decompressed_bytes = 16 * 1024 * 1024;
   uint64_t max_compression_ratio = 1000;
 
+  // Acknowledgement and the spool.
+  AckMode ack_mode = AckMode::kCommit;
+  std::string spool_dir = "chsidecar-spool";
+  uint64_t spool_max_bytes = 1024ull * 1024 * 1024;
+  uint64_t spool_segment_bytes = 64 * 1024 * 1024;
+  uint64_t retry_backoff_min_ms = 100;
+  uint64_t retry_backoff_max_ms = 10'000;
+
+  // Observability.
+  HostPort admin_listen{"127.0.0.1", 9124};
+  bool admin_enabled = true;  // false with --admin-listen off
+  bool access_log = false;
+
   // Process.
   uint64_t shutdown_grace_ms = 25'000;
   LogLevel log_level = LogLevel::kInfo;
   LogFormat log_format = LogFormat::kText;
 };
 
-enum class ConfigAction { kRun, kHelp, kVersion, kError };
+// kCheck: --check-config, the flags are valid; print so and exit 0.
+enum class ConfigAction { kRun, kHelp, kVersion, kCheck, kError };
 
 struct ConfigResult {
   ConfigAction action = ConfigAction::kRun;

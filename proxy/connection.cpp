@@ -178,6 +178,7 @@ void Connection::drain() {
 
 void Connection::write(std::string data) {
   if (state_ == State::kClosing || data.empty()) return;
+  bytes_written_ += data.size();
   if (pending_write_bytes_ == 0) {
     uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
     int n = uv_try_write(stream(), &buf, 1);
@@ -221,6 +222,10 @@ void Connection::on_write(uv_write_t* uv_req, int status) noexcept {
 void Connection::reject(const ChError& error, int retry_after_s) {
   log_event(LogLevel::kDebug, "client_rejected",
             {{"status", std::to_string(error.http_status)}, {"reason", error.message}});
+  app_.proxy_metrics().requests.at({"rejected", status_label(error.http_status)}).inc();
+  if (app_.config().access_log)
+    log_event(LogLevel::kInfo, "access",
+              {{"route", "rejected"}, {"status", std::to_string(error.http_status)}});
   write(error_response(error, true, retry_after_s));
   close_when_flushed();
 }

@@ -51,6 +51,8 @@ class Connection {
   // Queues bytes for the client; tries a direct write first.
   void write(std::string data);
   size_t pending_write_bytes() const { return pending_write_bytes_; }
+  // Bytes handed to write() since the connection began (for access logs).
+  uint64_t bytes_written() const { return bytes_written_; }
 
   // The exchange finished its answer. `close_after`: no further request.
   void exchange_finished(bool close_after);
@@ -115,6 +117,7 @@ class Connection {
   bool close_when_flushed_ = false;
   bool lingering_ = false;  // answered and shut down; discarding input until EOF
   size_t pending_write_bytes_ = 0;
+  uint64_t bytes_written_ = 0;
 };
 
 }  // namespace chsidecar

@@ -1,6 +1,7 @@
 #include "exchange.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "app.h"
@@ -8,6 +9,7 @@
 #include "connection.h"
 #include "http_response.h"
 #include "log.h"
+#include "spool.h"
 #include "statement.h"
 #include "uv_handle.h"
 
@@ -21,6 +23,14 @@ constexpr size_t kSqlHeadBytes = 4096;
 constexpr uint64_t kRetry373DelaysMs[] = {5, 20, 80};
 constexpr size_t kCodePrefixBytes = 10;  // "Code: 373,"
 
+// True if the SQL text begins with INSERT (after blanks); for the route label only.
+bool starts_with_insert(std::string_view sql) {
+  while (!sql.empty() && (sql.front() == ' ' || sql.front() == '\n' || sql.front() == '\t' ||
+                          sql.front() == '\r'))
+    sql.remove_prefix(1);
+  return sql.size() >= 6 && iequals(sql.substr(0, 6), "INSERT");
+}
+
 bool is_373(std::string_view body) {
   return body.substr(0, kCodePrefixBytes) == "Code: 373," ||
          body.substr(0, kCodePrefixBytes) == "Code: 373.";
@@ -31,13 +41,18 @@ bool is_373(std::string_view body) {
 Exchange::Exchange(App& app, Connection& connection, RequestHead head)
     : app_(app), connection_(connection), head_(std::move(head)) {
   body_complete_ = !head_.has_body;
+  started_ns_ = uv_hrtime();
+  bytes_at_start_ = connection.bytes_written();
 }
 
 Exchange::~Exchange() { close_handle(retry_timer_); }
 
 void Exchange::start() {
+  app_.proxy_metrics().requests_in_flight.get().add(1);
   Target target = split_target(head_.target);
   if (target.path == "/ping" && (head_.method == "GET" || head_.method == "HEAD")) {
+    route_ = "ping";
+    answer_status_ = 200;
     close_after_ = !head_.keep_alive || app_.draining();
     connection_.write(text_response("Ok.\n", close_after_, head_.method == "HEAD"));
     complete();
@@ -67,6 +82,9 @@ void Exchange::route() {
                   head_.has_body && !pinned && !(async_insert != nullptr && async_insert->value == "0");
   const QueryParam* query = find_param(params, "query");
   bool sql_in_body = query == nullptr || query->value.empty();
+  if (!sql_in_body) route_ = starts_with_insert(query->value) ? "insert_passthrough" : "query";
+  else if (!body_.empty()) route_ = starts_with_insert(body_) ? "insert_passthrough" : "query";
+  sniff_insert_ = sql_in_body && body_.empty() && head_.has_body;
   std::string_view sql;
   bool sql_complete = true;
   if ((has_session && !pinned) || batching) {
@@ -82,6 +100,8 @@ void Exchange::route() {
     }
   }
   if (has_session && !pinned) pinned = classify_statement(sql, sql_complete) != StatementKind::kStateless;
+  if (has_session)
+    app_.proxy_metrics().session_requests.at({pinned ? "stateful" : "stateless"}).inc();
   if (!pinned) {
     if (has_session) {
       std::string rest = remove_params(target.query, params, kSessionParams);
@@ -144,6 +164,7 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
   if (encoding != nullptr && !decodable_encoding(encoding->value)) return false;
   if (encoding != nullptr && sql_in_body && !iequals(encoding->value, "identity")) return false;
   row_format_ = *format;
+  route_ = "insert_batched";
   data_offset_ = sql_in_body ? insert_.data_offset : 0;
 
   // The key: everything that must match for two INSERTs to share a batch.
@@ -225,6 +246,12 @@ void Exchange::submit_batch() {
   ticket_ = std::make_shared<BatchTicket>();
   ticket_->waiter = this;
   state_ = State::kBatched;
+  std::vector<QueryParam> params = parse_query(split_target(head_.target).query);
+  const QueryParam* wait = find_param(params, "wait_for_async_insert");
+  if (wait != nullptr ? wait->value == "0" : app_.config().ack_mode == AckMode::kSpool) {
+    spool_rows(chunk);
+    return;
+  }
   if (app_.batcher().add(batch_target_, chunk, ticket_) == Batcher::Add::kOverCapacity) {
     ticket_->waiter = nullptr;
     respond_error({503, kTooManySimultaneousQueries,
@@ -237,8 +264,57 @@ void Exchange::submit_batch() {
   body_.shrink_to_fit();
 }
 
+// Answers once the rows are fsynced to the spool; the batch commits later.
+void Exchange::spool_rows(const RowChunk& chunk) {
+  auto record = std::make_shared<SpoolData>();
+  record->target = batch_target_;
+  record->rows = std::string(chunk.rows);
+  record->row_count = chunk.row_count;
+  record->needs_newline = chunk.needs_newline;
+  App* app = &app_;
+  std::shared_ptr<BatchTicket> ticket = ticket_;
+  auto durable = [app, record, ticket](bool ok) {
+    BatchResult result;
+    if (ok) {
+      RowChunk rows;
+      rows.rows = record->rows;
+      rows.row_count = record->row_count;
+      rows.needs_newline = record->needs_newline;
+      app->batcher().add(record->target, rows, nullptr, record->id);
+      result.headers = {{"Content-Type", "text/plain; charset=UTF-8"}};
+    } else {
+      ChError error(503, kTooManySimultaneousQueries,
+                    "The rows could not be written to the spool; nothing was inserted");
+      result = BatchResult{503, status_reason(503),
+                           {{"Content-Type", "text/plain; charset=UTF-8"},
+                            {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)}},
+                           error_body(error)};
+    }
+    if (BatchWaiter* waiter = ticket->waiter) {
+      ticket->waiter = nullptr;
+      waiter->batch_done(result);
+    }
+  };
+  uint64_t id = 0;
+  Spool::Append appended = app_.spool().append(*record, id, std::move(durable));
+  record->id = id;
+  if (appended == Spool::Append::kQueued) {
+    body_.clear();
+    body_.shrink_to_fit();
+    return;
+  }
+  ticket_->waiter = nullptr;
+  respond_error({503, kTooManySimultaneousQueries,
+                 appended == Spool::Append::kFull
+                     ? "The spool is full (--spool-max-bytes " +
+                           std::to_string(app_.config().spool_max_bytes) + ")"
+                     : std::string("The spool is not available (--spool-dir)")},
+                1);
+}
+
 void Exchange::batch_done(const BatchResult& result) {
   if (state_ == State::kDone) return;
+  answer_status_ = result.status;
   close_after_ = !head_.keep_alive || app_.draining();
   std::vector<Header> out;
   for (const Header& h : result.headers)
@@ -258,6 +334,7 @@ void Exchange::session_turn() {
 
 void Exchange::forward() {
   state_ = State::kUpstream;
+  if (std::string_view(route_) == "insert_batched") route_ = "insert_passthrough";
   UpstreamRequest request;
   request.method = head_.method;
   request.target = upstream_target_;
@@ -283,6 +360,11 @@ void Exchange::forward() {
 
 void Exchange::append_body(const char* data, size_t size) {
   if (state_ == State::kDone) return;
+  if (sniff_insert_) {
+    sniff_insert_ = false;
+    if (std::string_view(route_) == "query" && starts_with_insert(std::string_view(data, size)))
+      route_ = "insert_passthrough";
+  }
   body_.append(data, size);
   body_received_ += size;
   if (body_received_ > app_.config().body_buffer_bytes) body_rewindable_ = false;
@@ -351,6 +433,7 @@ void Exchange::upstream_response_head(int status, std::string reason,
 void Exchange::send_head() {
   if (head_sent_ || connection_.closing()) return;
   head_sent_ = true;
+  answer_status_ = status_;
   bool head_only = head_.method == "HEAD" || status_ == 204 || status_ == 304;
   bool has_length = false;
   std::vector<Header> out;
@@ -430,6 +513,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
                 {{"upstream", app_.pool().display_name()}, {"error", outcome.error}});
       leave_session();
       state_ = State::kDone;
+      record(answer_status_);
       connection_.close("upstream_failed_mid_response");
       return;
     }
@@ -467,6 +551,7 @@ void Exchange::schedule_373_retry() {
     retry_timer_->data = this;
   }
   log_event(LogLevel::kDebug, "session_locked_retry", {{"attempt", std::to_string(retries_373_ + 1)}});
+  app_.proxy_metrics().upstream_retries.at({app_.pool().display_name(), "session_locked"}).inc();
   uv_timer_start(retry_timer_, &Exchange::on_retry_timer, kRetry373DelaysMs[retries_373_], 0);
   ++retries_373_;
 }
@@ -486,6 +571,7 @@ void Exchange::respond_error(const ChError& error, int retry_after_s) {
   // unless the client still sends it; a client told to wait for 100 won't.
   close_after_ = !head_.keep_alive || app_.draining() ||
                  (head_.expect_continue && !continue_sent_ && !body_complete_);
+  answer_status_ = error.http_status;
   if (!connection_.closing()) connection_.write(error_response(error, close_after_, retry_after_s));
   complete();
 }
@@ -502,13 +588,40 @@ void Exchange::complete() {
   body_.clear();
   body_.shrink_to_fit();
   leave_session();
+  record(answer_status_);
   connection_.exchange_finished(close_after_);
+}
+
+// Counts the request and writes its access line; once per exchange. The
+// path goes without its query string, which may hold a password.
+void Exchange::record(int status) {
+  if (recorded_) return;
+  recorded_ = true;
+  ProxyMetrics& pm = app_.proxy_metrics();
+  double seconds = static_cast<double>(uv_hrtime() - started_ns_) / 1e9;
+  pm.requests.at({route_, status_label(status)}).inc();
+  pm.request_duration.at({route_}).observe(seconds);
+  pm.requests_in_flight.get().add(-1);
+  if (!app_.config().access_log) return;
+  std::string_view path = split_target(head_.target).path;
+  constexpr size_t kMaxPathBytes = 256;
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.3f", seconds * 1000);
+  log_event(LogLevel::kInfo, "access",
+            {{"method", head_.method},
+             {"path", std::string(path.substr(0, kMaxPathBytes))},
+             {"status", std::to_string(status)},
+             {"duration_ms", duration},
+             {"bytes_in", std::to_string(body_received_)},
+             {"bytes_out", std::to_string(connection_.bytes_written() - bytes_at_start_)},
+             {"route", route_}});
 }
 
 void Exchange::abort() {
   if (state_ == State::kDone) return;
   State was = state_;
   state_ = State::kDone;
+  record(head_sent_ ? answer_status_ : 499);  // 499: the client went away first
   if (was == State::kUpstream) app_.pool().cancel(this);
   if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted
   if (retry_timer_ != nullptr) uv_timer_stop(retry_timer_);

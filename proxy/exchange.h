@@ -102,10 +102,12 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   bool try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
                  const std::vector<QueryParam>& params);
   void submit_batch();
+  void spool_rows(const RowChunk& chunk);
   void send_head();
   void send_data(const char* data, size_t size);
   void respond_error(const ChError& error, int retry_after_s = 0);
   void complete();
+  void record(int status);
   void leave_session();
   bool holds_for_373() const;
   void schedule_373_retry();
@@ -115,6 +117,16 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   Connection& connection_;
   RequestHead head_;
   State state_ = State::kRouting;
+
+  // Metrics and the access log: the route label (a string literal), when
+  // the request began, the status answered, and the connection's byte
+  // count at the start.
+  const char* route_ = "query";
+  bool sniff_insert_ = false;  // the SQL is in the body: look at its first bytes
+  bool recorded_ = false;
+  int answer_status_ = 0;
+  uint64_t started_ns_ = 0;
+  uint64_t bytes_at_start_ = 0;
 
   // Forwarding decisions.
   std::string upstream_target_;

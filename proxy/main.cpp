@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "admin.h"
 #include "app.h"
 #include "config.h"
 #include "log.h"
@@ -28,6 +29,14 @@ int main(int argc, char** argv) {
     case ConfigAction::kError:
       std::fprintf(stderr, "chsidecar: %s\n", parsed.error.c_str());
       return 2;
+    case ConfigAction::kCheck:
+      std::printf("chsidecar: configuration ok (upstream %s, listen %s:%d, admin %s)\n",
+                  redact_url(config.upstreams.front()).c_str(), config.listen.host.c_str(),
+                  config.listen.port,
+                  config.admin_enabled
+                      ? (config.admin_listen.host + ":" + std::to_string(config.admin_listen.port)).c_str()
+                      : "off");
+      return 0;
     case ConfigAction::kRun:
       break;
   }
@@ -41,6 +50,11 @@ int main(int argc, char** argv) {
   int rc;
   {
     App app(&loop, config);
+    std::string spool_error;
+    if (!app.open_spool(spool_error)) {
+      log_event(LogLevel::kError, "spool_unusable", {{"error", spool_error}});
+      return 1;
+    }
     rc = app.start();
     if (rc != 0) {
       log_event(LogLevel::kError, "listen_failed",
@@ -50,6 +64,10 @@ int main(int argc, char** argv) {
       log_event(LogLevel::kInfo, "started",
                 {{"version", CHSIDECAR_VERSION},
                  {"listen", config.listen.host + ":" + std::to_string(config.listen.port)},
+                 {"admin", app.admin() ? config.admin_listen.host + ":" +
+                                             std::to_string(app.admin()->port())
+                                       : std::string("off")},
+                 {"access_log", config.access_log ? "on" : "off"},
                  {"upstream", redact_url(config.upstreams.front())},
                  {"pool_size", std::to_string(config.pool_size)},
                  {"queue_max", std::to_string(config.queue_max)},

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "ch_errors.h"
 #include "log.h"
+#include "metrics.h"
 #include "uv_handle.h"
 
 namespace chsidecar {
@@ -23,7 +25,13 @@ struct Slot {
   bool send_paused = false;
   bool recv_paused = false;
   bool retried = false;
+  uint64_t started_ns = 0;  // uv_hrtime() at start, for the duration histogram
+  std::string error_head;   // first bytes of an error answer: its "Code: N"
 };
+
+namespace {
+constexpr size_t kErrorHeadBytes = 32;
+}  // namespace
 
 namespace {
 
@@ -113,6 +121,7 @@ UpstreamPool::Submit UpstreamPool::submit(UpstreamClient* client, UpstreamReques
 void UpstreamPool::cancel(UpstreamClient* client) {
   if (Slot* slot = client->upstream_slot_) {
     curl_multi_remove_handle(multi_, slot->easy);
+    count_transfer(*slot, "aborted");
     release(*slot);
     start_queued();
     return;
@@ -147,6 +156,7 @@ void UpstreamPool::start(Slot& slot, UpstreamClient* client, UpstreamRequest req
   slot.retried = false;
   client->upstream_slot_ = &slot;
   ++busy_;
+  slot.started_ns = uv_hrtime();
   configure(slot);
   curl_multi_add_handle(multi_, slot.easy);
 }
@@ -162,6 +172,7 @@ void UpstreamPool::configure(Slot& slot) {
   slot.send_paused = false;
   slot.recv_paused = false;
   slot.error[0] = '\0';
+  slot.error_head.clear();
 
   std::string url = base_url_ + r.target;
   curl_easy_setopt(e, CURLOPT_URL, url.c_str());
@@ -255,6 +266,8 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
     log_event(LogLevel::kDebug, "upstream_stale_connection_retry",
               {{"upstream", display_name_}, {"error", slot.error}});
     slot.retried = true;
+    if (metrics_ != nullptr)
+      metrics_->upstream_retries.at({display_name_, "stale_connection"}).inc();
     configure(slot);
     curl_multi_add_handle(multi_, slot.easy);
     return;
@@ -263,9 +276,25 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   outcome.code = code;
   outcome.response_started = slot.response_started;
   if (code != CURLE_OK) outcome.error = slot.error[0] ? slot.error : curl_easy_strerror(code);
+  const char* result = code == CURLE_OPERATION_TIMEDOUT ? "timeout"
+                       : slot.status >= 400             ? "http_error"
+                       : code == CURLE_WRITE_ERROR || code == CURLE_ABORTED_BY_CALLBACK ||
+                               code == CURLE_READ_ERROR
+                           ? "aborted"
+                       : code != CURLE_OK ? "network_error"
+                                          : "ok";
+  count_transfer(slot, result);
   UpstreamClient* client = slot.client;
   release(slot);
   client->upstream_done(outcome);
+}
+
+void UpstreamPool::count_transfer(Slot& slot, const char* result) {
+  if (metrics_ == nullptr) return;
+  int code = slot.status >= 400 ? exception_code(slot.error_head, slot.response_headers) : 0;
+  metrics_->upstream_requests.at({display_name_, result, ch_code_label(code)}).inc();
+  metrics_->upstream_duration.at({display_name_})
+      .observe(static_cast<double>(uv_hrtime() - slot.started_ns) / 1e9);
 }
 
 void UpstreamPool::check_done() {
@@ -363,6 +392,9 @@ size_t UpstreamPool::on_header(char* data, size_t size, size_t n, void* slot_ptr
     return len;
   }
   size_t colon = content.find(':');
+  if (colon != std::string_view::npos && slot.status >= 400 &&
+      iequals(trim(content.substr(0, colon)), "X-ClickHouse-Exception-Code"))
+    slot.error_head = "Code: " + std::string(trim(content.substr(colon + 1))) + ",";
   if (colon != std::string_view::npos)
     slot.response_headers.push_back(
         {std::string(trim(content.substr(0, colon))), std::string(trim(content.substr(colon + 1)))});
@@ -372,6 +404,8 @@ size_t UpstreamPool::on_header(char* data, size_t size, size_t n, void* slot_ptr
 size_t UpstreamPool::on_write(char* data, size_t size, size_t n, void* slot_ptr) noexcept {
   auto& slot = *static_cast<Slot*>(slot_ptr);
   if (slot.client == nullptr) return 0;
+  if (slot.status >= 400 && slot.error_head.size() < kErrorHeadBytes)
+    slot.error_head.append(data, std::min(size * n, kErrorHeadBytes - slot.error_head.size()));
   size_t taken = slot.client->upstream_response_data(data, size * n);
   if (taken == CURL_WRITEFUNC_PAUSE) slot.recv_paused = true;
   return taken;

@@ -34,6 +34,8 @@
 
 namespace chsidecar {
 
+struct ProxyMetrics;
+
 struct UpstreamRequest {
   std::string method;
   std::string target;           // path and query string, appended to the base URL
@@ -108,6 +110,10 @@ class UpstreamPool {
   // once the loop has run the close callbacks.
   void close();
 
+  // Where upstream transfers are counted; `metrics` must outlive the pool.
+  // Without it nothing is counted.
+  void set_metrics(ProxyMetrics* metrics) { metrics_ = metrics; }
+
   size_t busy_slots() const { return busy_; }
   size_t size() const { return slots_.size(); }
   size_t queued() const { return queue_.size(); }
@@ -128,6 +134,7 @@ class UpstreamPool {
   void start_queued();
   void check_done();
   void apply_pause(Slot& slot);
+  void count_transfer(Slot& slot, const char* result);
   Slot* idle_slot();
 
   static int on_socket(CURL* easy, curl_socket_t fd, int action, void* pool, void* socket_ctx) noexcept;
@@ -149,6 +156,7 @@ class UpstreamPool {
   std::deque<Pending> queue_;
   size_t busy_ = 0;
   bool in_socket_action_ = false;
+  ProxyMetrics* metrics_ = nullptr;
 };
 
 }  // namespace chsidecar

@@ -55,6 +55,8 @@ class Sidecar:
         self.url = f"http://127.0.0.1:{port}"
         self.stderr_path = stderr_path
         self.args = args
+        admin = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--admin-listen"), None)
+        self.admin_url = f"http://{admin}" if admin else None
         self.returncode: Optional[int] = None
 
     @property
@@ -149,14 +151,22 @@ def start_sidecar(sidecar_bin, tmp_path) -> Callable[..., Sidecar]:
         n = len(started)
         stderr_path = str(tmp_path / f"sidecar{n}.stderr")
         stdout_path = str(tmp_path / f"sidecar{n}.stdout")
+        extra = list(map(str, extra_args))
+        # Each sidecar gets its own admin port, so several can run at once.
+        if not any(a.startswith("--admin-listen") for a in extra):
+            extra = ["--admin-listen", f"127.0.0.1:{free_port()}"] + extra
         args = [sidecar_bin, "--listen", f"127.0.0.1:{port}",
-                "--upstream", upstream_url, *map(str, extra_args)]
+                "--upstream", upstream_url, *extra]
         full_env = dict(os.environ)
         for k, v in (env or {}).items():
             if v is None:
                 full_env.pop(k, None)
             else:
                 full_env[k] = str(v)
+        # The admin listener defaults to 127.0.0.1:9124; let the kernel pick a
+        # port instead, so that sidecars of parallel runs do not collide.
+        # A test that needs it passes --admin-listen (the flag wins).
+        full_env.setdefault("CHSIDECAR_ADMIN_LISTEN", "127.0.0.1:0")
         with open(stderr_path, "wb") as err, open(stdout_path, "wb") as out:
             proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=err, env=full_env,

@@ -185,6 +185,51 @@ class RawConn:
             r.body = self.read_all()
         return r
 
+    def iter_body(self, r: Response, bufsize: int = 65536):
+        """Yield the body of the response whose head was just read with
+        read_head(), piece by piece as it arrives (at most `bufsize` bytes
+        asked of the socket per recv): chunked, Content-Length or to EOF."""
+        te = (r.header("transfer-encoding") or "").lower()
+        cl = r.header("content-length")
+
+        def take(n):  # up to n bytes, at least 1; b"" at EOF
+            if not self.buf and not self._fill(bufsize):
+                return b""
+            out, self.buf = self.buf[:n], self.buf[n:]
+            return out
+
+        if "chunked" in te:
+            r.chunked = True
+            while True:
+                size = int(self._read_until(b"\r\n").split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self._read_until(b"\r\n"):
+                        pass
+                    return
+                left = size
+                while left:
+                    piece = take(min(left, bufsize))
+                    if not piece:
+                        raise Closed(f"closed inside a chunk, {left} bytes short")
+                    left -= len(piece)
+                    yield piece
+                if self._read_exact(2) != b"\r\n":
+                    raise ValueError("chunk not followed by CRLF")
+        elif cl is not None:
+            left = int(cl)
+            while left:
+                piece = take(min(left, bufsize))
+                if not piece:
+                    raise Closed(f"closed {left} bytes short of Content-Length")
+                left -= len(piece)
+                yield piece
+        else:
+            while True:
+                piece = take(bufsize)
+                if not piece:
+                    return
+                yield piece
+
     def request(self, raw: bytes, method: str = "GET") -> Response:
         self.send(raw)
         return self.read_response(method)

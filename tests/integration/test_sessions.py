@@ -48,9 +48,17 @@ def client_session() -> aiohttp.ClientSession:
         auto_decompress=False)
 
 
+async def _post_or_error(s, base, sql, params):
+    """Like _post, but a transport error becomes (0, repr, {})."""
+    try:
+        return await _post(s, base, sql, params)
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+        return 0, repr(e).encode(), {}
+
+
 async def _burst(base: str, n: int, sql: str, params) -> list:
     async with client_session() as s:
-        return await asyncio.gather(*[_post(s, base, sql, params)
+        return await asyncio.gather(*[_post_or_error(s, base, sql, params)
                                       for _ in range(n)])
 
 
@@ -325,3 +333,24 @@ def test_max_sessions_limit(clickhouse, start_sidecar):
     assert "Retry-After" in third[2]
     assert [o[:2] for o in old] == [(200, b"1\n")] * 2
     assert plain[:2] == (200, b"1\n")
+
+
+def test_errors_in_a_stateful_session_same_as_direct(clickhouse, sidecar):
+    """An error inside a stateful session comes back as ClickHouse sent it,
+    and the session goes on with its state."""
+    steps = [("SET max_threads = 1", 200), ("SELEC 1", 400),
+             ("SELECT * FROM no_such_table_s", 404), (SETTING_SQL, 200),
+             ("CREATE TEMPORARY TABLE tt (n UInt8)", 200),
+             ("CREATE TEMPORARY TABLE tt (n UInt8)", 500),
+             ("SELECT count() FROM tt", 200)]
+
+    async def run(base):
+        p = {"session_id": new_session()}
+        async with client_session() as s:
+            return [(await _post(s, base, sql, p))[:2] for sql, _ in steps]
+
+    want = asyncio.run(run(clickhouse.http_url))
+    got = asyncio.run(run(sidecar.url))
+    assert [w[0] for w in want] == [st for _, st in steps], want
+    assert want[3][1] == b"1\n"
+    assert got == want

@@ -1,0 +1,515 @@
+"""The scenarios of scripts/bench. Each one is registered with
+`@scenario(name, title)` on a function run(ctx) -> dict (the JSON result),
+plus optional `@plot(name)` (result, png_path) and `@table(name)` (result)
+-> markdown. Adding a scenario (batching, spool) is adding three functions
+here; scripts/bench picks them up in registration order.
+
+Every measurement: warm-up first (not recorded), then ctx.runs runs with
+direct and sidecar interleaved (A B A B ...) so drift hits both sides,
+summarized as median / min / max (benchlib.summarize).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import benchlib as bl
+from benchlib import med, summarize
+
+
+@dataclass
+class Scenario:
+    name: str
+    title: str
+    run: Callable
+    plot: Optional[Callable] = None
+    table: Optional[Callable] = None
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str, title: str):
+    def deco(fn):
+        SCENARIOS[name] = Scenario(name, title, fn)
+        return fn
+    return deco
+
+
+def plot(name: str):
+    def deco(fn):
+        SCENARIOS[name].plot = fn
+        return fn
+    return deco
+
+
+def table(name: str):
+    def deco(fn):
+        SCENARIOS[name].table = fn
+        return fn
+    return deco
+
+
+# -- context ------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    quick: bool
+    runs: int
+    duration: float   # seconds per wrk run
+    warmup: float     # seconds of wrk warm-up per target
+    cpus: bl.Cpus
+    wrk: bl.Wrk
+    out_dir: str
+    log_dir: str
+    sidecar_bin: str
+    bare_exe: str
+    anomalies: list = field(default_factory=list)
+    _ch: Optional[bl.ClickHouseServer] = None
+
+    def clickhouse(self) -> bl.ClickHouseServer:
+        """The ClickHouse shared by read-only scenarios (started once)."""
+        if self._ch is None:
+            self._ch = bl.start_clickhouse(self.cpus)
+        return self._ch
+
+    @contextlib.contextmanager
+    def fresh_clickhouse(self):
+        """A private ClickHouse for one side of a comparison that writes
+        (INSERT scenarios: see PROTOCOL.md, a server's history skews them)."""
+        srv = bl.start_clickhouse(self.cpus)
+        try:
+            yield srv
+        finally:
+            srv.close()
+
+    @contextlib.contextmanager
+    def sidecar(self, upstream: str, *args: str, name: str = "sidecar"):
+        sc = bl.Sidecar(self.sidecar_bin, upstream, list(args), self.cpus,
+                        self.log_dir, name)
+        try:
+            yield sc
+        finally:
+            died = not sc.alive()
+            rc = sc.stop()
+            text = sc.log_text()
+            if died or rc != 0:
+                self.anomalies.append({
+                    "scenario": name, "what": f"sidecar exit code {rc}"
+                    + (" (died during the run)" if died else " after SIGTERM"),
+                    "cmd": " ".join(sc.cmd), "log_tail": text[-2000:]})
+            bad = [l for l in text.splitlines()
+                   if " error " in l or " warn " in l or "fatal" in l.lower()]
+            if bad:
+                self.anomalies.append({
+                    "scenario": name, "what": f"{len(bad)} warn/error log lines",
+                    "cmd": " ".join(sc.cmd), "first_lines": bad[:10]})
+
+    def close(self) -> None:
+        if self._ch is not None:
+            self._ch.close()
+            self._ch = None
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"font.size": 9})
+    return plt
+
+
+def _bars(ax, groups, series, get, colors=None, fmt="{:.0f}"):
+    """Grouped bars: groups on x, one bar per series, value = median with a
+    min..max error bar. get(group, series) -> summary dict {median,min,max}."""
+    colors = colors or ["#888888", "#1f77b4", "#ff7f0e", "#2ca02c"]
+    width = 0.8 / len(series)
+    for i, s in enumerate(series):
+        xs, ys, lo, hi = [], [], [], []
+        for j, g in enumerate(groups):
+            d = get(g, s)
+            if d is None:
+                continue
+            xs.append(j - 0.4 + width * (i + 0.5))
+            ys.append(d["median"])
+            lo.append(d["median"] - d["min"])
+            hi.append(d["max"] - d["median"])
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=s,
+                      color=colors[i % len(colors)])
+        for x, y in zip(xs, ys):
+            ax.annotate(fmt.format(y), (x, y), ha="center", va="bottom",
+                        fontsize=7, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups)
+    ax.legend(fontsize=8)
+
+
+def _md_cell(d: dict, fmt: str = "{:.0f}") -> str:
+    return (fmt.format(d["median"]) + " (" + fmt.format(d["min"]) + "–"
+            + fmt.format(d["max"]) + ")")
+
+
+# == 1. passthrough SELECT 1 ===========================================================
+
+PASS_POOL = 16
+
+
+@scenario("passthrough", "Passthrough SELECT 1: direct vs through the sidecar")
+def run_passthrough(ctx: Context) -> dict:
+    ch = ctx.clickhouse()
+    res = {"query": "GET /?query=SELECT%201", "pool_size": PASS_POOL,
+           "duration_s": ctx.duration, "runs": ctx.runs, "by_connections": {}}
+    with ctx.sidecar(ch.http_url, "--pool-size", str(PASS_POOL),
+                     "--queue-max", "4096", name="passthrough") as sc:
+        targets = {"direct": ch.http_url, "sidecar": sc.url}
+        for conns in (16, 256):
+            for t, base in targets.items():
+                ctx.wrk.run(base + "/?query=SELECT%201", conns, ctx.warmup)
+            runs = {t: [] for t in targets}
+            for i in range(ctx.runs):
+                for t, base in targets.items():
+                    with bl.ProcSampler({"sidecar": sc.pid, "clickhouse": ch.pid}) as smp:
+                        r = ctx.wrk.run(base + "/?query=SELECT%201", conns, ctx.duration)
+                    r.update(smp.flat())
+                    runs[t].append(r)
+                    bl.log(f"passthrough c={conns} {t} run {i + 1}: {r['rps']:.0f} req/s "
+                           f"p50 {r['p50_ms']:.2f} ms errors {r['errors']} "
+                           f"sidecar cpu {r.get('sidecar_cpu_pct')}%")
+            s = {t: summarize(v) for t, v in runs.items()}
+            s["ratio_rps"] = round(med(s["sidecar"], "rps") / med(s["direct"], "rps"), 3)
+            s["p50_delta_ms"] = round(med(s["sidecar"], "p50_ms") - med(s["direct"], "p50_ms"), 3)
+            res["by_connections"][str(conns)] = s
+    return res
+
+
+@plot("passthrough")
+def plot_passthrough(res: dict, path: str) -> None:
+    plt = _plt()
+    from matplotlib.ticker import FuncFormatter
+    bc = res["by_connections"]
+    groups = list(bc)
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
+    _bars(axes[0], [f"c={g}" for g in groups], ["direct", "sidecar"],
+          lambda g, s: bc[g[2:]][s]["rps"])
+    axes[0].set_title("SELECT 1 throughput (req/s)")
+    for ax, conns in zip(axes[1:], groups):
+        _bars(ax, ["p50", "p99", "p99.9"], ["direct", "sidecar"],
+              lambda g, s: bc[conns][s][{"p50": "p50_ms", "p99": "p99_ms",
+                                         "p99.9": "p999_ms"}[g]], fmt="{:.1f}")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_title(f"latency (ms, log scale), c={conns}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@table("passthrough")
+def table_passthrough(res: dict) -> str:
+    out = ["| conns | target | req/s | p50 ms | p99 ms | p99.9 ms | errors | sidecar CPU % | sidecar peak RSS MiB |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for c, s in res["by_connections"].items():
+        for t in ("direct", "sidecar"):
+            d = s[t]
+            cpu = _md_cell(d["sidecar_cpu_pct"]) if t == "sidecar" else "–"
+            rss = f"{d['sidecar_rss_peak_kib']['median'] / 1024:.1f}" if t == "sidecar" else "–"
+            out.append(f"| {c} | {t} | {_md_cell(d['rps'])} | {_md_cell(d['p50_ms'], '{:.2f}')} "
+                       f"| {_md_cell(d['p99_ms'], '{:.1f}')} | {_md_cell(d['p999_ms'], '{:.1f}')} "
+                       f"| {d['errors']['median']:.0f} | {cpu} | {rss} |")
+        out.append(f"| {c} | **sidecar / direct** | **{s['ratio_rps']:.2f}×** | "
+                   f"**{s['p50_delta_ms']:+.2f} ms** | | | | | |")
+    return "\n".join(out)
+
+
+# == 2. front-end limit ===============================================================
+
+@scenario("frontend", "Front-end limit: bare libuv+llhttp server vs sidecar /ping")
+def run_frontend(ctx: Context) -> dict:
+    ch = ctx.clickhouse()
+    conns = 64
+    res = {"connections": conns, "duration_s": ctx.duration, "runs": ctx.runs,
+           "modes": {}}
+    bare = bl.BareServer(ctx.bare_exe, ctx.cpus)
+    try:
+        with ctx.sidecar(ch.http_url, name="frontend") as sc:
+            targets = {"bare": (bare.url + "/ping", bare.pid),
+                       "sidecar": (sc.url + "/ping", sc.pid)}
+            modes = {"plain": ((), ()), "pipelined x16": (("wrk_pipeline",), (16,))}
+            for mode, (scripts, sargs) in modes.items():
+                for t, (url, pid) in targets.items():
+                    ctx.wrk.run(url, conns, ctx.warmup, scripts=scripts, script_args=sargs)
+                runs = {t: [] for t in targets}
+                for i in range(ctx.runs):
+                    for t, (url, pid) in targets.items():
+                        with bl.ProcSampler({"server": pid}) as smp:
+                            r = ctx.wrk.run(url, conns, ctx.duration, scripts=scripts,
+                                            script_args=sargs)
+                        r.update(smp.flat())
+                        cpu = max(r["server_cpu_pct"], 0.1)
+                        r["rps_per_core"] = round(r["rps"] / (cpu / 100.0), 1)
+                        runs[t].append(r)
+                        bl.log(f"frontend {mode} {t} run {i + 1}: {r['rps']:.0f} req/s, "
+                               f"server cpu {r['server_cpu_pct']}%, errors {r['errors']}")
+                s = {t: summarize(v) for t, v in runs.items()}
+                s["ratio_rps"] = round(med(s["sidecar"], "rps") / med(s["bare"], "rps"), 3)
+                s["ratio_rps_per_core"] = round(med(s["sidecar"], "rps_per_core")
+                                                / med(s["bare"], "rps_per_core"), 3)
+                res["modes"][mode] = s
+    finally:
+        bare.stop()
+    return res
+
+
+@plot("frontend")
+def plot_frontend(res: dict, path: str) -> None:
+    plt = _plt()
+    m = res["modes"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    _bars(axes[0], list(m), ["bare", "sidecar"], lambda g, s: m[g][s]["rps"],
+          colors=["#888888", "#1f77b4"])
+    axes[0].set_title(f"req/s, {res['connections']} connections")
+    _bars(axes[1], list(m), ["bare", "sidecar"], lambda g, s: m[g][s]["rps_per_core"],
+          colors=["#888888", "#1f77b4"])
+    axes[1].set_title("req/s per busy core (req/s ÷ CPU share)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@table("frontend")
+def table_frontend(res: dict) -> str:
+    out = ["| mode | server | req/s | server CPU % | req/s per busy core | p50 ms |",
+           "|---|---|---|---|---|---|"]
+    for mode, s in res["modes"].items():
+        for t in ("bare", "sidecar"):
+            d = s[t]
+            out.append(f"| {mode} | {t} | {_md_cell(d['rps'])} | {_md_cell(d['server_cpu_pct'])} "
+                       f"| {_md_cell(d['rps_per_core'])} | {_md_cell(d['p50_ms'], '{:.2f}')} |")
+        out.append(f"| {mode} | **sidecar / bare** | **{s['ratio_rps']:.2f}×** | | "
+                   f"**{s['ratio_rps_per_core']:.2f}×** | |")
+    return "\n".join(out)
+
+
+# == 3. large result ==================================================================
+
+LARGE_ROWS = 10_000_000   # SELECT number, toString(number): 157.8 MB of TSV
+SLOW_RATE = 20e6          # bytes/s for the slow reader
+SLOW_RCVBUF = 256 * 1024  # the slow reader's socket receive buffer
+
+
+@scenario("large_result", "Large result (~150 MB) to a fast and a slow reader")
+def run_large(ctx: Context) -> dict:
+    ch = ctx.clickhouse()
+    target = ("/?query=SELECT%20number%2C%20toString%28number%29%20FROM%20numbers%28"
+              f"{LARGE_ROWS}%29%20FORMAT%20TSV")
+    readers = {"fast": {}, "slow": {"rate_bytes_s": SLOW_RATE, "rcvbuf": SLOW_RCVBUF}}
+    runs_for = {"fast": ctx.runs, "slow": 1 if ctx.quick else ctx.runs}
+    res = {"query": f"SELECT number, toString(number) FROM numbers({LARGE_ROWS}) FORMAT TSV",
+           "slow_reader_rate_mb_s": SLOW_RATE / 1e6,
+           "slow_reader_rcvbuf_kib": SLOW_RCVBUF // 1024, "readers": {}}
+    with ctx.sidecar(ch.http_url, name="large_result") as sc:
+        ports = {"direct": ch.http_port, "sidecar": sc.port}
+        bl.read_large(sc.port, target.replace(str(LARGE_ROWS), "100000"))  # warm
+        res["sidecar_idle_rss_kib"] = bl.proc_status_kib(sc.pid, "VmRSS")
+        for name, kw in readers.items():
+            runs = {t: [] for t in ports}
+            for i in range(runs_for[name]):
+                for t, port in ports.items():
+                    with bl.ProcSampler({"sidecar": sc.pid}) as smp:
+                        r = bl.read_large(port, target, **kw)
+                    r.update(smp.flat())
+                    if r["status"] != 200 or not r["complete"]:
+                        ctx.anomalies.append({"scenario": "large_result",
+                                              "what": f"{name} reader via {t}: incomplete", "run": r})
+                    runs[t].append(r)
+                    bl.log(f"large_result {name} {t} run {i + 1}: {r['bytes'] / 1e6:.1f} MB "
+                           f"{r['mb_s']} MB/s, sidecar peak RSS "
+                           f"{r['sidecar_rss_peak_kib'] / 1024:.1f} MiB")
+            s = {t: summarize(v) for t, v in runs.items()}
+            s["ratio_throughput"] = round(med(s["sidecar"], "mb_s") / med(s["direct"], "mb_s"), 3)
+            res["readers"][name] = s
+    return res
+
+
+@plot("large_result")
+def plot_large(res: dict, path: str) -> None:
+    plt = _plt()
+    rd = res["readers"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    _bars(axes[0], list(rd), ["direct", "sidecar"], lambda g, s: rd[g][s]["mb_s"])
+    axes[0].set_title("150 MB result: throughput (MB/s)")
+    peak = {g: {k: v / 1024 for k, v in rd[g]["sidecar"]["sidecar_rss_peak_kib"].items()
+                if k != "runs"} for g in rd}
+    _bars(axes[1], list(rd), ["sidecar"], lambda g, s: peak[g], colors=["#1f77b4"],
+          fmt="{:.1f}")
+    axes[1].axhline(res["sidecar_idle_rss_kib"] / 1024, color="k", ls=":", lw=1,
+                    label="idle RSS")
+    axes[1].set_title("sidecar peak RSS (MiB)")
+    axes[1].set_ylim(bottom=0)
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@table("large_result")
+def table_large(res: dict) -> str:
+    out = ["| reader | target | MB/s | seconds | sidecar peak RSS MiB |",
+           "|---|---|---|---|---|"]
+    for name, s in res["readers"].items():
+        for t in ("direct", "sidecar"):
+            d = s[t]
+            rss = (_md_cell({k: v / 1024 for k, v in d["sidecar_rss_peak_kib"].items()
+                             if k != "runs"}, "{:.1f}") if t == "sidecar" else "–")
+            out.append(f"| {name} | {t} | {_md_cell(d['mb_s'])} | {_md_cell(d['seconds'], '{:.2f}')} | {rss} |")
+        out.append(f"| {name} | **sidecar / direct** | **{s['ratio_throughput']:.2f}×** | | |")
+    out.append(f"\nSidecar RSS when idle (after warm-up): "
+               f"{res['sidecar_idle_rss_kib'] / 1024:.1f} MiB.")
+    return "\n".join(out)
+
+
+# == 4. the seed's scenario: one shared session_id ====================================
+
+SESSION_CLIENTS = 200
+
+
+@scenario("shared_session", "200 concurrent requests sharing one session_id")
+def run_shared_session(ctx: Context) -> dict:
+    ch = ctx.clickhouse()
+    rounds = 2 if ctx.quick else 5
+    query = "SELECT%20sleep%280.01%29"
+    res = {"clients": SESSION_CLIENTS, "rounds_per_client": rounds,
+           "query": "SELECT sleep(0.01)", "runs": ctx.runs}
+    with ctx.sidecar(ch.http_url, name="shared_session") as sc:
+        ports = {"direct": ch.http_port, "sidecar": sc.port}
+        runs = {t: [] for t in ports}
+        outcomes = {t: {} for t in ports}
+        for i in range(ctx.runs + 1):  # run 0 is the warm-up
+            for t, port in ports.items():
+                sid = f"bench-{t}-{i}-{time.time_ns()}"
+                with bl.ProcSampler({"sidecar": sc.pid}) as smp:
+                    r = bl.session_burst(port, f"/?query={query}&session_id={sid}",
+                                         SESSION_CLIENTS, rounds)
+                r.update(smp.flat())
+                bl.log(f"shared_session {t} run {i}: {r['failed']}/{r['requests']} failed, "
+                       f"{r['ok_per_s']} ok/s, {r['outcomes']}")
+                if i == 0:
+                    continue
+                for k, v in r.pop("outcomes").items():
+                    outcomes[t][k] = outcomes[t].get(k, 0) + v
+                runs[t].append(r)
+        res.update({t: summarize(v) for t, v in runs.items()})
+        res["outcomes_total"] = outcomes
+    return res
+
+
+@plot("shared_session")
+def plot_shared_session(res: dict, path: str) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    _bars(axes[0], ["failed %"], ["direct", "sidecar"], lambda g, s: res[s]["failed_pct"],
+          fmt="{:.1f}")
+    axes[0].set_title(f"{res['clients']} concurrent, one session_id: failures")
+    axes[0].set_ylim(0, 105)
+    _bars(axes[1], ["successful req/s"], ["direct", "sidecar"], lambda g, s: res[s]["ok_per_s"])
+    axes[1].set_title("successful requests per second")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@table("shared_session")
+def table_shared_session(res: dict) -> str:
+    out = ["| target | requests per run | failed | failed % | successful req/s | wall s | outcomes (all runs) |",
+           "|---|---|---|---|---|---|---|"]
+    for t in ("direct", "sidecar"):
+        d = res[t]
+        oc = ", ".join(f"{k}: {v}" for k, v in sorted(res["outcomes_total"][t].items()))
+        out.append(f"| {t} | {d['requests']['median']:.0f} | {_md_cell(d['failed'])} | "
+                   f"{_md_cell(d['failed_pct'], '{:.1f}')} | {_md_cell(d['ok_per_s'])} | "
+                   f"{_md_cell(d['wall_s'], '{:.2f}')} | {oc} |")
+    return "\n".join(out)
+
+
+# == 5. idle client connections =======================================================
+
+IDLE_COUNTS = (10, 100, 1000, 10000)
+
+
+@scenario("idle_connections", "Sidecar RSS per idle client connection")
+def run_idle(ctx: Context) -> dict:
+    ch = ctx.clickhouse()
+    res = {"counts": {}, "runs": ctx.runs,
+           "method": "fresh sidecar per run; each connection does one GET /ping "
+                     "then stays idle; (RSS after - RSS before) / N"}
+    for n in IDLE_COUNTS:
+        runs = []
+        for i in range(ctx.runs):
+            with ctx.sidecar(ch.http_url, "--max-connections", str(max(4096, n + 100)),
+                             name=f"idle-{n}") as sc:
+                warm, _ = bl.open_idle(sc.port, 5)  # first-use allocations
+                bl.close_all(warm)
+                time.sleep(0.2)
+                before = bl.proc_status_kib(sc.pid, "VmRSS")
+                t0 = time.monotonic()
+                socks, failures = bl.open_idle(sc.port, n)
+                open_s = time.monotonic() - t0
+                time.sleep(0.5)
+                after = bl.proc_status_kib(sc.pid, "VmRSS")
+                closed = bl.count_closed(socks)
+                bl.close_all(socks)
+                r = {"rss_before_kib": before, "rss_after_kib": after,
+                     "kib_per_conn": round((after - before) / n, 2),
+                     "failures": failures, "closed_by_server": closed,
+                     "open_seconds": round(open_s, 2)}
+                if failures or closed:
+                    ctx.anomalies.append({"scenario": "idle_connections",
+                                          "what": f"n={n}: {failures} failed, {closed} closed",
+                                          "run": r})
+                runs.append(r)
+                bl.log(f"idle n={n} run {i + 1}: {before} -> {after} KiB, "
+                       f"{r['kib_per_conn']} KiB/conn, failures {failures}, closed {closed}")
+        res["counts"][str(n)] = summarize(runs)
+    return res
+
+
+@plot("idle_connections")
+def plot_idle(res: dict, path: str) -> None:
+    plt = _plt()
+    c = res["counts"]
+    ns = [int(n) for n in c]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    growth = [(c[str(n)]["rss_after_kib"]["median"] - c[str(n)]["rss_before_kib"]["median"]) / 1024
+              for n in ns]
+    axes[0].plot(ns, growth, "o-")
+    axes[0].set_xscale("log")
+    axes[0].set_title("sidecar RSS growth (MiB) vs idle connections")
+    axes[0].set_xlabel("idle connections")
+    per = [c[str(n)]["kib_per_conn"] for n in ns]
+    axes[1].errorbar(ns, [p["median"] for p in per],
+                     yerr=[[p["median"] - p["min"] for p in per],
+                           [p["max"] - p["median"] for p in per]], fmt="o-", capsize=3)
+    axes[1].axhline(10, color="r", ls=":", lw=1, label="aim: 10 KiB")
+    axes[1].set_xscale("log")
+    axes[1].set_title("KiB per idle connection")
+    axes[1].set_xlabel("idle connections")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@table("idle_connections")
+def table_idle(res: dict) -> str:
+    out = ["| idle connections | RSS before KiB | RSS after KiB | KiB per connection | failed / closed |",
+           "|---|---|---|---|---|"]
+    for n, d in res["counts"].items():
+        out.append(f"| {n} | {d['rss_before_kib']['median']:.0f} | {d['rss_after_kib']['median']:.0f} "
+                   f"| {_md_cell(d['kib_per_conn'], '{:.2f}')} | "
+                   f"{d['failures']['max']:.0f} / {d['closed_by_server']['max']:.0f} |")
+    return "\n".join(out)

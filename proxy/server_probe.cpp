@@ -1,0 +1,68 @@
+#include "server_probe.h"
+
+#include "uv_handle.h"
+
+namespace chsidecar {
+
+namespace {
+constexpr uint64_t kRetryMs = 5'000;
+constexpr size_t kMaxAnswer = 4096;
+}  // namespace
+
+ServerProbe::ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done)
+    : pool_(pool), done_(std::move(done)) {
+  timer_ = make_handle<uv_timer_t>();
+  uv_timer_init(loop, timer_);
+  timer_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
+}
+
+ServerProbe::~ServerProbe() { close(); }
+
+void ServerProbe::close() {
+  if (running_) pool_.cancel(this);
+  running_ = false;
+  close_handle(timer_);
+  timer_ = nullptr;
+}
+
+void ServerProbe::start() {
+  if (timer_ == nullptr) return;
+  status_ = 0;
+  body_.clear();
+  UpstreamRequest request;
+  request.method = "GET";
+  request.target =
+      "/?query=SELECT%20version()%2C%20(SELECT%20count()%20FROM%20system.settings%20WHERE%20name%20%3D%20"
+      "'insert_deduplication_token')%20FORMAT%20TSV";
+  running_ = true;
+  if (pool_.submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+    running_ = false;
+    uv_timer_start(timer_, &ServerProbe::on_timer, kRetryMs, 0);
+  }
+}
+
+size_t ServerProbe::upstream_response_data(const char* data, size_t size) {
+  if (body_.size() < kMaxAnswer) body_.append(data, std::min(size, kMaxAnswer - body_.size()));
+  return size;
+}
+
+void ServerProbe::upstream_done(const UpstreamOutcome& outcome) {
+  running_ = false;
+  if (outcome.code != CURLE_OK || status_ != 200) {
+    if (timer_ != nullptr) uv_timer_start(timer_, &ServerProbe::on_timer, kRetryMs, 0);
+    return;
+  }
+  ServerFacts facts;
+  size_t tab = body_.find('\t');
+  facts.version = body_.substr(0, tab);
+  facts.dedup_token = tab != std::string::npos && body_.compare(tab + 1, 1, "1") == 0;
+  done_(facts);
+}
+
+void ServerProbe::on_timer(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<ServerProbe*>(timer->data);
+  if (self != nullptr) self->start();
+}
+
+}  // namespace chsidecar

@@ -1,0 +1,51 @@
+// Learns what the upstream server supports before the sidecar relies on it.
+//
+// Asks `SELECT version()` and whether the setting insert_deduplication_token
+// exists, through the pool, and calls back once with the answer; while the
+// server is unreachable it asks again every few seconds. Loop thread only;
+// the probe must outlive its query (App owns it).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <string>
+
+#include "upstream_pool.h"
+
+namespace chsidecar {
+
+struct ServerFacts {
+  std::string version;     // e.g. 18.16.1
+  bool dedup_token = false;  // insert_deduplication_token is known
+};
+
+class ServerProbe final : public UpstreamClient {
+ public:
+  using Done = std::function<void(const ServerFacts&)>;
+
+  ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done);
+  ~ServerProbe();
+  ServerProbe(const ServerProbe&) = delete;
+  ServerProbe& operator=(const ServerProbe&) = delete;
+
+  void start();
+  void close();
+
+ private:
+  size_t upstream_read_body(char*, size_t) override { return 0; }
+  bool upstream_rewind_body() override { return true; }
+  void upstream_response_head(int status, std::string, std::vector<Header>) override { status_ = status; }
+  size_t upstream_response_data(const char* data, size_t size) override;
+  void upstream_done(const UpstreamOutcome& outcome) override;
+  static void on_timer(uv_timer_t* timer) noexcept;
+
+  UpstreamPool& pool_;
+  Done done_;
+  uv_timer_t* timer_;
+  int status_ = 0;
+  std::string body_;
+  bool running_ = false;
+};
+
+}  // namespace chsidecar

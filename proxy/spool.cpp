@@ -1,0 +1,347 @@
+#include "spool.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <unordered_set>
+
+#include "log.h"
+
+namespace chsidecar {
+
+namespace {
+
+constexpr char kSegmentPrefix[] = "segment-";
+constexpr char kSegmentSuffix[] = ".log";
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+bool read_file(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  out.clear();
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+// A fire-and-forget uv_fs request that owns its buffer.
+struct OwnedFsRequest {
+  uv_fs_t req;
+  std::string data;
+};
+
+void on_owned_done(uv_fs_t* req) noexcept {
+  uv_fs_req_cleanup(req);
+  delete reinterpret_cast<OwnedFsRequest*>(req);
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Spool::Spool(uv_loop_t* loop, const Config& config) : loop_(loop), config_(config) {}
+
+Spool::~Spool() { close(); }
+
+std::string Spool::segment_path(uint64_t seq) const {
+  char name[64];
+  std::snprintf(name, sizeof name, "%s%020llu%s", kSegmentPrefix,
+                static_cast<unsigned long long>(seq), kSegmentSuffix);
+  return config_.spool_dir + "/" + name;
+}
+
+bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
+  const std::string& dir = config_.spool_dir;
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    error = "cannot create --spool-dir " + dir + ": " + errno_text(errno);
+    return false;
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    error = "--spool-dir " + dir + " is not a directory";
+    return false;
+  }
+  ::chmod(dir.c_str(), 0700);
+
+  // Prove the directory takes a durable write before promising durability.
+  std::string probe = dir + "/.probe";
+  int pfd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  std::string zeros(4096, '\0');
+  if (pfd < 0 || ::write(pfd, zeros.data(), zeros.size()) != static_cast<ssize_t>(zeros.size()) ||
+      ::fdatasync(pfd) != 0) {
+    error = "--spool-dir " + dir + " is not writable: " + errno_text(errno);
+    if (pfd >= 0) ::close(pfd);
+    ::unlink(probe.c_str());
+    return false;
+  }
+  ::close(pfd);
+  ::unlink(probe.c_str());
+
+  std::vector<uint64_t> seqs;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      unsigned long long seq;
+      char tail[8];
+      if (std::sscanf(e->d_name, "segment-%20llu%7s", &seq, tail) == 2 &&
+          std::strcmp(tail, kSegmentSuffix) == 0)
+        seqs.push_back(seq);
+    }
+    ::closedir(d);
+  }
+  std::sort(seqs.begin(), seqs.end());
+
+  std::vector<std::pair<uint64_t, SpoolScan>> scans;
+  std::unordered_set<uint64_t> committed;
+  size_t damaged = 0;
+  for (uint64_t seq : seqs) {
+    std::string contents;
+    std::string path = segment_path(seq);
+    if (!read_file(path, contents)) {
+      error = "cannot read spool segment " + path + ": " + errno_text(errno);
+      return false;
+    }
+    SpoolScan scan = scan_segment(contents);
+    if (scan.damaged) {
+      ++damaged;
+      log_event(LogLevel::kWarn, "spool_tail_truncated",
+                {{"segment", path},
+                 {"valid_bytes", std::to_string(scan.valid_bytes)},
+                 {"dropped_bytes", std::to_string(contents.size() - scan.valid_bytes)}});
+      if (::truncate(path.c_str(), static_cast<off_t>(scan.valid_bytes)) != 0) {
+        error = "cannot truncate damaged spool segment " + path + ": " + errno_text(errno);
+        return false;
+      }
+    }
+    committed.insert(scan.committed.begin(), scan.committed.end());
+    scans.emplace_back(seq, std::move(scan));
+  }
+  uint64_t last_seq = 0;
+  size_t replayed_rows = 0;
+  for (auto& [seq, scan] : scans) {
+    Segment segment{seq, scan.valid_bytes, 0};
+    for (SpoolData& d : scan.data) {
+      next_id_ = std::max(next_id_, d.id + 1);
+      if (committed.count(d.id)) continue;
+      ++segment.live;
+      segment_of_[d.id] = seq;
+      replayed_rows += d.row_count;
+      replay.push_back(std::move(d));
+    }
+    disk_bytes_ += segment.bytes;
+    segments_.push_back(segment);
+    last_seq = seq;
+  }
+
+  uint64_t seq = last_seq + 1;
+  std::string path = segment_path(seq);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd_ < 0) {
+    error = "cannot create spool segment " + path + ": " + errno_text(errno);
+    return false;
+  }
+  if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  segments_.push_back(Segment{seq, 0, 0});
+  recycle();
+  log_event(LogLevel::kInfo, "spool_opened",
+            {{"dir", dir},
+             {"segments", std::to_string(seqs.size())},
+             {"replay_records", std::to_string(replay.size())},
+             {"replay_rows", std::to_string(replayed_rows)},
+             {"damaged_segments", std::to_string(damaged)}});
+  return true;
+}
+
+Spool::Append Spool::append(SpoolData data, uint64_t& id, Durable durable) {
+  if (fd_ < 0 || closed_) return Append::kUnavailable;
+  data.id = next_id_;
+  std::string record;
+  encode_data_record(data, record);
+  if (bytes() + record.size() > config_.spool_max_bytes) return Append::kFull;
+  id = next_id_++;
+  pending_ += record;
+  pending_waiters_.emplace_back(std::move(durable), id);
+  kick();
+  return Append::kQueued;
+}
+
+void Spool::committed(const std::vector<uint64_t>& ids) {
+  if (ids.empty() || closed_) return;
+  for (uint64_t id : ids) {
+    auto it = segment_of_.find(id);
+    if (it == segment_of_.end()) continue;
+    for (Segment& s : segments_)
+      if (s.seq == it->second && s.live > 0) --s.live;
+    segment_of_.erase(it);
+  }
+  encode_commit_record(ids, pending_);
+  recycle();
+  kick();
+}
+
+// Deletes the oldest segments once nothing in them is live; never the active one.
+void Spool::recycle() {
+  while (segments_.size() > 1 && segments_.front().live == 0) {
+    auto* req = new OwnedFsRequest{};
+    uv_fs_unlink(loop_, &req->req, segment_path(segments_.front().seq).c_str(), &on_owned_done);
+    disk_bytes_ -= segments_.front().bytes;
+    segments_.pop_front();
+  }
+}
+
+void Spool::dead_letter(const SpoolData& data, std::string_view error) {
+  dead_lettered_rows_ += data.row_count;
+  auto* req = new OwnedFsRequest{};
+  req->data = "{\"spool_id\":" + std::to_string(data.id) + ",\"table\":\"" +
+              json_escape(data.target.table) + "\",\"rows\":" + std::to_string(data.row_count) +
+              ",\"error\":\"" + json_escape(error) + "\",\"data\":\"" + json_escape(data.rows) +
+              "\"}\n";
+  log_event(LogLevel::kWarn, "rows_dead_lettered",
+            {{"table", data.target.table}, {"rows", std::to_string(data.row_count)}});
+  std::string path = config_.spool_dir + "/dead-letter.jsonl";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    log_event(LogLevel::kError, "dead_letter_write_failed", {{"error", errno_text(errno)}});
+    delete req;
+    return;
+  }
+  uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  // The write is queued on the thread pool; the fd closes once it is done.
+  req->req.data = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
+  uv_fs_write(loop_, &req->req, fd, &buf, 1, -1, [](uv_fs_t* r) noexcept {
+    ::close(static_cast<int>(reinterpret_cast<intptr_t>(r->data)));
+    on_owned_done(r);
+  });
+}
+
+void Spool::kick() {
+  if (state_ != State::kIdle || pending_.empty() || fd_ < 0) return;
+  write_group();
+}
+
+void Spool::write_group() {
+  state_ = State::kWriting;
+  group_ = std::move(pending_);
+  pending_.clear();
+  group_waiters_ = std::move(pending_waiters_);
+  pending_waiters_.clear();
+  req_.data = this;
+  uv_buf_t buf = uv_buf_init(group_.data(), static_cast<unsigned>(group_.size()));
+  uv_fs_write(loop_, &req_, fd_, &buf, 1, static_cast<int64_t>(segments_.back().bytes),
+              &Spool::on_write);
+}
+
+void Spool::on_write(uv_fs_t* req) noexcept {
+  auto* self = static_cast<Spool*>(req->data);
+  ssize_t result = req->result;
+  uv_fs_req_cleanup(req);
+  if (result != static_cast<ssize_t>(self->group_.size())) {
+    log_event(LogLevel::kError, "spool_write_failed",
+              {{"error", result < 0 ? uv_strerror(static_cast<int>(result)) : "short write"}});
+    self->group_done(false);
+    return;
+  }
+  self->state_ = State::kSyncing;
+  uv_fs_fdatasync(self->loop_, &self->req_, self->fd_, &Spool::on_sync);
+}
+
+void Spool::on_sync(uv_fs_t* req) noexcept {
+  auto* self = static_cast<Spool*>(req->data);
+  ssize_t result = req->result;
+  uv_fs_req_cleanup(req);
+  if (result < 0) {
+    log_event(LogLevel::kError, "spool_fsync_failed", {{"error", uv_strerror(static_cast<int>(result))}});
+    self->group_done(false);
+    return;
+  }
+  ++self->fsyncs_;
+  self->segments_.back().bytes += self->group_.size();
+  self->disk_bytes_ += self->group_.size();
+  self->group_done(true);
+}
+
+void Spool::group_done(bool ok) {
+  Segment& active = segments_.back();
+  std::vector<std::pair<Durable, uint64_t>> waiters = std::move(group_waiters_);
+  group_waiters_.clear();
+  group_.clear();
+  if (ok) {
+    for (auto& [durable, id] : waiters) {
+      segment_of_[id] = active.seq;
+      ++active.live;
+    }
+  }
+  // The next group writes at the end of the valid data, over anything a
+  // failed write left behind.
+  state_ = State::kIdle;
+  if (ok && active.bytes >= config_.spool_segment_bytes) rotate();
+  for (auto& [durable, id] : waiters) durable(ok);
+  if (closed_) return;
+  kick();
+  if (idle() && on_idle_) on_idle_();
+}
+
+void Spool::rotate() {
+  state_ = State::kOpening;
+  req_.data = this;
+  uv_fs_open(loop_, &req_, segment_path(segments_.back().seq + 1).c_str(),
+             O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &Spool::on_open);
+}
+
+void Spool::on_open(uv_fs_t* req) noexcept {
+  auto* self = static_cast<Spool*>(req->data);
+  ssize_t result = req->result;
+  uv_fs_req_cleanup(req);
+  self->state_ = State::kIdle;
+  if (result < 0) {
+    // Keep appending to the current segment; rotation is retried next group.
+    log_event(LogLevel::kError, "spool_rotate_failed", {{"error", uv_strerror(static_cast<int>(result))}});
+  } else {
+    ::close(self->fd_);
+    self->fd_ = static_cast<int>(result);
+    self->segments_.push_back(Segment{self->segments_.back().seq + 1, 0, 0});
+    self->recycle();
+  }
+  if (!self->closed_) self->kick();
+}
+
+void Spool::close() {
+  if (closed_) return;
+  closed_ = true;
+  if (fd_ >= 0 && state_ == State::kIdle) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+}  // namespace chsidecar

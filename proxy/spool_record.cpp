@@ -1,0 +1,158 @@
+#include "spool_record.h"
+
+#include <cstring>
+
+#include "crc32c.h"
+
+namespace chsidecar {
+
+namespace {
+
+constexpr char kMagic[4] = {'C', 'H', 'S', 'R'};
+constexpr uint8_t kTypeData = 1;
+constexpr uint8_t kTypeCommit = 2;
+
+void put_u8(std::string& out, uint8_t v) { out.push_back(static_cast<char>(v)); }
+void put_u32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+void put_u64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+void put_str(std::string& out, std::string_view s) {
+  put_u32(out, static_cast<uint32_t>(s.size()));
+  out.append(s);
+}
+
+void frame(std::string_view payload, std::string& out) {
+  out.append(kMagic, 4);
+  put_u32(out, static_cast<uint32_t>(payload.size()));
+  put_u32(out, crc32c(payload));
+  out.append(payload);
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : data_(data) {}
+  bool u8(uint8_t& v) {
+    if (pos_ + 1 > data_.size()) return false;
+    v = static_cast<uint8_t>(data_[pos_++]);
+    return true;
+  }
+  bool u32(uint32_t& v) {
+    if (pos_ + 4 > data_.size()) return false;
+    v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(data_[pos_ + i])) << (8 * i);
+    pos_ += 4;
+    return true;
+  }
+  bool u64(uint64_t& v) {
+    if (pos_ + 8 > data_.size()) return false;
+    v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(data_[pos_ + i])) << (8 * i);
+    pos_ += 8;
+    return true;
+  }
+  bool str(std::string& s) {
+    uint32_t n;
+    if (!u32(n) || n > data_.size() - pos_) return false;
+    s.assign(data_.substr(pos_, n));
+    pos_ += n;
+    return true;
+  }
+  bool done() const { return pos_ == data_.size(); }
+
+ private:
+  std::string_view data_;
+  size_t pos_ = 0;
+};
+
+bool decode_data(Reader& r, SpoolData& d) {
+  uint32_t rows, header_count;
+  uint8_t flags, format;
+  if (!r.u64(d.id) || !r.u32(rows) || !r.u8(flags) || !r.u8(format)) return false;
+  if (format > static_cast<uint8_t>(RowFormat::kValues)) return false;
+  d.row_count = rows;
+  d.needs_newline = (flags & 1) != 0;
+  d.target.format = static_cast<RowFormat>(format);
+  if (!r.str(d.target.key) || !r.str(d.target.table) || !r.str(d.target.upstream_target) ||
+      !r.u32(header_count))
+    return false;
+  for (uint32_t i = 0; i < header_count; ++i) {
+    Header h;
+    if (!r.str(h.name) || !r.str(h.value)) return false;
+    d.target.headers.push_back(std::move(h));
+  }
+  return r.str(d.target.header_lines) && r.str(d.rows) && r.done();
+}
+
+}  // namespace
+
+void encode_data_record(const SpoolData& d, std::string& out) {
+  std::string payload;
+  payload.reserve(64 + d.target.key.size() + d.target.upstream_target.size() + d.rows.size());
+  put_u8(payload, kTypeData);
+  put_u64(payload, d.id);
+  put_u32(payload, static_cast<uint32_t>(d.row_count));
+  put_u8(payload, d.needs_newline ? 1 : 0);
+  put_u8(payload, static_cast<uint8_t>(d.target.format));
+  put_str(payload, d.target.key);
+  put_str(payload, d.target.table);
+  put_str(payload, d.target.upstream_target);
+  put_u32(payload, static_cast<uint32_t>(d.target.headers.size()));
+  for (const Header& h : d.target.headers) {
+    put_str(payload, h.name);
+    put_str(payload, h.value);
+  }
+  put_str(payload, d.target.header_lines);
+  put_str(payload, d.rows);
+  frame(payload, out);
+}
+
+void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out) {
+  std::string payload;
+  put_u8(payload, kTypeCommit);
+  put_u32(payload, static_cast<uint32_t>(ids.size()));
+  for (uint64_t id : ids) put_u64(payload, id);
+  frame(payload, out);
+}
+
+SpoolScan scan_segment(std::string_view contents) {
+  SpoolScan scan;
+  size_t pos = 0;
+  while (pos < contents.size()) {
+    std::string_view rest = contents.substr(pos);
+    if (rest.size() < kSpoolFrameBytes || std::memcmp(rest.data(), kMagic, 4) != 0) break;
+    Reader header(rest.substr(4, 8));
+    uint32_t length, crc;
+    header.u32(length);
+    header.u32(crc);
+    if (length == 0 || length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) break;
+    std::string_view payload = rest.substr(kSpoolFrameBytes, length);
+    if (crc32c(payload) != crc) break;
+    Reader r(payload);
+    uint8_t type;
+    r.u8(type);
+    if (type == kTypeData) {
+      SpoolData d;
+      if (!decode_data(r, d)) break;
+      scan.data.push_back(std::move(d));
+    } else if (type == kTypeCommit) {
+      uint32_t n;
+      if (!r.u32(n)) break;
+      std::vector<uint64_t> ids(n);
+      bool ok = true;
+      for (uint32_t i = 0; i < n && ok; ++i) ok = r.u64(ids[i]);
+      if (!ok || !r.done()) break;
+      scan.committed.insert(scan.committed.end(), ids.begin(), ids.end());
+    } else {
+      break;
+    }
+    pos += kSpoolFrameBytes + length;
+  }
+  scan.valid_bytes = pos;
+  scan.damaged = pos < contents.size();
+  return scan;
+}
+
+}  // namespace chsidecar

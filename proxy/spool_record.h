@@ -1,0 +1,51 @@
+// The on-disk framing of spool records. Pure; unit-tested and fuzzed.
+//
+// A segment file is a sequence of records:
+//   magic "CHSR" | payload length u32 | CRC-32C of the payload u32 | payload
+// (integers little-endian). A payload starts with its type:
+//   data   (1): id u64, row count u32, flags u8, format u8, then the merge key,
+//               table, upstream target, headers, header lines and rows as
+//               length-prefixed strings. Enough to rebuild the same batch.
+//   commit (2): count u32, then that many ids u64: records ClickHouse has
+//               committed, which replay must skip.
+// Reading stops at the first record that is torn (runs past the end) or
+// corrupt (bad magic, length or checksum); what precedes it is valid.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "batcher.h"
+
+namespace chsidecar {
+
+struct SpoolData {
+  uint64_t id = 0;
+  BatchTarget target;
+  std::string rows;
+  size_t row_count = 0;
+  bool needs_newline = false;
+};
+
+// Appends the framed record to `out`.
+void encode_data_record(const SpoolData& data, std::string& out);
+void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out);
+
+struct SpoolScan {
+  std::vector<SpoolData> data;       // in file order
+  std::vector<uint64_t> committed;   // ids named by commit records
+  size_t valid_bytes = 0;            // length of the valid prefix
+  bool damaged = false;              // something after valid_bytes was dropped
+};
+
+// Reads every valid record of one segment's contents.
+SpoolScan scan_segment(std::string_view contents);
+
+// Bytes the frame adds to a payload.
+inline constexpr size_t kSpoolFrameBytes = 12;
+// Records larger than this are corrupt by definition.
+inline constexpr uint32_t kSpoolMaxRecordBytes = 256u * 1024 * 1024;
+
+}  // namespace chsidecar

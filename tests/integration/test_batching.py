@@ -1,0 +1,655 @@
+"""Batching small INSERTs (issue 3), against a real ClickHouse 18.16.
+
+What a user checks: many tiny INSERTs through the sidecar land exactly once
+and unchanged, in every batchable format and both SQL placements; far fewer
+upstream INSERTs (batch_flush log lines) and parts than requests; a bad
+request is refused or isolated without hurting its neighbours; settings and
+column lists that differ are never merged; what cannot be batched passes
+through as if the sidecar were not there; the buffer is bounded.
+
+Every test uses its own tables (unique names) on the shared server, and
+compares through-the-sidecar results with the same data sent straight to
+ClickHouse where that is meaningful.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import re
+import struct
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import aiohttp
+import pytest
+
+import rawhttp
+from rawhttp import RawConn, assert_sidecar_error
+
+FLUSH_RE = re.compile(r"\bbatch_flush table=(\S+) rows=(\d+) requests=(\d+) bytes=(\d+)")
+BISECT_RE = re.compile(r"\bbatch_bisect table=(\S+)")
+
+
+# -- helpers ---------------------------------------------------------------------
+
+def report(capsys, text: str) -> None:
+    with capsys.disabled():
+        print(f"\n[measured] {text}")
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def make_table(ch, name: str, columns: str = "id UInt32, s String, n Int32",
+               order: str = "id") -> str:
+    ch.query(f"CREATE TABLE {name} ({columns}) ENGINE = MergeTree ORDER BY {order}")
+    return name
+
+
+def dump(ch, table: str, fmt: str = "TSV", order: str = "id") -> bytes:
+    return ch.query(f"SELECT * FROM {table} ORDER BY {order} FORMAT {fmt}")
+
+
+def scalar(ch, sql: str) -> str:
+    return ch.query(sql).decode().strip()
+
+
+def count(ch, table: str) -> int:
+    return int(scalar(ch, f"SELECT count() FROM {table}"))
+
+
+def start(start_sidecar, clickhouse, *args):
+    return start_sidecar(clickhouse.http_url, "--log-level", "debug", *args)
+
+
+def flushes(sc, table: str) -> list[tuple[int, int, int]]:
+    """(rows, requests, bytes) of each batch_flush line for `table`."""
+    out = []
+    for m in FLUSH_RE.finditer(sc.stderr_text()):
+        if m.group(1) == table:
+            out.append((int(m.group(2)), int(m.group(3)), int(m.group(4))))
+    return out
+
+
+def wait_flush_lines(sc, table: str, requests: int, timeout: float = 5.0):
+    """The flush lines of `table` once they account for `requests` requests
+    (the log line is written before the upstream answer, so it is there by
+    the time every client got its answer; the wait is only for the file)."""
+    rawhttp.wait_until(lambda: sum(f[1] for f in flushes(sc, table)) >= requests, timeout)
+    return flushes(sc, table)
+
+
+def insert_q(table: str, fmt: str = "JSONEachRow", columns: str = "") -> str:
+    cols = f" {columns}" if columns else ""
+    if fmt == "Values":
+        return f"INSERT INTO {table}{cols} VALUES"
+    return f"INSERT INTO {table}{cols} FORMAT {fmt}"
+
+
+def req(sql: str, data: bytes, params: dict | None = None,
+        headers: dict | None = None, sql_in_body: bool = False) -> dict:
+    """One request: SQL in the `query` parameter (default) or at the start of
+    the body, followed by the data."""
+    p = dict(params or {})
+    if sql_in_body:
+        body = sql.encode() + b"\n" + data
+    else:
+        p["query"] = sql
+        body = data
+    return {"params": p, "data": body, "headers": dict(headers or {})}
+
+
+async def _send_all(url: str, reqs: list[dict], concurrency: int):
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=80)
+    async with aiohttp.ClientSession(connector=conn, timeout=timeout) as s:
+        async def one(r):
+            qs = urllib.parse.urlencode(r["params"])
+            async with s.post(f"{url}/?{qs}", data=r["data"], headers=r["headers"]) as resp:
+                return resp.status, dict(resp.headers), await resp.read()
+        return await asyncio.gather(*(one(r) for r in reqs))
+
+
+def send_all(url: str, reqs: list[dict], concurrency: int = 200):
+    """Send every request at once (at most `concurrency` connections);
+    [(status, headers, body)] in the order of `reqs`."""
+    return asyncio.run(_send_all(url, reqs, concurrency))
+
+
+def send_direct(ch, r: dict) -> tuple[int, bytes]:
+    """The same request straight to ClickHouse: (status, body)."""
+    p = dict(r["params"])
+    url = ch.http_url + "/?" + urllib.parse.urlencode(p)
+    rq = urllib.request.Request(url, data=r["data"], method="POST", headers=r["headers"])
+    try:
+        with urllib.request.urlopen(rq, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def assert_all_ok(results, what: str = ""):
+    bad = [(i, st, body[:300]) for i, (st, _, body) in enumerate(results)
+           if st != 200 or body != b""]
+    assert not bad, f"{what}: {len(bad)} requests not answered 200 with an empty body, e.g. {bad[:3]}"
+
+
+def json_rows(ch, table: str, columns: str = "*") -> list[dict]:
+    out = ch.query(f"SELECT {columns} FROM {table} ORDER BY id FORMAT JSONEachRow")
+    return [json.loads(line) for line in out.decode().splitlines() if line]
+
+
+def parts_created(ch, table: str) -> int:
+    """Parts the table's INSERTs have created so far.
+
+    18.16 merges parts in the background and has no system.part_log here, so
+    counting active parts undercounts. But a plain MergeTree numbers every
+    inserted part with the next value of a per-table block counter, and a
+    merged part keeps the max block number of its sources: the largest
+    max_block_number of the table's parts (active or not) is the number of
+    parts ever inserted into it (one per INSERT block; a single partition
+    here, no mutations)."""
+    v = scalar(ch, f"SELECT max(max_block_number) FROM system.parts "
+                   f"WHERE database = currentDatabase() AND table = '{table}'")
+    return int(v or 0)
+
+
+# -- correctness under concurrency ----------------------------------------------------
+
+def test_concurrent_single_row_inserts_three_tables(clickhouse, start_sidecar, capsys):
+    sc = start(start_sidecar, clickhouse)
+    tables = [make_table(clickhouse, uniq("bt_many")) for _ in range(3)]
+    per_table = 1000
+    expected = {t: [] for t in tables}
+    reqs = []
+    for i in range(per_table):
+        for k, t in enumerate(tables):
+            row = {"id": i, "s": f"row {i} of {k}: \"quoted\", tab\t, é ✓", "n": -i * (k + 1)}
+            expected[t].append(row)
+            reqs.append(req(insert_q(t), json.dumps(row, ensure_ascii=False).encode()))
+    t0 = time.monotonic()
+    results = send_all(sc.url, reqs, concurrency=200)
+    elapsed = time.monotonic() - t0
+    assert_all_ok(results, "single-row JSONEachRow INSERTs")
+
+    total_flushes = 0
+    for t in tables:
+        assert count(clickhouse, t) == per_table
+        assert scalar(clickhouse, f"SELECT uniqExact(id) FROM {t}") == str(per_table)
+        assert json_rows(clickhouse, t) == expected[t]  # sorted by id; nothing twice
+        fl = wait_flush_lines(sc, t, per_table)
+        assert sum(f[0] for f in fl) == per_table, fl  # every row flushed once, no retry
+        assert sum(f[1] for f in fl) == per_table, fl
+        total_flushes += len(fl)
+    report(capsys, f"{len(reqs)} single-row INSERTs into 3 tables, concurrency 200: "
+                   f"{total_flushes} flushes in {elapsed:.2f} s "
+                   f"({len(reqs) / elapsed:.0f} rows/s)")
+    assert total_flushes < len(reqs) / 10, total_flushes
+    assert not BISECT_RE.search(sc.stderr_text())
+
+
+# -- every batchable format, both SQL placements ---------------------------------------
+
+FMT_COLUMNS = "id UInt32, s String, a Array(String)"
+
+
+def _fmt_bodies(fmt: str) -> list[bytes]:
+    """12 request bodies of 1-3 rows each, with the awkward characters of
+    each format (quoted delimiters and newlines, escapes, nested brackets)."""
+    bodies = []
+    for r in range(12):
+        ids = [r * 10 + j for j in range(1 + r % 3)]
+        if fmt == "JSONEachRow":
+            b = "".join(json.dumps({"id": i, "s": f"line1\nline2 \"q\" \\ {i}",
+                                    "a": ["x", f"y,{i}", "(z]"]}) + ("\n" if j % 2 else "")
+                        for j, i in enumerate(ids))
+        elif fmt in ("CSV", "CSVWithNames"):
+            rows = [f'{i},"a,b ""quoted"" {i}\nsecond line","[\'x\',\'y,{i}\']"' for i in ids]
+            b = ("id,s,a\n" if fmt == "CSVWithNames" else "") + "\n".join(rows)
+            if r % 2 == 0:
+                b += "\n"  # every other request without the last newline
+        elif fmt in ("TSV", "TabSeparated", "TSVWithNames"):
+            rows = [f"{i}\ttab\\there\\nnewline \\\\ back {i}\t['x','y\\t{i}']" for i in ids]
+            b = ("id\ts\ta\n" if fmt == "TSVWithNames" else "") + "\n".join(rows)
+            if r % 2 == 0:
+                b += "\n"
+        elif fmt == "Values":
+            b = ", ".join(f"({i}, 'it\\'s (a), {i}', ['x', 'y)]{i}'])" for i in ids)
+            b = " \n" + b + [";", "; \n", "\n\t ", ""][r % 4]
+        else:
+            raise AssertionError(fmt)
+        bodies.append(b.encode())
+    return bodies
+
+
+@pytest.mark.parametrize("sql_in_body", [False, True], ids=["sql_in_query", "sql_in_body"])
+@pytest.mark.parametrize("fmt", ["JSONEachRow", "CSV", "CSVWithNames", "TSV", "TabSeparated",
+                                 "TSVWithNames", "Values"])
+def test_format_lands_as_if_direct(clickhouse, start_sidecar, fmt, sql_in_body):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_fmt"), FMT_COLUMNS)
+    twin = make_table(clickhouse, uniq("bt_twin"), FMT_COLUMNS)
+    bodies = _fmt_bodies(fmt)
+    reqs = [req(insert_q(t, fmt), b, sql_in_body=sql_in_body) for b in bodies]
+    results = send_all(sc.url, reqs)
+    assert_all_ok(results, fmt)
+    for b in bodies:
+        st, body = send_direct(clickhouse, req(insert_q(twin, fmt), b, sql_in_body=sql_in_body))
+        assert st == 200, body
+    direct = dump(clickhouse, twin)
+    assert count(clickhouse, twin) == sum(1 + r % 3 for r in range(12))
+    assert dump(clickhouse, t) == direct
+    fl = wait_flush_lines(sc, t, len(reqs))
+    assert sum(f[1] for f in fl) == len(reqs), f"not every request was batched: {fl}"
+    assert len(fl) < len(reqs), f"nothing was merged: {fl}"
+
+
+def test_inline_data_in_query_param_and_body(clickhouse, start_sidecar):
+    """ClickHouse reads the `query` parameter, then the body continues it: data
+    that starts in the parameter (after FORMAT) belongs to the INSERT too."""
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_inline"))
+    twin = make_table(clickhouse, uniq("bt_inline_twin"))
+    for table, url in ((t, sc.url), (twin, clickhouse.http_url)):
+        qs = urllib.parse.urlencode({"query": f"INSERT INTO {table} FORMAT CSV 1,a,1"})
+        with RawConn(url) as c:
+            r = c.request(rawhttp.post(f"/?{qs}", b"2,b,2\n"))
+            assert (r.status, r.body) == (200, b""), r
+    assert dump(clickhouse, twin) == b"1\ta\t1\n2\tb\t2\n"
+    assert dump(clickhouse, t) == dump(clickhouse, twin), \
+        "the row inside the query parameter was dropped"
+
+
+# -- compressed bodies ----------------------------------------------------------------------
+
+def test_gzip_body_batched(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_gz"))
+    rows = [{"id": i, "s": f"gz {i} " + "abc" * (i % 7), "n": i} for i in range(60)]
+    reqs = [req(insert_q(t), gzip.compress(json.dumps(r).encode()),
+                headers={"Content-Encoding": "gzip"}) for r in rows]
+    assert_all_ok(send_all(sc.url, reqs), "gzip")
+    assert json_rows(clickhouse, t) == rows
+    fl = wait_flush_lines(sc, t, len(reqs))
+    assert sum(f[1] for f in fl) == len(reqs), fl
+    assert len(fl) < len(reqs), fl
+
+
+def test_gzip_bomb_refused(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse, "--max-compression-ratio", "100")
+    t = make_table(clickhouse, uniq("bt_bomb"))
+    plain = b'{"id":1,"s":"x","n":1}\n' * 400_000  # 9.2 MB, compresses > 300x
+    bomb = gzip.compress(plain, 9)
+    assert len(plain) / len(bomb) > 200
+    qs = urllib.parse.urlencode({"query": insert_q(t)})
+    with RawConn(sc.url) as c:
+        r = c.request(rawhttp.post(f"/?{qs}", bomb, headers=[("Content-Encoding", "gzip")]))
+        assert_sidecar_error(r.status, r.headers, r.body, 400)
+        assert b"compression-ratio" in r.body or b"expands" in r.body, r.body
+        # the whole body was read: the connection goes on
+        good = gzip.compress(b'{"id":2,"s":"ok","n":2}')
+        r = c.request(rawhttp.post(f"/?{qs}", good, headers=[("Content-Encoding", "gzip")]))
+        assert (r.status, r.body) == (200, b""), r
+    assert dump(clickhouse, t) == b"2\tok\t2\n"
+
+
+# -- what must not be merged ------------------------------------------------------------------
+
+def test_different_settings_are_separate_batches(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_set"))
+    # An unknown field is accepted only with input_format_skip_unknown_fields=1:
+    # merged into a batch without the setting, these rows would be refused.
+    probe = req(insert_q(t), b'{"id":999999,"s":"p","n":0,"extra":1}')
+    st, body = send_direct(clickhouse, probe)
+    assert st != 200 and body.startswith(b"Code: "), (st, body)
+    reqs, expected = [], []
+    for i in range(200):
+        if i % 2:
+            row = {"id": i, "s": "skip", "n": i}
+            reqs.append(req(insert_q(t), json.dumps({**row, "extra": [1, 2]}).encode(),
+                            params={"input_format_skip_unknown_fields": "1"}))
+        else:
+            row = {"id": i, "s": "plain", "n": i}
+            reqs.append(req(insert_q(t), json.dumps(row).encode()))
+        expected.append(row)
+    assert_all_ok(send_all(sc.url, reqs), "mixed settings")
+    assert json_rows(clickhouse, t) == expected
+    fl = wait_flush_lines(sc, t, len(reqs))
+    assert sum(f[1] for f in fl) == len(reqs) and len(fl) >= 2, fl
+    assert not BISECT_RE.search(sc.stderr_text())
+
+
+def test_different_column_lists_are_separate_batches(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_cols"))
+    reqs, expected = [], []
+    for i in range(200):
+        if i % 2:  # merged under the other list, "7*i" would land in s
+            reqs.append(req(insert_q(t, "CSV", "(id, n)"), f"{i},{7 * i}\n".encode()))
+            expected.append({"id": i, "s": "", "n": 7 * i})
+        else:
+            reqs.append(req(insert_q(t, "CSV", "(id, s)"), f"{i},c{i}\n".encode()))
+            expected.append({"id": i, "s": f"c{i}", "n": 0})
+    assert_all_ok(send_all(sc.url, reqs), "mixed column lists")
+    assert json_rows(clickhouse, t) == expected
+
+
+# -- poison and whole-table failures -----------------------------------------------------------
+
+def test_poison_request_isolated(clickhouse, start_sidecar, capsys):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_poison"))
+    reqs = [req(insert_q(t), json.dumps({"id": i, "s": "good", "n": i}).encode())
+            for i in range(1000)]
+    bad = req(insert_q(t), b'{"id":5000,"s":"bad","n":"not a number"}')
+    reqs.insert(500, bad)
+    results = send_all(sc.url, reqs, concurrency=200)
+    st, hdrs, body = results[500]
+    good = results[:500] + results[501:]
+    assert_all_ok(good, "good neighbours of the poison request")
+    assert st == 500 and body.startswith(b"Code: 27"), (st, body[:300])
+    direct_twin = make_table(clickhouse, uniq("bt_poison_twin"))
+    dst, dbody = send_direct(clickhouse, req(insert_q(direct_twin), bad["data"]))
+    assert (st, body) == (dst, dbody), "the poison request's answer differs from ClickHouse's"
+    assert count(clickhouse, t) == 1000
+    assert scalar(clickhouse, f"SELECT uniqExact(id), min(id), max(id), countIf(s != 'good') "
+                              f"FROM {t} FORMAT TSV") == "1000\t0\t999\t0"
+    fl = wait_flush_lines(sc, t, 1)
+    bisects = len([m for m in BISECT_RE.finditer(sc.stderr_text()) if m.group(1) == t])
+    report(capsys, f"poison: 1001 requests, {len(fl)} upstream INSERTs, {bisects} bisections")
+
+
+def test_unknown_table_every_request_gets_clickhouse_error(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse)
+    t = uniq("bt_missing")
+    reqs = [req(insert_q(t), json.dumps({"id": i}).encode()) for i in range(50)]
+    dst, dbody = send_direct(clickhouse, reqs[0])
+    assert dst == 404 and dbody.startswith(b"Code: 60"), (dst, dbody)
+    results = send_all(sc.url, reqs)
+    assert [(st, body) for st, _, body in results] == [(dst, dbody)] * len(reqs)
+    assert not BISECT_RE.search(sc.stderr_text()), "a whole-table error must not be bisected"
+
+
+# -- malformed requests: 400 before anything goes upstream ------------------------------------------
+
+@pytest.mark.parametrize("fmt,body,problem", [
+    ("JSONEachRow", b'{"id":1,"s":"a","n":1}\n{"id":2 "s":"b"}\n{"id":3}\n', b"invalid JSON"),
+    ("JSONEachRow", b'{"id":1,"s":"a","n":1}\n{"id":2,"s":', b"incomplete JSON"),
+    ("JSONEachRow", b'{"id":1,"s":"a","n":1}\n[2,"b",2]\n', b"object"),
+    ("CSV", b'1,a,1\n2,"unterminated,2\n3,c,3\n', b"unterminated"),
+    ("Values", b"(1,'a',1),(2,'b',2", b"unbalanced"),
+], ids=["json_syntax", "json_truncated", "json_not_object", "csv_open_quote", "values_parens"])
+def test_malformed_body_refused_whole(clickhouse, start_sidecar, fmt, body, problem):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_bad"))
+    qs = urllib.parse.urlencode({"query": insert_q(t, fmt)})
+    with RawConn(sc.url) as c:
+        r = c.request(rawhttp.post(f"/?{qs}", body))
+        assert_sidecar_error(r.status, r.headers, r.body, 400)
+        assert b"row 2" in r.body and problem in r.body, r.body
+        assert not c.closed_by_peer(timeout=0.3)
+        # same connection, a good one
+        r = c.request(rawhttp.post(f"/?{qs}", _good_row(fmt, 7)))
+        assert (r.status, r.body) == (200, b""), r
+    assert dump(clickhouse, t) == b"7\tok\t7\n"  # nothing of the bad request
+    assert sum(f[0] for f in flushes(sc, t)) == 1
+
+
+def _good_row(fmt: str, i: int) -> bytes:
+    if fmt == "JSONEachRow":
+        return json.dumps({"id": i, "s": "ok", "n": i}).encode()
+    if fmt == "CSV":
+        return f"{i},ok,{i}\n".encode()
+    return f"({i},'ok',{i})".encode()
+
+
+# -- parts ---------------------------------------------------------------------------------------
+
+def test_few_parts_while_single_rows_stream_in(clickhouse, start_sidecar, capsys):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_parts"))
+    n = 2000
+    reqs = [req(insert_q(t), json.dumps({"id": i, "s": "p", "n": i}).encode()) for i in range(n)]
+    active_samples: list[int] = []
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            active_samples.append(int(scalar(
+                clickhouse, f"SELECT count() FROM system.parts WHERE database = "
+                            f"currentDatabase() AND table = '{t}' AND active")))
+            stop.wait(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t0 = time.monotonic()
+    try:
+        results = send_all(sc.url, reqs, concurrency=64)
+    finally:
+        stop.set()
+        th.join()
+    elapsed = time.monotonic() - t0
+    assert_all_ok(results, "streamed single-row INSERTs")
+    assert count(clickhouse, t) == n
+    created = parts_created(clickhouse, t)
+    fl = wait_flush_lines(sc, t, n)
+    report(capsys, f"{n} single-row INSERTs, 64 writers, {elapsed:.2f} s "
+                   f"({n / elapsed:.0f} rows/s): {len(fl)} flushes, {created} parts created "
+                   f"({created / elapsed:.1f}/s), max {max(active_samples, default=0)} "
+                   f"active parts sampled")
+    assert created == len(fl)  # one part per flush: each batch is one block
+    assert created < n / 20, created
+
+
+# -- what is not batched -----------------------------------------------------------------------------
+
+def test_batch_off_passes_through(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse, "--batch", "off")
+    t = make_table(clickhouse, uniq("bt_off"))
+    rows = [{"id": i, "s": "off", "n": i} for i in range(20)]
+    assert_all_ok(send_all(sc.url, [req(insert_q(t), json.dumps(r).encode()) for r in rows]))
+    assert json_rows(clickhouse, t) == rows
+    assert not FLUSH_RE.search(sc.stderr_text())
+    assert parts_created(clickhouse, t) == 20  # one INSERT each
+
+
+def test_async_insert_0_passes_through_as_is(clickhouse, start_sidecar):
+    """async_insert=0 opts out of batching: the request goes upstream as it
+    is, setting included; 18.16 does not know the setting, so it answers as
+    it would without the sidecar (code 115)."""
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_sync"))
+    reqs = [req(insert_q(t), json.dumps({"id": i, "s": "sync", "n": i}).encode(),
+                params={"async_insert": "0"}) for i in range(10)]
+    direct = send_direct(clickhouse, reqs[0])
+    results = send_all(sc.url, reqs)
+    assert [(st, body) for st, _, body in results] == [direct] * len(reqs)
+    assert not FLUSH_RE.search(sc.stderr_text())
+    if direct[0] == 200:
+        assert count(clickhouse, t) == 10
+    else:
+        assert direct[1].startswith(b"Code: 115"), direct
+        assert count(clickhouse, t) == 0
+
+
+def test_async_insert_settings_consumed(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_async"))
+    params = {"async_insert": "1", "wait_for_async_insert": "1", "query_id": "ignored"}
+    rows = [{"id": i, "s": "async", "n": i} for i in range(30)]
+    reqs = [req(insert_q(t), json.dumps(r).encode(), params=dict(params, query_id=f"q{i}"))
+            for i, r in enumerate(rows)]
+    st, body = send_direct(clickhouse, reqs[0])
+    assert st == 404 and body.startswith(b"Code: 115"), (st, body)  # 18.16
+    assert_all_ok(send_all(sc.url, reqs), "async_insert=1")
+    assert json_rows(clickhouse, t) == rows
+    fl = wait_flush_lines(sc, t, len(reqs))
+    assert sum(f[1] for f in fl) == len(reqs)
+
+
+def test_insert_select_and_rowbinary_pass_through(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_pass"))
+    twin = make_table(clickhouse, uniq("bt_pass_twin"))
+
+    def rowbinary(i: int, s: str, n: int) -> bytes:
+        b = s.encode()
+        return struct.pack("<I", i) + bytes([len(b)]) + b + struct.pack("<i", n)
+
+    rb = b"".join(rowbinary(i, f"rb{i}", -i) for i in range(100, 110))
+    for table, url in ((t, sc.url), (twin, clickhouse.http_url)):
+        with RawConn(url) as c:
+            sel = f"INSERT INTO {table} SELECT number, toString(number), -number FROM numbers(10)"
+            r = c.request(rawhttp.post("/", sel.encode()))  # SQL in the body
+            assert (r.status, r.body) == (200, b""), r
+            qs = urllib.parse.urlencode({"query": sel.replace("numbers(10)", "numbers(20, 5)")})
+            r = c.request(rawhttp.post(f"/?{qs}", b"", ))
+            assert (r.status, r.body) == (200, b""), r
+            qs = urllib.parse.urlencode({"query": f"INSERT INTO {table} FORMAT RowBinary"})
+            r = c.request(rawhttp.post(f"/?{qs}", rb))
+            assert (r.status, r.body) == (200, b""), r
+            # a wrong-length RowBinary body: ClickHouse's own error, unchanged
+            r = c.request(rawhttp.post(f"/?{qs}", rb[:-1]))
+            if table == t:
+                through = (r.status, r.body)
+            else:
+                assert through == (r.status, r.body)
+                assert r.status != 200
+    assert count(clickhouse, twin) == 25
+    assert dump(clickhouse, t) == dump(clickhouse, twin)
+    assert not FLUSH_RE.search(sc.stderr_text())
+
+
+# -- the buffer bound ------------------------------------------------------------------------------
+
+def test_buffer_full_503_and_acked_rows_only(clickhouse, start_sidecar, capsys):
+    sc = start(start_sidecar, clickhouse, "--buffer-max-bytes", "64KiB",
+               "--flush-delay-min", "2s", "--flush-delay-max", "2s")
+    t = make_table(clickhouse, uniq("bt_full"))
+    reqs = [req(insert_q(t), json.dumps({"id": i, "s": "x" * 1000, "n": i}).encode())
+            for i in range(300)]
+    results = send_all(sc.url, reqs, concurrency=200)
+    ok_ids = {i for i, (st, _, _) in enumerate(results) if st == 200}
+    full_ids = {i for i, (st, _, _) in enumerate(results) if st == 503}
+    assert ok_ids | full_ids == set(range(len(reqs))), \
+        {st for st, _, _ in results} - {200, 503}
+    assert ok_ids and full_ids, (len(ok_ids), len(full_ids))
+    for i in full_ids:
+        st, hdrs, body = results[i]
+        assert_sidecar_error(st, hdrs, body, 503)
+        assert int({k.lower(): v for k, v in hdrs.items()}["retry-after"]) >= 1
+    for i in ok_ids:
+        assert results[i][2] == b""
+    got = {int(x) for x in clickhouse.query(f"SELECT id FROM {t}").split()}
+    assert got == ok_ids
+    assert count(clickhouse, t) == len(ok_ids)
+    report(capsys, f"--buffer-max-bytes 64KiB, 300 x 1 KiB INSERTs: "
+                   f"{len(ok_ids)} accepted, {len(full_ids)} got 503")
+    # drained: accepted again
+    assert_all_ok(send_all(sc.url, [req(insert_q(t), b'{"id":100000,"s":"after","n":0}')]))
+    assert count(clickhouse, t) == len(ok_ids) + 1
+
+
+# -- bodies ClickHouse accepts must not be refused ------------------------------------------------
+
+@pytest.mark.parametrize("body", [
+    b'{"id":1,"s":"a","n":1},{"id":2,"s":"b","n":2}',
+    b'{"id":1,"s":"a","n":1},\n{"id":2,"s":"b","n":2}\n',
+    b'\xef\xbb\xbf{"id":1,"s":"a","n":1}\n{"id":2,"s":"b","n":2}\n',
+], ids=["json_comma_separated", "json_comma_newline", "json_utf8_bom"])
+def test_json_bodies_clickhouse_accepts(clickhouse, start_sidecar, body):
+    """18.16 reads JSONEachRow rows separated by commas, and skips a UTF-8
+    BOM; through the sidecar the same body must land the same way."""
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_jsonok"))
+    twin = make_table(clickhouse, uniq("bt_jsonok_twin"))
+    assert send_direct(clickhouse, req(insert_q(twin), body)) == (200, b"")
+    st, _, rbody = send_all(sc.url, [req(insert_q(t), body)])[0]
+    assert (st, rbody[:300]) == (200, b"")
+    assert dump(clickhouse, t) == dump(clickhouse, twin) == b"1\ta\t1\n2\tb\t2\n"
+
+
+def test_empty_insert_into_missing_table_answers_like_clickhouse(clickhouse, start_sidecar):
+    """An INSERT with no rows still names its table: ClickHouse says 404
+    (code 60) for a table that does not exist; the sidecar must not say 200."""
+    sc = start(start_sidecar, clickhouse)
+    t = uniq("bt_missing_empty")
+    r = req(insert_q(t), b"\n", sql_in_body=True)
+    direct = send_direct(clickhouse, r)
+    assert direct[0] == 404 and direct[1].startswith(b"Code: 60"), direct
+    st, _, body = send_all(sc.url, [r])[0]
+    assert (st, body) == direct
+
+
+# -- large and odd bodies pass through ------------------------------------------------------------
+
+@pytest.mark.parametrize("sql_in_body", [False, True], ids=["sql_in_query", "sql_in_body"])
+def test_large_insert_streams_through_unbatched(clickhouse, start_sidecar, sql_in_body):
+    """A body beyond --body-buffer (1 MiB) is not held for batching: it goes
+    upstream as one INSERT, unchanged."""
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_large"))
+    rows = [{"id": i, "s": "L" * 40, "n": i} for i in range(50_000)]  # ~2.6 MB
+    data = "\n".join(json.dumps(r) for r in rows).encode()
+    assert_all_ok(send_all(sc.url, [req(insert_q(t), data, sql_in_body=sql_in_body)]))
+    assert count(clickhouse, t) == len(rows)
+    assert scalar(clickhouse, f"SELECT sum(id), uniqExact(id) FROM {t} FORMAT TSV") == \
+        f"{sum(range(50_000))}\t50000"
+    assert not FLUSH_RE.search(sc.stderr_text())
+
+
+def test_gzip_beyond_max_decompressed_passes_through(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse, "--max-decompressed-bytes", "64KiB")
+    t = make_table(clickhouse, uniq("bt_gzbig"))
+    rows = [{"id": i, "s": f"v{i * 7919 % 10007}", "n": i} for i in range(5000)]  # ~150 KB
+    data = gzip.compress("\n".join(json.dumps(r) for r in rows).encode())
+    assert_all_ok(send_all(sc.url, [req(insert_q(t), data, headers={"Content-Encoding": "gzip"})]))
+    assert json_rows(clickhouse, t) == rows
+    assert not FLUSH_RE.search(sc.stderr_text())
+
+
+# -- acknowledgement ------------------------------------------------------------------------------
+
+def test_client_gone_rows_still_inserted(clickhouse, start_sidecar):
+    """A client that hangs up while its rows wait in a batch: the rows were
+    accepted and are inserted once; the others of the batch are answered."""
+    sc = start(start_sidecar, clickhouse, "--flush-delay-min", "500ms", "--flush-delay-max", "500ms")
+    t = make_table(clickhouse, uniq("bt_gone"))
+    qs = urllib.parse.urlencode({"query": insert_q(t)})
+    c = RawConn(sc.url)
+    c.send(rawhttp.post(f"/?{qs}", b'{"id":1,"s":"gone","n":1}'))
+    time.sleep(0.1)
+    c.close()
+    with RawConn(sc.url) as c2:
+        r = c2.request(rawhttp.post(f"/?{qs}", b'{"id":2,"s":"stays","n":2}'))
+        assert (r.status, r.body) == (200, b""), r
+    assert rawhttp.wait_until(lambda: count(clickhouse, t) == 2, 3)
+    assert dump(clickhouse, t) == b"1\tgone\t1\n2\tstays\t2\n"
+
+
+def test_sigterm_flushes_buffered_rows(clickhouse, start_sidecar):
+    """On shutdown the buffers are flushed at once and the waiting clients
+    get their 200; nothing is lost, nothing answered without a commit."""
+    sc = start(start_sidecar, clickhouse, "--flush-delay-min", "5s", "--flush-delay-max", "5s")
+    t = make_table(clickhouse, uniq("bt_term"))
+    reqs = [req(insert_q(t), json.dumps({"id": i, "s": "t", "n": i}).encode()) for i in range(40)]
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault("r", send_all(sc.url, reqs)))
+    th.start()
+    time.sleep(1.0)
+    assert count(clickhouse, t) == 0  # still buffered
+    t0 = time.monotonic()
+    rc = sc.stop()
+    th.join(10)
+    assert rc == 0
+    assert time.monotonic() - t0 < 4, "shutdown waited for the flush delay"
+    assert_all_ok(out["r"], "answers on shutdown")
+    assert count(clickhouse, t) == 40
