@@ -274,7 +274,6 @@ std::string Admin::answer(std::string_view method, std::string_view path, int& s
 
 std::string Admin::status_json() {
   const Config& c = app_.config();
-  UpstreamPool& pool = app_.pool();
   const char* not_ready = app_.not_ready_reason();
   std::string out = "{\"version\":";
   append_json_string(out, CHSIDECAR_VERSION);
@@ -287,11 +286,20 @@ std::string Admin::status_json() {
     out += ",\"not_ready_reason\":";
     append_json_string(out, not_ready);
   }
-  out += ",\"upstreams\":[{\"name\":";
-  append_json_string(out, pool.display_name());
-  out += ",\"pool\":{\"busy\":" + std::to_string(pool.busy_slots()) +
-         ",\"size\":" + std::to_string(pool.size()) + ",\"queued\":" + std::to_string(pool.queued()) +
-         ",\"queue_max\":" + std::to_string(c.queue_max) + "}}]";
+  out += ",\"upstreams\":[";
+  Replicas& replicas = app_.replicas();
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    UpstreamPool& pool = replicas.at(i);
+    out += i == 0 ? "{\"name\":" : ",{\"name\":";
+    append_json_string(out, pool.display_name());  // host:port, never the userinfo
+    out += ",\"healthy\":";
+    out += replicas.healthy(i) ? "true" : "false";
+    out += ",\"pool\":{\"busy\":" + std::to_string(pool.busy_slots()) +
+           ",\"size\":" + std::to_string(pool.size()) +
+           ",\"queued\":" + std::to_string(pool.queued()) +
+           ",\"queue_max\":" + std::to_string(c.queue_max) + "}}";
+  }
+  out += "]";
   out += ",\"sessions\":{\"stateful\":" + std::to_string(app_.sessions().size()) +
          ",\"queued\":" + std::to_string(app_.sessions().queued()) +
          ",\"max\":" + std::to_string(c.max_sessions) + "}";

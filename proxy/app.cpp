@@ -19,13 +19,13 @@ constexpr uint64_t kHousekeepingMs = 1'000;
 App::App(uv_loop_t* loop, const Config& config)
     : loop_(loop), config_(config), proxy_metrics_(metrics_), batch_metrics_(metrics_),
       start_ms_(uv_now(loop)), sessions_(config), read_buffer_(new char[kReadBufferBytes]) {
-  pool_ = std::make_unique<UpstreamPool>(loop, config, config.upstreams.front());
-  pool_->set_metrics(&proxy_metrics_);
-  batcher_ = std::make_unique<Batcher>(loop, config, *pool_);
+  replicas_ = std::make_unique<Replicas>(loop, config);
+  for (size_t i = 0; i < replicas_->size(); ++i) replicas_->at(i).set_metrics(&proxy_metrics_);
+  batcher_ = std::make_unique<Batcher>(loop, config, *replicas_);
   batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
   spool_ = std::make_unique<Spool>(loop, config);
   spool_->set_idle_callback([this] { maybe_finish_shutdown(); });
-  probe_ = std::make_unique<ServerProbe>(loop, *pool_, [this](const ServerFacts& facts) {
+  probe_ = std::make_unique<ServerProbe>(loop, replicas_->at(0), [this](const ServerFacts& facts) {
     batcher_->set_dedup_token(facts.dedup_token);
     if (facts.dedup_token) {
       log_event(LogLevel::kInfo, "upstream_version",
@@ -67,11 +67,20 @@ void App::register_metrics() {
   pm.connections.at({"client"}).set_function([this] { return double(connections_.size()); });
   pm.connections.at({"admin"}).set_function(
       [this] { return admin_ ? double(admin_->connections()) : 0.0; });
-  const std::string& upstream = pool_->display_name();
-  pm.pool_slots.at({upstream, "busy"}).set_function([this] { return double(pool_->busy_slots()); });
-  pm.pool_slots.at({upstream, "idle"}).set_function(
-      [this] { return double(pool_->size() - pool_->busy_slots()); });
-  pm.queued_requests.at({"pool"}).set_function([this] { return double(pool_->queued()); });
+  for (size_t i = 0; i < replicas_->size(); ++i) {
+    UpstreamPool* pool = &replicas_->at(i);
+    pm.pool_slots.at({pool->display_name(), "busy"}).set_function(
+        [pool] { return double(pool->busy_slots()); });
+    pm.pool_slots.at({pool->display_name(), "idle"}).set_function(
+        [pool] { return double(pool->size() - pool->busy_slots()); });
+    pm.upstream_healthy.at({pool->display_name()}).set_function(
+        [this, i] { return replicas_->healthy(i) ? 1.0 : 0.0; });
+  }
+  pm.queued_requests.at({"pool"}).set_function([this] {
+    double queued = 0;
+    for (size_t i = 0; i < replicas_->size(); ++i) queued += double(replicas_->at(i).queued());
+    return queued;
+  });
   pm.queued_requests.at({"session"}).set_function([this] { return double(sessions_.queued()); });
   pm.sessions_stateful.get().set_function([this] { return double(sessions_.size()); });
   pm.session_requests.at({"stateless"});
@@ -138,7 +147,7 @@ int App::start() {
     close_handle(listener_);
     listener_ = nullptr;
     if (admin_) admin_->close();
-    pool_->close();
+    replicas_->close();
     return rc;
   }
   sigterm_ = make_handle<uv_signal_t>();
@@ -155,6 +164,7 @@ int App::start() {
   uv_timer_start(housekeeping_, &App::on_housekeeping, kHousekeepingMs, kHousekeepingMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_));
   probe_->start();
+  replicas_->start();
   return 0;
 }
 
@@ -241,7 +251,7 @@ void App::finish_shutdown() {
   probe_->close();
   batcher_->close();
   spool_->close();
-  pool_->close();
+  replicas_->close();
   if (admin_) admin_->close();
   close_handle(grace_timer_);
   close_handle(housekeeping_);

@@ -18,6 +18,7 @@
 
 #include "batcher.h"
 #include "config.h"
+#include "replicas.h"
 #include "metrics.h"
 #include "server_probe.h"
 #include "sessions.h"
@@ -47,7 +48,9 @@ class App {
 
   uv_loop_t* loop() const { return loop_; }
   const Config& config() const { return config_; }
-  UpstreamPool& pool() { return *pool_; }
+  // The first upstream's pool; replicas() has them all.
+  UpstreamPool& pool() { return replicas_->at(0); }
+  Replicas& replicas() { return *replicas_; }
   SessionTable& sessions() { return sessions_; }
   Batcher& batcher() { return *batcher_; }
   Spool& spool() { return *spool_; }
@@ -96,7 +99,7 @@ class App {
   BatchMetrics batch_metrics_;
   std::vector<std::function<const char*()>> readiness_checks_;
   uint64_t start_ms_ = 0;
-  std::unique_ptr<UpstreamPool> pool_;
+  std::unique_ptr<Replicas> replicas_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<Spool> spool_;
   std::unique_ptr<ServerProbe> probe_;

@@ -7,6 +7,7 @@
 #include "ch_errors.h"
 #include "http_response.h"
 #include "log.h"
+#include "replicas.h"
 #include "result.h"
 #include "spool.h"
 #include "uv_handle.h"
@@ -113,13 +114,14 @@ class Batcher::Flush final : public UpstreamClient {
   uv_timer_t* retry_timer_ = nullptr;
 };
 
-Batcher::Batcher(uv_loop_t* loop, const Config& config, UpstreamPool& pool)
-    : loop_(loop), config_(config), pool_(pool) {}
+Batcher::Batcher(uv_loop_t* loop, const Config& config, Replicas& replicas)
+    : loop_(loop), config_(config), replicas_(replicas) {}
 
 Batcher::~Batcher() { close(); }
 
 void Batcher::close() {
-  for (auto& flush : flushes_) pool_.cancel(flush.get());
+  for (auto& flush : flushes_)
+    if (UpstreamPool* pool = flush->upstream_pool()) pool->cancel(flush.get());
   flushes_.clear();
   finished_.clear();
   for (auto& [key, table] : tables_) {
@@ -248,7 +250,8 @@ void Batcher::submit(Flush& flush) {
              {"requests", std::to_string(flush.batch().parts.size())},
              {"bytes", std::to_string(flush.batch().data.size())},
              {"attempt", std::to_string(flush.attempts())}});
-  if (pool_.submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+  // Every try goes to the healthy replica with the least work.
+  if (replicas_.choose().submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     UpstreamOutcome outcome;
     outcome.code = CURLE_COULDNT_CONNECT;
     outcome.error = "the upstream queue is full (--queue-max)";
@@ -348,7 +351,7 @@ void Batcher::retry(Flush& flush) {
         part.ticket->waiter = nullptr;
         waiter->batch_done(error_result(
             {503, kTimeoutExceeded,
-             "The rows were not inserted: upstream " + pool_.display_name() +
+             "The rows were not inserted: upstream " + replicas_.choose().display_name() +
                  " did not accept them within --upstream-timeout"}));
       }
     }

@@ -75,8 +75,8 @@ class Batcher {
  public:
   enum class Add { kAccepted, kOverCapacity };
 
-  // `config` and `pool` must outlive the batcher.
-  Batcher(uv_loop_t* loop, const Config& config, UpstreamPool& pool);
+  // `config` and `replicas` must outlive the batcher.
+  Batcher(uv_loop_t* loop, const Config& config, class Replicas& replicas);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -146,7 +146,7 @@ class Batcher {
 
   uv_loop_t* loop_;
   const Config& config_;
-  UpstreamPool& pool_;
+  class Replicas& replicas_;
   std::unordered_map<std::string, std::unique_ptr<Table>> tables_;
   std::list<std::unique_ptr<Flush>> flushes_;
   std::vector<std::unique_ptr<Flush>> finished_;  // freed later: may be on the stack

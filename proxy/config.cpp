@@ -149,17 +149,42 @@ const std::vector<Flag>& flags() {
       size_flag("Client side", "response-buffer",
                 "response bytes queued to a slow client before the upstream is paused",
                 &Config::response_buffer_bytes, 16 * 1024),
-      {"Upstream", "upstream", Kind::kText, "ClickHouse HTTP base URL, e.g. http://127.0.0.1:8123",
+      {"Upstream", "upstream", Kind::kText,
+       "ClickHouse HTTP base URL, e.g. http://127.0.0.1:8123; repeat (or separate with commas) "
+       "for replicas of one cluster",
        [](Config& c, std::string_view v, std::string& err) {
-         if (v.substr(0, 7) != "http://" && v.substr(0, 8) != "https://") {
+         // Each occurrence on the command line adds a replica; the variable
+         // gives them all at once (comma-separated).
+         std::vector<std::string> urls;
+         while (!v.empty()) {
+           size_t comma = v.find(',');
+           std::string_view url = v.substr(0, comma);
+           while (!url.empty() && url.back() == '/') url.remove_suffix(1);
+           if (url.substr(0, 7) != "http://" && url.substr(0, 8) != "https://") {
+             err = "expects an http:// or https:// URL";
+             return false;
+           }
+           urls.emplace_back(url);
+           if (comma == std::string_view::npos) break;
+           v.remove_prefix(comma + 1);
+         }
+         if (urls.empty()) {
            err = "expects an http:// or https:// URL";
            return false;
          }
-         while (!v.empty() && v.back() == '/') v.remove_suffix(1);
-         c.upstreams.assign(1, std::string(v));
+         if (c.upstreams_append) {
+           c.upstreams.insert(c.upstreams.end(), urls.begin(), urls.end());
+         } else {
+           c.upstreams = std::move(urls);
+         }
          return true;
        },
        [](const Config&) { return std::string("none, required"); }},
+      duration_flag("Upstream", "health-interval", "time between GET /ping health checks of each upstream",
+                    &Config::health_interval_ms, 100),
+      count_flag("Upstream", "eject-after",
+                 "consecutive upstream failures that take a replica out until it answers /ping",
+                 &Config::eject_after, 1, 1000),
       count_flag("Upstream", "pool-size", "keep-alive connections (slots) per upstream",
                  &Config::pool_size, 1, 4096),
       count_flag("Upstream", "queue-max",
@@ -387,6 +412,7 @@ ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup&
     }
     std::string why;
     if (!f->apply(config, value, why)) return fail("--" + std::string(name), why);
+    if (name == "upstream") config.upstreams_append = true;  // a second --upstream adds a replica
   }
   if (config.flush_delay_min_ms > config.flush_delay_max_ms)
     return fail("--flush-delay-min", "must not exceed --flush-delay-max");

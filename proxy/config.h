@@ -40,10 +40,13 @@ struct Config {
 
   // Upstream side.
   std::vector<std::string> upstreams;  // base URLs, e.g. http://127.0.0.1:8123
+  bool upstreams_append = false;       // parse state: the next --upstream adds a replica
   uint64_t pool_size = 8;
   uint64_t queue_max = 1024;
   uint64_t connect_timeout_ms = 5'000;
   uint64_t upstream_timeout_ms = 600'000;
+  uint64_t health_interval_ms = 2'000;
+  uint64_t eject_after = 3;
 
   // Sessions.
   SessionMode session_mode = SessionMode::kAuto;

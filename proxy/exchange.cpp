@@ -9,6 +9,7 @@
 #include "connection.h"
 #include "http_response.h"
 #include "log.h"
+#include "replicas.h"
 #include "spool.h"
 #include "statement.h"
 #include "uv_handle.h"
@@ -160,6 +161,14 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
   if (parse_insert(sql, sql_complete, insert_) != InsertParse::kInsert) return false;
   std::optional<RowFormat> format = row_format(insert_.format);
   if (!format) return false;
+  // Rows inside the query parameter itself: ClickHouse reads them before the body.
+  if (!sql_in_body && sql.find_first_not_of(" \t\r\n;", insert_.data_offset) != std::string_view::npos)
+    return false;
+  row_options_ = RowOptions{};
+  for (const QueryParam& p : params) {
+    if (p.name == "format_csv_delimiter" && p.value.size() == 1) row_options_.csv_delimiter = p.value[0];
+    else if (p.name.substr(0, 11) == "format_csv_") return false;  // quoting rules the splitter does not model
+  }
   const Header* encoding = find_header(head_.headers, "Content-Encoding");
   if (encoding != nullptr && !decodable_encoding(encoding->value)) return false;
   if (encoding != nullptr && sql_in_body && !iequals(encoding->value, "identity")) return false;
@@ -228,15 +237,19 @@ void Exchange::submit_batch() {
   }
   RowChunk chunk;
   RowError error;
-  if (!split_rows(row_format_, data, chunk, error)) {
+  if (!split_rows(row_format_, data, chunk, error, row_options_)) {
+    if (error.defer_to_server) {  // maybe valid for ClickHouse: let it judge, unbatched
+      forward();
+      return;
+    }
     respond_error({400, kIncorrectData,
                    "Cannot parse input in format " + insert_.format + ": row " +
                        std::to_string(error.row) + ": " + error.message +
                        "; no row of this INSERT was inserted"});
     return;
   }
-  if (chunk.row_count == 0) {
-    batch_done(BatchResult{});
+  if (chunk.row_count == 0) {  // nothing to batch; ClickHouse still checks the table
+    forward();
     return;
   }
   if (!chunk.header.empty()) {
@@ -350,7 +363,24 @@ void Exchange::forward() {
     request.headers.push_back(h);
   }
   send_continue();
-  if (app_.pool().submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+  Replicas& replicas = app_.replicas();
+  if (in_session_) {
+    // A stateful session's state lives on one replica: stay there, or fail clearly.
+    size_t replica = app_.sessions().replica(session_key_);
+    if (replica == SIZE_MAX) {
+      replica = replicas.choose_index();
+      app_.sessions().set_replica(session_key_, replica);
+    } else if (!replicas.healthy(replica)) {
+      respond_error({502, kNetworkError,
+                     "The replica of this session, " + replicas.at(replica).display_name() +
+                         ", is down: the session's state (temporary tables, settings) is lost"});
+      return;
+    }
+    pool_ = &replicas.at(replica);
+  } else {
+    pool_ = &replicas.choose();
+  }
+  if (pool_->submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     respond_error({503, kTooManySimultaneousQueries,
                    "Too many requests waiting for an upstream connection (--queue-max " +
                        std::to_string(app_.config().queue_max) + ")"},
@@ -370,7 +400,7 @@ void Exchange::append_body(const char* data, size_t size) {
   if (body_received_ > app_.config().body_buffer_bytes) body_rewindable_ = false;
   if (state_ == State::kCollecting && !body_rewindable_) forward();  // too big to batch
   else if (state_ == State::kRouting) route();
-  else if (state_ == State::kUpstream) app_.pool().resume_body(this);
+  else if (state_ == State::kUpstream) pool_->resume_body(this);
 }
 
 void Exchange::finish_body() {
@@ -378,7 +408,7 @@ void Exchange::finish_body() {
   body_complete_ = true;
   if (state_ == State::kCollecting) submit_batch();
   else if (state_ == State::kRouting) route();
-  else if (state_ == State::kUpstream) app_.pool().resume_body(this);
+  else if (state_ == State::kUpstream) pool_->resume_body(this);
 }
 
 bool Exchange::wants_body() const {
@@ -497,7 +527,7 @@ size_t Exchange::upstream_response_data(const char* data, size_t size) {
 }
 
 void Exchange::client_drained() {
-  if (state_ == State::kUpstream) app_.pool().resume_response(this);
+  if (state_ == State::kUpstream) pool_->resume_response(this);
 }
 
 void Exchange::upstream_done(const UpstreamOutcome& outcome) {
@@ -510,7 +540,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
     if (head_sent_) {
       // The status is out; only a cut connection tells the client the answer is incomplete.
       log_event(LogLevel::kWarn, "upstream_failed_mid_response",
-                {{"upstream", app_.pool().display_name()}, {"error", outcome.error}});
+                {{"upstream", pool_->display_name()}, {"error", outcome.error}});
       leave_session();
       state_ = State::kDone;
       record(answer_status_);
@@ -520,15 +550,15 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
     bool timeout = outcome.code == CURLE_OPERATION_TIMEDOUT &&
                    outcome.error.find("too slow") != std::string::npos;
     log_event(LogLevel::kWarn, timeout ? "upstream_timeout" : "upstream_unreachable",
-              {{"upstream", app_.pool().display_name()}, {"error", outcome.error}});
+              {{"upstream", pool_->display_name()}, {"error", outcome.error}});
     if (timeout) {
       respond_error({504, kTimeoutExceeded,
-                     "Upstream " + app_.pool().display_name() + " sent nothing for " +
+                     "Upstream " + pool_->display_name() + " sent nothing for " +
                          std::to_string(app_.config().upstream_timeout_ms / 1000) +
                          " s (--upstream-timeout)"});
     } else {
       respond_error({502, kNetworkError,
-                     "Cannot get an answer from upstream " + app_.pool().display_name() + ": " +
+                     "Cannot get an answer from upstream " + pool_->display_name() + ": " +
                          outcome.error});
     }
     return;
@@ -551,7 +581,7 @@ void Exchange::schedule_373_retry() {
     retry_timer_->data = this;
   }
   log_event(LogLevel::kDebug, "session_locked_retry", {{"attempt", std::to_string(retries_373_ + 1)}});
-  app_.proxy_metrics().upstream_retries.at({app_.pool().display_name(), "session_locked"}).inc();
+  app_.proxy_metrics().upstream_retries.at({pool_->display_name(), "session_locked"}).inc();
   uv_timer_start(retry_timer_, &Exchange::on_retry_timer, kRetry373DelaysMs[retries_373_], 0);
   ++retries_373_;
 }
@@ -622,7 +652,7 @@ void Exchange::abort() {
   State was = state_;
   state_ = State::kDone;
   record(head_sent_ ? answer_status_ : 499);  // 499: the client went away first
-  if (was == State::kUpstream) app_.pool().cancel(this);
+  if (was == State::kUpstream && pool_ != nullptr) pool_->cancel(this);
   if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted
   if (retry_timer_ != nullptr) uv_timer_stop(retry_timer_);
   if (in_session_) {

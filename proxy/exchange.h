@@ -129,6 +129,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   uint64_t bytes_at_start_ = 0;
 
   // Forwarding decisions.
+  UpstreamPool* pool_ = nullptr;  // the replica this request runs on
   std::string upstream_target_;
   std::string session_key_;  // set when the request runs in a tracked session
   bool in_session_ = false;
@@ -137,6 +138,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   // Batching.
   InsertQuery insert_;
   RowFormat row_format_ = RowFormat::kJSONEachRow;
+  RowOptions row_options_;
   size_t data_offset_ = 0;  // where the rows begin in the body
   BatchTarget batch_target_;
   std::shared_ptr<BatchTicket> ticket_;

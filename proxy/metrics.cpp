@@ -268,6 +268,8 @@ ProxyMetrics::ProxyMetrics(Metrics& m)
       connections(m.gauge("connections", "Open connections, by listener.", {{"listener", nullptr}})),
       pool_slots(m.gauge("pool_slots", "Upstream pool slots by state (busy, idle).",
                          {{"upstream", nullptr}, {"state", nullptr}})),
+      upstream_healthy(m.gauge("upstream_healthy", "1 while an upstream replica is healthy, 0 while ejected.",
+                               {{"upstream", nullptr}})),
       queued_requests(m.gauge("queued_requests",
                               "Requests waiting: for a pool slot, or for their session's turn.",
                               {{"queue", nullptr}})),

@@ -193,6 +193,7 @@ struct ProxyMetrics {
   CounterFamily& connections_accepted;  // client connections accepted
   GaugeFamily& connections;             // {listener}: client | admin (App sets functions)
   GaugeFamily& pool_slots;              // {upstream, state}: busy | idle (functions)
+  GaugeFamily& upstream_healthy;        // {upstream} 1 healthy, 0 ejected (functions)
   GaugeFamily& queued_requests;         // {queue}: pool | session (functions)
   CounterFamily& upstream_requests;     // {upstream, result, code}
   HistogramFamily& upstream_duration;   // {upstream} seconds per upstream transfer

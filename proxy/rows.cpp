@@ -8,34 +8,54 @@ namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
-  size_t start = 0;
-  while (start < data.size() && is_blank(data[start])) ++start;
-  chunk.rows = data.substr(start);
-  if (chunk.rows.empty()) return true;
-  simdjson::padded_string padded(chunk.rows);
-  simdjson::dom::parser parser;
-  simdjson::dom::document_stream stream;
-  if (auto err = parser.parse_many(padded, std::max<size_t>(padded.size(), 1 << 16)).get(stream)) {
-    error = {1, std::string("invalid JSON: ") + simdjson::error_message(err)};
-    return false;
-  }
-  size_t row = 0;
-  for (auto it = stream.begin(); it != stream.end(); ++it) {
-    ++row;
-    simdjson::dom::element element;
-    if (auto err = (*it).get(element)) {
-      error = {row, std::string("invalid JSON: ") + simdjson::error_message(err)};
-      return false;
+// Finds the end of the JSON value that starts at data[pos] ('{'): one past
+// its closing brace, or npos when the data ends first.
+size_t json_object_end(std::string_view data, size_t pos) {
+  int depth = 0;
+  bool in_string = false;
+  for (; pos < data.size(); ++pos) {
+    char c = data[pos];
+    if (in_string) {
+      if (c == '\\') ++pos;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return pos + 1;
     }
-    if (element.type() != simdjson::dom::element_type::OBJECT) {
+  }
+  return std::string_view::npos;
+}
+
+bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
+  if (data.substr(0, 3) == "\xEF\xBB\xBF") data.remove_prefix(3);  // byte order mark
+  size_t pos = 0;
+  while (pos < data.size() && is_blank(data[pos])) ++pos;
+  chunk.rows = data.substr(pos);
+  simdjson::dom::parser parser;
+  size_t row = 0;
+  while (pos < data.size()) {
+    ++row;
+    if (data[pos] != '{') {
       error = {row, "a JSONEachRow row must be a JSON object"};
       return false;
     }
-  }
-  if (stream.truncated_bytes() > 0) {
-    error = {row + 1, "incomplete JSON object at the end of the data"};
-    return false;
+    size_t end = json_object_end(data, pos);
+    if (end == std::string_view::npos) {
+      error = {row, "incomplete JSON object at the end of the data"};
+      return false;
+    }
+    simdjson::dom::element element;
+    if (auto err = parser.parse(data.data() + pos, end - pos).get(element)) {
+      error = {row, std::string("invalid JSON: ") + simdjson::error_message(err)};
+      error.defer_to_server = err == simdjson::UTF8_ERROR || err == simdjson::NUMBER_ERROR ||
+                              err == simdjson::NUMBER_OUT_OF_RANGE;
+      return false;
+    }
+    pos = end;
+    while (pos < data.size() && (is_blank(data[pos]) || data[pos] == ',')) ++pos;
   }
   chunk.row_count = row;
   return true;
@@ -43,7 +63,7 @@ bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
 
 // Finds the end of the record starting at `pos` (one past its '\n', or the
 // end of data). Returns false when a quoted field is never closed.
-bool csv_record_end(std::string_view data, size_t& pos) {
+bool csv_record_end(std::string_view data, size_t& pos, char delimiter) {
   bool field_start = true;
   while (pos < data.size()) {
     char c = data[pos];
@@ -67,7 +87,7 @@ bool csv_record_end(std::string_view data, size_t& pos) {
     }
     ++pos;
     if (c == '\n') return true;
-    field_start = c == ',';
+    field_start = c == delimiter;
   }
   return true;
 }
@@ -86,13 +106,13 @@ bool tsv_record_end(std::string_view data, size_t& pos) {
 }
 
 bool split_lines(std::string_view data, size_t header_lines, bool csv, RowChunk& chunk,
-                 RowError& error) {
+                 RowError& error, char delimiter = ',') {
   size_t pos = 0;
   size_t row = 0;
   size_t rows_start = 0;
   while (pos < data.size()) {
     ++row;
-    bool ok = csv ? csv_record_end(data, pos) : tsv_record_end(data, pos);
+    bool ok = csv ? csv_record_end(data, pos, delimiter) : tsv_record_end(data, pos);
     if (!ok) {
       error = {row, csv ? "unterminated quoted field" : "data ends inside an escape sequence"};
       return false;
@@ -171,13 +191,15 @@ std::optional<RowFormat> row_format(std::string_view name) {
   return std::nullopt;
 }
 
-bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error) {
+bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error,
+                const RowOptions& options) {
   chunk = RowChunk{};
+  char d = options.csv_delimiter;
   switch (format) {
     case RowFormat::kJSONEachRow: return split_json(data, chunk, error);
-    case RowFormat::kCSV: return split_lines(data, 0, true, chunk, error);
-    case RowFormat::kCSVWithNames: return split_lines(data, 1, true, chunk, error);
-    case RowFormat::kCSVWithNamesAndTypes: return split_lines(data, 2, true, chunk, error);
+    case RowFormat::kCSV: return split_lines(data, 0, true, chunk, error, d);
+    case RowFormat::kCSVWithNames: return split_lines(data, 1, true, chunk, error, d);
+    case RowFormat::kCSVWithNamesAndTypes: return split_lines(data, 2, true, chunk, error, d);
     case RowFormat::kTSV: return split_lines(data, 0, false, chunk, error);
     case RowFormat::kTSVWithNames: return split_lines(data, 1, false, chunk, error);
     case RowFormat::kTSVWithNamesAndTypes: return split_lines(data, 2, false, chunk, error);

@@ -44,11 +44,20 @@ struct RowChunk {
 struct RowError {
   size_t row = 0;  // 1-based
   std::string message;
+  // The data may still be valid for ClickHouse (bytes that are not UTF-8,
+  // numbers beyond 64 bits): not a reason to refuse it, only not to batch it.
+  bool defer_to_server = false;
+};
+
+struct RowOptions {
+  char csv_delimiter = ',';  // format_csv_delimiter
 };
 
 // Splits `data` in `format`. Returns false and fills `error` on the first
-// malformed row.
-bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error);
+// malformed row. JSONEachRow rows may be separated by whitespace, commas or
+// nothing, and may follow a UTF-8 byte order mark, as ClickHouse allows.
+bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error,
+                const RowOptions& options = {});
 
 // What goes between two chunks of `format` in a batch.
 std::string_view chunk_separator(RowFormat format);

@@ -59,6 +59,16 @@ void SessionTable::cancel(const std::string& key, SessionWaiter* waiter, uint64_
   }
 }
 
+size_t SessionTable::replica(const std::string& key) const {
+  auto it = sessions_.find(key);
+  return it == sessions_.end() ? SIZE_MAX : it->second.replica;
+}
+
+void SessionTable::set_replica(const std::string& key, size_t replica) {
+  auto it = sessions_.find(key);
+  if (it != sessions_.end()) it->second.replica = replica;
+}
+
 size_t SessionTable::expire(uint64_t now_ms) {
   size_t dropped = 0;
   for (auto it = sessions_.begin(); it != sessions_.end();) {

@@ -13,6 +13,7 @@
 // max_sessions and session_queue_max. Loop thread only.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -64,6 +65,11 @@ class SessionTable {
   // many were dropped.
   size_t expire(uint64_t now_ms);
 
+  // The replica a stateful session runs on (SIZE_MAX until its first
+  // request is sent); its state lives there only.
+  size_t replica(const std::string& key) const;
+  void set_replica(const std::string& key, size_t replica);
+
   size_t size() const { return sessions_.size(); }
   size_t queued() const { return queued_; }
 
@@ -76,6 +82,7 @@ class SessionTable {
     std::deque<SessionWaiter*> waiting;
     uint64_t timeout_ms = 60'000;
     uint64_t idle_since_ms = 0;
+    size_t replica = SIZE_MAX;
   };
 
   void next_turn(Session& session, uint64_t now_ms);

@@ -109,6 +109,7 @@ Slot* UpstreamPool::idle_slot() {
 }
 
 UpstreamPool::Submit UpstreamPool::submit(UpstreamClient* client, UpstreamRequest request) {
+  client->upstream_pool_ = this;
   if (Slot* slot = idle_slot(); slot != nullptr && queue_.empty()) {
     start(*slot, client, std::move(request));
     return Submit::kStarted;
@@ -284,6 +285,13 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
                        : code != CURLE_OK ? "network_error"
                                           : "ok";
   count_transfer(slot, result);
+  bool aborted_here = code == CURLE_WRITE_ERROR || code == CURLE_ABORTED_BY_CALLBACK ||
+                      code == CURLE_READ_ERROR;
+  if (health_observer_ && !aborted_here) {
+    bool failed = (code != CURLE_OK && !slot.response_started) || slot.status == 502 ||
+                  slot.status == 503 || slot.status == 504;
+    health_observer_(!failed);
+  }
   UpstreamClient* client = slot.client;
   release(slot);
   client->upstream_done(outcome);

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,12 +74,16 @@ class UpstreamClient {
   // callbacks, so the client may call into the pool again.
   virtual void upstream_done(const UpstreamOutcome& outcome) = 0;
 
+  // The pool the client was last submitted to, or null.
+  class UpstreamPool* upstream_pool() const { return upstream_pool_; }
+
  protected:
   ~UpstreamClient() = default;
 
  private:
   friend class UpstreamPool;
   struct Slot* upstream_slot_ = nullptr;
+  class UpstreamPool* upstream_pool_ = nullptr;
 };
 
 class UpstreamPool {
@@ -113,6 +118,12 @@ class UpstreamPool {
   // Where upstream transfers are counted; `metrics` must outlive the pool.
   // Without it nothing is counted.
   void set_metrics(ProxyMetrics* metrics) { metrics_ = metrics; }
+
+  // Told after each transfer whether the upstream itself failed (no answer,
+  // or a 502/503/504 that ClickHouse does not send for query errors).
+  void set_health_observer(std::function<void(bool upstream_ok)> observer) {
+    health_observer_ = std::move(observer);
+  }
 
   size_t busy_slots() const { return busy_; }
   size_t size() const { return slots_.size(); }
@@ -157,6 +168,7 @@ class UpstreamPool {
   size_t busy_ = 0;
   bool in_socket_action_ = false;
   ProxyMetrics* metrics_ = nullptr;
+  std::function<void(bool)> health_observer_;
 };
 
 }  // namespace chsidecar

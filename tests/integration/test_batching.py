@@ -32,7 +32,8 @@ import pytest
 import rawhttp
 from rawhttp import RawConn, assert_sidecar_error
 
-FLUSH_RE = re.compile(r"\bbatch_flush table=(\S+) rows=(\d+) requests=(\d+) bytes=(\d+)")
+FLUSH_RE = re.compile(r"\bbatch_flush table=(\S+) rows=(\d+) requests=(\d+) bytes=(\d+)"
+                      r"(?: attempt=(\d+))?")
 BISECT_RE = re.compile(r"\bbatch_bisect table=(\S+)")
 
 
@@ -70,10 +71,11 @@ def start(start_sidecar, clickhouse, *args):
 
 
 def flushes(sc, table: str) -> list[tuple[int, int, int]]:
-    """(rows, requests, bytes) of each batch_flush line for `table`."""
+    """(rows, requests, bytes) of each batch_flush line for `table` (first
+    tries only: a transient error's retry logs the same batch again)."""
     out = []
     for m in FLUSH_RE.finditer(sc.stderr_text()):
-        if m.group(1) == table:
+        if m.group(1) == table and m.group(5) in (None, "1"):
             out.append((int(m.group(2)), int(m.group(3)), int(m.group(4))))
     return out
 
@@ -560,21 +562,50 @@ def test_buffer_full_503_and_acked_rows_only(clickhouse, start_sidecar, capsys):
 
 # -- bodies ClickHouse accepts must not be refused ------------------------------------------------
 
-@pytest.mark.parametrize("body", [
-    b'{"id":1,"s":"a","n":1},{"id":2,"s":"b","n":2}',
-    b'{"id":1,"s":"a","n":1},\n{"id":2,"s":"b","n":2}\n',
-    b'\xef\xbb\xbf{"id":1,"s":"a","n":1}\n{"id":2,"s":"b","n":2}\n',
-], ids=["json_comma_separated", "json_comma_newline", "json_utf8_bom"])
-def test_json_bodies_clickhouse_accepts(clickhouse, start_sidecar, body):
-    """18.16 reads JSONEachRow rows separated by commas, and skips a UTF-8
-    BOM; through the sidecar the same body must land the same way."""
+@pytest.mark.parametrize("fmt,columns,params,body", [
+    ("JSONEachRow", None, {}, b'{"id":1,"s":"a","n":1},{"id":2,"s":"b","n":2}'),
+    ("JSONEachRow", None, {}, b'{"id":1,"s":"a","n":1},\n{"id":2,"s":"b","n":2}\n'),
+    ("JSONEachRow", None, {}, b'\xef\xbb\xbf{"id":1,"s":"a","n":1}\n{"id":2,"s":"b","n":2}\n'),
+    ("JSONEachRow", None, {}, b'{"id":1,"s":"caf\xe9","n":1}\n{"id":2,"s":"\xff\xfe","n":2}\n'),
+    ("JSONEachRow", "id UInt32, f Float64", {},
+     b'{"id":1,"f":123456789012345678901234567890}\n{"id":2,"f":-1e30}\n'),
+    ("CSV", None, {"format_csv_delimiter": ";"}, b'1;x,"y;1\n2;b;2\n'),
+], ids=["json_comma_separated", "json_comma_newline", "json_utf8_bom", "json_not_utf8",
+        "json_big_integer", "csv_other_delimiter"])
+def test_bodies_clickhouse_accepts(clickhouse, start_sidecar, fmt, columns, params, body):
+    """Bodies 18.16 takes (JSONEachRow rows separated by commas, a UTF-8 BOM,
+    bytes that are not UTF-8 in a String, integers beyond 64 bits into a
+    Float64; CSV with another delimiter and a quote inside a field): through
+    the sidecar they must land the same way, not be refused as malformed."""
     sc = start(start_sidecar, clickhouse)
-    t = make_table(clickhouse, uniq("bt_jsonok"))
-    twin = make_table(clickhouse, uniq("bt_jsonok_twin"))
-    assert send_direct(clickhouse, req(insert_q(twin), body)) == (200, b"")
-    st, _, rbody = send_all(sc.url, [req(insert_q(t), body)])[0]
-    assert (st, rbody[:300]) == (200, b"")
-    assert dump(clickhouse, t) == dump(clickhouse, twin) == b"1\ta\t1\n2\tb\t2\n"
+    cols = columns or "id UInt32, s String, n Int32"
+    t = make_table(clickhouse, uniq("bt_ok"), cols)
+    twin = make_table(clickhouse, uniq("bt_ok_twin"), cols)
+    assert send_direct(clickhouse, req(insert_q(twin, fmt), body, params)) == (200, b"")
+    st, _, rbody = send_all(sc.url, [req(insert_q(t, fmt), body, params)])[0]
+    assert (st, rbody) == (200, b""), f"refused what ClickHouse takes: {rbody[:300]!r}"
+    assert count(clickhouse, twin) == 2
+    assert dump(clickhouse, t) == dump(clickhouse, twin)
+
+
+def test_credentials_are_separate_batches(clickhouse, start_sidecar):
+    """alice (headers), default (no credentials) and alice with a wrong
+    password interleaved: the first two land, the third gets ClickHouse's own
+    answer, as it would straight."""
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_cred"))
+    groups = [{"X-ClickHouse-User": "alice", "X-ClickHouse-Key": "secret"}, {},
+              {"X-ClickHouse-User": "alice", "X-ClickHouse-Key": "wrong"}]
+    reqs = [req(insert_q(t), json.dumps({"id": i, "s": f"g{i % 3}", "n": i}).encode(),
+                headers=groups[i % 3]) for i in range(150)]
+    direct_wrong = send_direct(clickhouse, reqs[2])
+    assert direct_wrong[0] != 200 and direct_wrong[1].startswith(b"Code: "), direct_wrong
+    results = send_all(sc.url, reqs)
+    assert_all_ok([r for i, r in enumerate(results) if i % 3 != 2], "right credentials")
+    assert {(st, body) for i, (st, _, body) in enumerate(results) if i % 3 == 2} == {direct_wrong}
+    assert json_rows(clickhouse, t) == [{"id": i, "s": f"g{i % 3}", "n": i}
+                                        for i in range(150) if i % 3 != 2]
+    assert not BISECT_RE.search(sc.stderr_text())
 
 
 def test_empty_insert_into_missing_table_answers_like_clickhouse(clickhouse, start_sidecar):

@@ -369,16 +369,19 @@ TEST_CASE("config_help lists every flag with its variable and default") {
   for (size_t at = help.find("  --"); at != std::string::npos; at = help.find("  --", at + 4)) {
     size_t end = help.find_first_of(" \n", at + 4);
     std::string name = help.substr(at + 4, end - at - 4);
-    if (name == "help" || name == "version") continue;
+    if (name == "help" || name == "version" || name == "check-config") continue;
     ++flags_in_help;
     CAPTURE(name);
+    std::string entry = help.substr(at, help.find("  --", at + 4) - at);
     Config c;
     ConfigResult r = parse({"--" + name}, c);
-    CHECK(r.error == "--" + name + ": needs a value");
+    if (entry.find("[=on|off]") != std::string::npos)  // a boolean: bare means on
+      CHECK(r.error == "--upstream: required (or set CHSIDECAR_UPSTREAM)");
+    else
+      CHECK(r.error == "--" + name + ": needs a value");
 
     std::string var = "CHSIDECAR_";
     for (char ch : name) var += ch == '-' ? '_' : static_cast<char>(std::toupper(ch));
-    std::string entry = help.substr(at, help.find("  --", at + 4) - at);
     CHECK(entry.find("default ") != std::string::npos);
     CHECK(entry.find("env " + var + "\n") != std::string::npos);
     FakeEnv env;
@@ -401,4 +404,36 @@ TEST_CASE("config_help lists every flag with its variable and default") {
     CHECK(r.action == ConfigAction::kRun);
     CHECK(same_settings(c, defaults));
   }
+}
+
+TEST_CASE("admin-listen, access-log and check-config") {
+  Config c;
+  CHECK(c.admin_enabled);
+  CHECK(c.admin_listen.host == "127.0.0.1");
+  CHECK(c.admin_listen.port == 9124);
+  CHECK_FALSE(c.access_log);
+  CHECK(parse({"--upstream=http://h:1", "--admin-listen", "[::1]:0", "--access-log"}, c).action ==
+        ConfigAction::kRun);
+  CHECK(c.admin_listen.host == "::1");
+  CHECK(c.admin_listen.port == 0);
+  CHECK(c.access_log);
+  Config off;
+  CHECK(parse({"--upstream=http://h:1", "--admin-listen=off", "--access-log=off"}, off).action ==
+        ConfigAction::kRun);
+  CHECK_FALSE(off.admin_enabled);
+  CHECK_FALSE(off.access_log);
+  Config chk;
+  CHECK(parse({"--check-config", "--upstream=http://h:1"}, chk).action == ConfigAction::kCheck);
+  ConfigResult bad = parse({"--check-config", "--upstream=http://h:1", "--pool-size=0"}, chk);
+  CHECK(bad.action == ConfigAction::kError);
+  CHECK(bad.error.rfind("--pool-size: ", 0) == 0);
+  Config c3;
+  CHECK(parse({"--upstream=http://h:1", "--admin-listen=localhost:9124"}, c3).error ==
+        "--admin-listen: expects a numeric IP address such as 127.0.0.1 or [::1]");
+  Config c4;
+  CHECK(parse({"--upstream=http://h:1", "--listen=127.0.0.1:7000", "--admin-listen=127.0.0.1:7000"},
+              c4).error == "--admin-listen: must differ from --listen");
+  Config c5;
+  CHECK(parse({"--upstream=http://h:1", "--access-log=maybe"}, c5).error ==
+        "--access-log: expects on or off");
 }

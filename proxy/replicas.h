@@ -1,0 +1,59 @@
+// The upstream replicas: one pool each, their health, and the choice of one.
+//
+// Several --upstream URLs name replicas of one cluster. Work without state
+// goes to the healthy replica with the fewest outstanding requests (busy
+// plus queued); a stateful session stays where it began (the caller keeps
+// the index). Health is active, a GET /ping every --health-interval, and
+// passive: --eject-after consecutive upstream failures (no answer, or a
+// 502/503/504) eject a replica at once. An ejected replica keeps being
+// pinged and returns on the first good answer. With no healthy replica
+// left, choose() still returns the least loaded one: its error then reaches
+// the client (a 502) instead of a made-up one.
+//
+// Loop thread only; owned by App.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "upstream_pool.h"
+
+namespace chsidecar {
+
+class Replicas {
+ public:
+  // `config` must outlive the replicas.
+  Replicas(uv_loop_t* loop, const Config& config);
+  ~Replicas();
+  Replicas(const Replicas&) = delete;
+  Replicas& operator=(const Replicas&) = delete;
+
+  // Starts the health checks.
+  void start();
+  void close();
+
+  UpstreamPool& choose();
+  size_t choose_index();
+  UpstreamPool& at(size_t index);
+  size_t size() const { return replicas_.size(); }
+  bool healthy(size_t index) const;
+  size_t index_of(const UpstreamPool* pool) const;
+
+ private:
+  struct Replica;
+  class Ping;
+
+  void observe(Replica& replica, bool ok, const char* source);
+  static void on_health_timer(uv_timer_t* timer) noexcept;
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  std::vector<std::unique_ptr<Replica>> replicas_;
+  uv_timer_t* timer_ = nullptr;
+};
+
+}  // namespace chsidecar

@@ -1,0 +1,519 @@
+"""The disk spool (issue 4), against a real ClickHouse 18.16.
+
+What a user checks: an INSERT answered 200 from the spool
+(wait_for_async_insert=0) reaches ClickHouse after a kill -9 of the sidecar,
+a torn or corrupt spool, a ClickHouse outage, a TOO_MANY_PARTS storm; a row
+ClickHouse refuses on its own goes to dead-letter.jsonl and does not block
+its table; a spool directory that cannot take writes is refused clearly.
+Faults on the wire (a TCP relay between the sidecar and ClickHouse) are in
+test_faults.py.
+
+18.16 has no insert_deduplication_token: delivery after a crash is
+at-least-once, so duplicates are counted and reported ([measured] lines),
+never asserted to be zero; a missing acknowledged row always fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import aiohttp
+import pytest
+
+from netutil import free_port
+from spool_load import (RETRY_RE, Load, duplicates, id_counts, kill_rounds,
+                        spool_opened, wait_present)
+
+KILL_ROUNDS = int(os.environ.get("CHSIDECAR_KILL_ROUNDS", "20"))
+SPOOLED = {"wait_for_async_insert": "0"}
+MAGIC = b"CHSR"
+
+
+# -- helpers ---------------------------------------------------------------------
+
+def report(capsys, text: str) -> None:
+    with capsys.disabled():
+        print(f"\n[measured] {text}")
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def make_table(ch, name: str, columns: str = "id UInt64, r UInt32",
+               settings: str = "") -> str:
+    ch.query(f"CREATE TABLE {name} ({columns}) ENGINE = MergeTree ORDER BY id {settings}")
+    return name
+
+
+def count(ch, table: str) -> int:
+    return int(ch.query(f"SELECT count() FROM {table}").decode())
+
+
+def post(url: str, table: str, body: bytes, params=None, timeout: float = 10.0):
+    """One INSERT; returns (status, headers, body)."""
+    qs = {"query": f"INSERT INTO {table} FORMAT JSONEachRow", **(params or {})}
+    req = urllib.request.Request(url + "/?" + urllib.parse.urlencode(qs), data=body,
+                                 method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def wait_for(pred, timeout: float, step: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+def parse_records(data: bytes) -> list[tuple[int, int]]:
+    """(offset, total length) of each valid framed record of a segment
+    (magic "CHSR", u32 payload length, u32 CRC-32C, payload)."""
+    out, pos = [], 0
+    while pos + 12 <= len(data) and data[pos:pos + 4] == MAGIC:
+        (n,) = struct.unpack_from("<I", data, pos + 4)
+        if pos + 12 + n > len(data):
+            break
+        out.append((pos, 12 + n))
+        pos += 12 + n
+    return out
+
+
+def segments(spool_dir) -> list[str]:
+    return sorted(p for p in os.listdir(spool_dir) if p.startswith("segment-"))
+
+
+# -- kill -9 in the middle of a spooled load ----------------------------------------
+
+def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):
+    """KILL_ROUNDS times: ~0.3-1 s of 32 concurrent single-row spooled
+    writers, then SIGKILL; each restart replays on the same --spool-dir.
+    Every id answered 200 must be in ClickHouse at the end."""
+    table = make_table(clickhouse, uniq("spool_kill"))
+    spool_dir = tmp_path / "spool"
+    seed = random.randrange(1 << 30)
+
+    def launch():
+        return start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+
+    s = kill_rounds(clickhouse, table, launch, KILL_ROUNDS, seed=seed)
+    report(capsys, f"kill -9 x{s['rounds']} (seed {seed}): acked={s['acked']} "
+                   f"missing={len(s['missing'])} duplicates={s['duplicates']} "
+                   f"rows={s['rows']} unanswered={s['unanswered']} "
+                   f"(of which landed: {s['unanswered_present']}) other answers={s['errors']}")
+    report(capsys, f"duplicates per round: {s['dup_by_round']}")
+    report(capsys, f"replay_records at each start: {s['replays'][1:]} "
+                   f"final start: {s['final_replay']}")
+    assert s["acked"] > 0
+    assert not s["missing"], (f"{len(s['missing'])} acknowledged ids are not in ClickHouse, "
+                              f"e.g. {s['missing'][:10]}")
+    assert not s["unexpected_ids"], ("rows whose request got an HTTP error landed: "
+                                     f"{s['unexpected_ids']}")
+    assert s["final_rc"] == 0, "the last sidecar did not drain and exit 0 on SIGTERM"
+    # After a clean drain every record is known committed: nothing to replay.
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    opened = wait_for(lambda: spool_opened(sc.stderr_text()), 5)
+    before = count(clickhouse, table)
+    time.sleep(1.0)
+    sc.stop()
+    report(capsys, f"start after the clean drain: {opened}; segments left: "
+                   f"{segments(spool_dir)}")
+    assert opened is not None and opened["replay_records"] == 0, opened
+    assert count(clickhouse, table) == before
+
+
+# -- torn tail ------------------------------------------------------------------------
+
+def _spool_records_offline(start_sidecar, spool_dir, table: str, n: int) -> list[list[int]]:
+    """Writes n spooled requests (3 rows each) through a sidecar whose upstream
+    refuses connections, so nothing commits; SIGKILL. Returns the ids of
+    each request in spool order."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    sc = start_sidecar(dead, "--spool-dir", str(spool_dir))
+    ids = []
+    for k in range(n):
+        rows = [k * 10 + j for j in range(3)]
+        body = b"".join(b'{"id":%d,"r":%d}\n' % (i, k) for i in rows)
+        st, _, text = post(sc.url, table, body, SPOOLED)
+        assert st == 200, (st, text)
+        ids.append(rows)
+    sc.stop(signal.SIGKILL)
+    return ids
+
+
+def test_torn_tail_recovers_valid_prefix(clickhouse, start_sidecar, tmp_path, capsys):
+    table = uniq("spool_torn")
+    n = 12
+    base = tmp_path / "base"
+    req_ids = _spool_records_offline(start_sidecar, base, table, n)
+    segs = [s for s in segments(base) if os.path.getsize(base / s) > 0]
+    assert len(segs) == 1, segments(base)
+    seg = segs[0]
+    data = (base / seg).read_bytes()
+    recs = parse_records(data)
+    assert len(recs) == n and sum(l for _, l in recs) == len(data), (len(recs), len(data))
+
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    cases = []  # (name, new bytes, number of intact leading records)
+    for _ in range(3):  # truncate inside a record (header or payload)
+        j = rng.randrange(1, n)
+        off, ln = recs[j]
+        cut = off + rng.randrange(1, ln)
+        cases.append((f"truncate@{cut} (record {j})", data[:cut], j))
+    for _ in range(3):  # flip one byte of a record in the tail
+        j = rng.randrange(n // 2, n)
+        off, ln = recs[j]
+        at = off + rng.randrange(0, ln)
+        b = bytearray(data)
+        b[at] ^= 1 << rng.randrange(8)
+        cases.append((f"flip@{at} (record {j})", bytes(b), j))
+    j = n - 1  # a huge length field must not make start-up wait or allocate
+    b = bytearray(data)
+    struct.pack_into("<I", b, recs[j][0] + 4, 0xFFFFFFF0)
+    cases.append((f"length=0xfffffff0 (record {j})", bytes(b), j))
+    cases.append(("garbage tail", data + bytes(rng.randrange(256) for _ in range(777)), n))
+    cases.append(("zeroed tail", data + b"\0" * 4096, n))
+
+    results = []
+    for name, content, intact in cases:
+        clickhouse.query(f"DROP TABLE IF EXISTS {table}")
+        make_table(clickhouse, table)
+        d = tmp_path / f"case{len(results)}"
+        shutil.copytree(base, d)
+        (d / seg).write_bytes(content)
+        t0 = time.monotonic()
+        sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(d), ready_timeout=10)
+        started = time.monotonic() - t0
+        opened = wait_for(lambda: spool_opened(sc.stderr_text()), 5)
+        want = sorted(i for rows in req_ids[:intact] for i in rows)
+        missing, counts = wait_present(clickhouse, table, want, 10)
+        time.sleep(0.3)  # anything beyond the valid prefix would land by now
+        rc = sc.stop()
+        counts = id_counts(clickhouse, table)
+        err = sc.stderr_text()
+        results.append((name, intact, opened and opened["replay_records"], started))
+        assert opened is not None, f"{name}: no spool_opened line\n{err[-3000:]}"
+        assert opened["replay_records"] == intact, (name, opened)
+        assert ("spool_tail_truncated" in err) == (content != data), (name, err[-2000:])
+        assert not missing, f"{name}: rows of intact records missing: {sorted(missing)}"
+        assert sorted(counts) == want, f"{name}: rows beyond the valid prefix landed"
+        assert duplicates(counts) == 0, name
+        assert rc == 0, f"{name}: exit {rc}"
+        # Once replayed and committed, the old segment is recycled.
+        assert not (d / seg).exists() or os.path.getsize(d / seg) <= len(content)
+    report(capsys, f"torn tail (seed {seed}): " + "; ".join(
+        f"{name}: intact={intact} replayed={rep} start={st:.2f}s"
+        for name, intact, rep, st in results))
+
+
+# -- ClickHouse outage ------------------------------------------------------------------
+
+def test_clickhouse_stopped_during_spooled_load(clickhouse_factory, start_sidecar, tmp_path,
+                                                capsys):
+    """ClickHouse stopped for 15 s under a spooled load: spooled writes keep
+    getting 200 (no 5xx below the cap); commit-mode writes get 503/504 after
+    --upstream-timeout and their rows are not inserted; every acked row is
+    present once ClickHouse is back."""
+    ch = clickhouse_factory()
+    table = make_table(ch, uniq("spool_outage"))
+    sc = start_sidecar(ch.http_url, "--spool-dir", str(tmp_path / "spool"),
+                       "--upstream-timeout", "3s", "--retry-backoff-max", "1s",
+                       "--log-level", "debug")
+    spooled = Load(sc.url, table, first_id=1, concurrency=16, params=SPOOLED,
+                   pause=0.005).start()
+    time.sleep(1.0)
+    ch.stop()
+    t_down = time.monotonic()
+    time.sleep(2.0)
+    commit = Load(sc.url, table, first_id=50_000_000, concurrency=4, timeout=20).start()
+    time.sleep(13.0)
+    commit.stop()
+    outage = time.monotonic() - t_down
+    ch.start()
+    time.sleep(1.5)
+    spooled.stop()
+    missing, counts = wait_present(ch, table, spooled.acked, 60)
+    sc.stop()
+    counts = id_counts(ch, table)
+    st = spooled.statuses()
+    report(capsys, f"outage {outage:.1f}s: spooled answers {dict(st)}; acked={len(spooled.acked)} "
+                   f"missing={len(missing)} duplicates={duplicates(counts)}; commit-mode answers "
+                   f"during outage {dict(commit.statuses())}; "
+                   f"retries logged={len(RETRY_RE.findall(sc.stderr_text()))}")
+    fivexx = {s: n for s, n in st.items() if isinstance(s, int) and s >= 500}
+    assert not fivexx, f"spooled writes got 5xx below the cap: {fivexx} " \
+                       f"{list(spooled.bodies.values())[:3]}"
+    assert not missing, f"{len(missing)} acked rows missing, e.g. {sorted(missing)[:10]}"
+    assert len(spooled.acked) > 1000
+    # Commit mode: an error means "not inserted" (ClickHouse was down).
+    bad = [i for i in commit.errored if counts.get(i, 0)]
+    assert not bad, f"commit-mode requests answered with an error were inserted: {bad[:10]}"
+    assert all(s in (200, 503, 504) for s in commit.statuses() if isinstance(s, int)), \
+        commit.statuses()
+    assert not [i for i in commit.acked if not counts.get(i, 0)]
+
+
+def test_spool_cap_during_outage(clickhouse_factory, start_sidecar, tmp_path, capsys):
+    """A small --spool-max-bytes and ClickHouse hung (SIGSTOP) for 8 s: once
+    the spool is full, spooled writes get 503 with Retry-After (never any
+    other 5xx, never a silent drop); nothing acked is lost; once ClickHouse
+    is back and the backlog committed, spooled writes get 200 again."""
+    ch = clickhouse_factory()
+    table = make_table(ch, uniq("spool_cap"))
+    sc = start_sidecar(ch.http_url, "--spool-dir", str(tmp_path / "spool"),
+                       "--spool-max-bytes", "1MiB", "--upstream-timeout", "2s",
+                       "--retry-backoff-max", "500ms")
+    load = Load(sc.url, table, first_id=1, concurrency=16, params=SPOOLED, pause=0.002).start()
+    time.sleep(0.5)
+    ch.pause()
+    t_pause = time.monotonic()
+    time.sleep(8.0)
+    ch.resume()
+    t_resume = time.monotonic()
+    time.sleep(6.0)
+    load.stop()
+    acked = load.acked
+    missing, counts = wait_present(ch, table, acked, 60)
+    # After the backlog committed: does a spooled write get 200 again?
+    after = [post(sc.url, table, b'{"id":%d,"r":9}\n' % (90_000_000 + k), SPOOLED)[0]
+             for k in range(5)]
+    sc.stop()
+    counts = id_counts(ch, table)
+    st = load.statuses()
+    full = [i for i, s in load.results.items() if s == 503]
+    late_503 = [i for i in full if load.answered_at[i] > t_resume + 4.0]
+    report(capsys, f"cap 1MiB, paused {t_resume - t_pause:.1f}s: answers {dict(st)}; "
+                   f"Retry-After values {sorted(set(load.retry_after))}; acked={len(acked)} "
+                   f"missing={len(missing)} duplicates={duplicates(counts)}; "
+                   f"503s more than 4 s after resume: {len(late_503)}; "
+                   f"spooled writes after the drain: {after}")
+    other5xx = {s: n for s, n in st.items() if isinstance(s, int) and s >= 500 and s != 503}
+    assert full, "the spool never reported full"
+    assert len(load.retry_after) == len(full), "a 503 without Retry-After"
+    assert not other5xx, other5xx
+    assert not missing, f"{len(missing)} acked rows missing, e.g. {sorted(missing)[:10]}"
+    assert not [i for i in full if counts.get(i, 0)], "rows of a 503'd request landed"
+    assert after == [200] * 5, (
+        "the spool stays full after ClickHouse came back and the backlog committed: "
+        f"spooled writes get {after}")
+
+
+# -- TOO_MANY_PARTS storm ------------------------------------------------------------------
+
+def test_too_many_parts_storm(clickhouse, start_sidecar, tmp_path, capsys):
+    """parts_to_throw_insert=6 (18.16 merges 5+ small parts at once) and a sidecar allowed 1000 parts/s: ClickHouse
+    answers 252 again and again; the sidecar backs off and retries; in the
+    end every acked row is present exactly once."""
+    table = make_table(clickhouse, uniq("spool_parts"),
+                       settings="SETTINGS parts_to_throw_insert = 6, parts_to_delay_insert = 6")
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(tmp_path / "spool"),
+                       "--max-parts-per-second", "1000", "--flush-delay-min", "1ms",
+                       "--flush-delay-max", "2ms", "--max-inflight-flushes", "8",
+                       "--retry-backoff-min", "50ms",
+                       "--retry-backoff-max", "1s", "--log-level", "debug")
+    load = Load(sc.url, table, first_id=1, concurrency=16, params=SPOOLED, pause=0.005).run(3.0)
+    acked = load.acked
+    missing, counts = wait_present(clickhouse, table, acked, 90)
+    time.sleep(0.5)
+    counts = id_counts(clickhouse, table)
+    err = sc.stderr_text()
+    codes = [int(c) for c in RETRY_RE.findall(err)]
+    sc.stop()
+    report(capsys, f"252 storm: acked={len(acked)} answers={dict(load.statuses())} "
+                   f"retries={len(codes)} (252: {codes.count(252)}) rows={sum(counts.values())} "
+                   f"missing={len(missing)} duplicates={duplicates(counts)}")
+    assert codes.count(252) > 0, "no batch_retry with code=252: the storm did not happen"
+    assert not missing, f"{len(missing)} acked rows missing"
+    assert sum(counts.values()) == len(acked) and duplicates(counts) == 0, \
+        "a 252 is a definite refusal: a retry must not duplicate"
+    assert load.statuses()[200] == sum(load.statuses().values())
+
+
+# -- poisoned spooled rows -> dead letter ----------------------------------------------------
+
+def test_poisoned_spooled_row_is_dead_lettered(clickhouse, start_sidecar, tmp_path, capsys):
+    table = make_table(clickhouse, uniq("spool_poison"), "id UInt64, r UInt32")
+    spool_dir = tmp_path / "spool"
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir),
+                       "--flush-delay-min", "200ms", "--flush-delay-max", "200ms",
+                       "--log-level", "debug")
+    bad = b'{"id":999,"r":"not a number"}\n'
+
+    async def burst():
+        async with aiohttp.ClientSession() as s:
+            async def one(body):
+                qs = urllib.parse.urlencode({"query": f"INSERT INTO {table} FORMAT JSONEachRow",
+                                             **SPOOLED})
+                async with s.post(f"{sc.url}/?{qs}", data=body) as r:
+                    return r.status, await r.read()
+            bodies = [b'{"id":%d,"r":1}\n' % i for i in range(1, 31)]
+            bodies.insert(15, bad)
+            return await asyncio.gather(*(one(b) for b in bodies))
+
+    answers = asyncio.run(burst())
+    assert all(st == 200 for st, _ in answers), answers
+    missing, counts = wait_present(clickhouse, table, range(1, 31), 15)
+    dl = spool_dir / "dead-letter.jsonl"
+    wait_for(lambda: dl.exists() and dl.stat().st_size > 0, 10)
+    assert not missing, f"good rows of the poisoned batch missing: {sorted(missing)}"
+    assert dl.exists(), f"no dead-letter.jsonl in {os.listdir(spool_dir)}"
+    lines = [json.loads(l) for l in dl.read_text().splitlines() if l.strip()]
+    report(capsys, f"dead letters: {lines}")
+    assert len(lines) == 1, lines
+    entry = lines[0]
+    assert "not a number" in entry.get("data", ""), entry
+    assert re.search(r"Code: \d+", entry.get("error", "")), entry
+    assert entry.get("rows") == 1 and entry.get("table", "").endswith(table), entry
+    assert "rows_dead_lettered" in sc.stderr_text()
+    # The table is not blocked: later spooled and commit-mode rows land.
+    assert post(sc.url, table, b'{"id":1001,"r":2}\n', SPOOLED)[0] == 200
+    assert post(sc.url, table, b'{"id":1002,"r":2}\n')[0] == 200
+    missing, counts = wait_present(clickhouse, table, [1001, 1002], 10)
+    assert not missing
+    assert 999 not in counts
+    # Not retried forever: a restart replays nothing.
+    assert sc.stop() == 0
+    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
+    sc2.stop()
+    assert opened is not None and opened["replay_records"] == 0, opened
+    assert len([l for l in dl.read_text().splitlines() if l.strip()]) == 1
+
+
+# -- unusable spool directory ----------------------------------------------------------------
+
+def _mount_tmpfs(path, opts: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): "
+                    f"{r.stderr.strip()}")
+
+
+def _fill(path, limit: int = 1 << 30) -> None:
+    """Writes to `path` until the filesystem is full (ENOSPC)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        written = 0
+        while written < limit:
+            written += os.write(fd, b"x" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umount(path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _bin(sc) -> str:
+    return sc.args[0]
+
+
+def _run_sidecar(sidecar_bin, upstream: str, spool_dir, timeout: float = 10.0,
+                 expect_exit: bool = True):
+    args = [sidecar_bin, "--listen", f"127.0.0.1:{free_port()}", "--upstream", upstream,
+            "--admin-listen", "127.0.0.1:0", "--spool-dir", str(spool_dir)]
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        if not expect_exit:
+            return None
+        pytest.fail(f"chsidecar kept running with an unusable --spool-dir {spool_dir}: "
+                    f"{(e.stderr or b'')[-2000:]!r}")
+
+
+def test_unusable_spool_dir_at_start(clickhouse, sidecar_bin, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    full = tmp_path / "full"
+    _mount_tmpfs(ro, "size=64k,ro")
+    try:
+        _mount_tmpfs(full, "size=64k")
+        try:
+            _fill(full / "filler")
+            cases = [("read-only fs, dir to create", ro / "spool", "Read-only"),
+                     ("read-only fs, existing dir", ro, "Read-only"),
+                     ("full fs", full / "spool", "No space left")]
+            seen = []
+            for name, d, why in cases:
+                r = _run_sidecar(sidecar_bin, clickhouse.http_url, d)
+                seen.append((name, r.returncode, r.stderr.strip().splitlines()[-1:]))
+                assert r.returncode not in (0, None) and r.returncode > 0, (name, r.returncode)
+                assert "spool" in r.stderr and str(d) in r.stderr and why in r.stderr, \
+                    (name, r.stderr[-2000:])
+            report(capsys, f"unusable spool dir: {seen}")
+        finally:
+            _umount(full)
+    finally:
+        _umount(ro)
+
+
+def test_disk_fills_at_run_time(clickhouse, start_sidecar, tmp_path, capsys):
+    """The spool's filesystem fills up while ClickHouse is unreachable:
+    spooled writes get 503 (never a crash, never 200 without the rows on
+    disk); after a restart against ClickHouse every acked row lands, and no
+    row of a 503'd request does ("nothing was inserted")."""
+    mnt = tmp_path / "small"
+    _mount_tmpfs(mnt, "size=256k")
+    try:
+        table = make_table(clickhouse, uniq("spool_enospc"))
+        dead = f"http://127.0.0.1:{free_port()}"
+        spool_dir = mnt / "spool"
+        with open(mnt / "reserve", "wb") as f:  # freed later, as an operator would
+            f.write(b"r" * 64 * 1024)
+        sc = start_sidecar(dead, "--spool-dir", str(spool_dir), "--spool-segment-bytes", "64KiB")
+        load = Load(sc.url, table, first_id=1, concurrency=8, params=SPOOLED).start()
+        wait_for(lambda: load.errored, 15)
+        time.sleep(0.5)
+        load.stop()
+        alive = sc.running()
+        sc.stop(signal.SIGKILL)
+        st = load.statuses()
+        # Restart on the still-full disk: can it replay what it acked?
+        r = _run_sidecar(_bin(sc), clickhouse.http_url,
+                         spool_dir, timeout=3, expect_exit=False)
+        full_restart = ("exited %s: %s" % (r.returncode, r.stderr.strip().splitlines()[-1:])
+                        if r is not None and r.returncode is not None else "kept running")
+        os.unlink(mnt / "reserve")
+        sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+        missing, counts = wait_present(clickhouse, table, load.acked, 20)
+        time.sleep(0.5)
+        counts = id_counts(clickhouse, table)
+        opened = spool_opened(sc2.stderr_text())
+        refused_landed = sorted(i for i in load.errored if counts.get(i, 0))
+        report(capsys, f"disk full at run time: answers {dict(st)}; acked={len(load.acked)}; "
+                       f"restart on the full disk: {full_restart}; "
+                       f"replay {opened}; missing={len(missing)}; rows of 503'd requests "
+                       f"that landed: {len(refused_landed)} {refused_landed[:10]}; "
+                       f"503s with Retry-After: {len(load.retry_after)}; "
+                       f"503 body: {next(iter(load.bodies.values()), b'')[:160]!r}")
+        assert alive, "the sidecar died when its spool filesystem filled up"
+        assert {s for s in st if s != 200} <= {503}, st
+        assert not missing, f"{len(missing)} acked rows missing"
+        assert not refused_landed, "rows of requests answered 503 (nothing inserted) landed"
+        sc2.stop()
+    finally:
+        _umount(mnt)
