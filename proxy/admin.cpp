@@ -45,6 +45,7 @@ class AdminConnection {
   bool complete_ = false;
   bool answered_ = false;
   bool closing_ = false;
+  uint64_t started_ns_ = uv_hrtime();
   char buffer_[4096];
 };
 
@@ -136,6 +137,7 @@ void AdminConnection::respond(int status, std::string_view content_type, const s
   answered_ = true;
   ProxyMetrics& pm = admin_.app().proxy_metrics();
   pm.requests.at({"admin", status_label(status)}).inc();
+  pm.request_duration.at({"admin"}).observe(static_cast<double>(uv_hrtime() - started_ns_) / 1e9);
   std::vector<Header> headers = {{"Content-Type", std::string(content_type)},
                                  {"Content-Length", std::to_string(body.size())},
                                  {"Cache-Control", "no-store"},
@@ -307,6 +309,13 @@ std::string Admin::status_json() {
   out += c.batch_mode == BatchMode::kAuto ? "\"auto\"" : "\"off\"";
   out += ",\"buffered_bytes\":" + std::to_string(app_.batcher().buffered_bytes()) +
          ",\"buffer_max_bytes\":" + std::to_string(c.buffer_max_bytes) + "}";
+  Spool& spool = app_.spool();  // its directory is not shown: paths are not the prober's business
+  out += ",\"spool\":{\"enabled\":";
+  out += spool.enabled() ? "true" : "false";
+  out += ",\"bytes\":" + std::to_string(spool.bytes()) +
+         ",\"max_bytes\":" + std::to_string(spool.enabled() ? c.spool_max_bytes : 0) +
+         ",\"fsyncs\":" + std::to_string(spool.fsyncs()) +
+         ",\"dead_lettered_rows\":" + std::to_string(spool.dead_lettered_rows()) + "}";
   out += ",\"connections\":{\"clients\":" + std::to_string(app_.connections()) +
          ",\"max\":" + std::to_string(c.max_connections) +
          ",\"admin\":" + std::to_string(connections_.size()) + "}";

@@ -1,5 +1,6 @@
 #include "app.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <ctime>
@@ -93,15 +94,20 @@ void App::register_metrics() {
   bm.batch_rows.get();
   bm.batch_bytes.get();
   bm.oldest_row_age.get();
-  bm.spool_bytes.get();
-  bm.spool_max_bytes.get();
-  bm.fsyncs.get();
+  bm.spool_bytes.get().set_function([this] { return double(spool_->bytes()); });
+  bm.spool_max_bytes.get().set_function(
+      [this] { return spool_->enabled() ? double(config_.spool_max_bytes) : 0.0; });
+  bm.fsyncs.get().set_function([this] { return double(spool_->fsyncs()); });
   bm.fsync_duration.get();
 
   // Not ready once the batch buffers are nearly full: new INSERTs would get 503.
   add_readiness_check([this]() -> const char* {
     return batcher_->buffered_bytes() >= config_.buffer_max_bytes / 10 * 9 ? "batch buffers full"
                                                                           : nullptr;
+  });
+  add_readiness_check([this]() -> const char* {
+    return spool_->enabled() && spool_->bytes() >= config_.spool_max_bytes / 10 * 9 ? "spool full"
+                                                                                    : nullptr;
   });
 }
 
@@ -165,6 +171,14 @@ int App::start() {
   uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_));
   probe_->start();
   replicas_->start();
+  flush_check_ = make_handle<uv_check_t>();
+  uv_check_init(loop_, flush_check_);
+  flush_check_->data = this;
+  uv_check_start(flush_check_, &App::on_flush);
+  uv_unref(reinterpret_cast<uv_handle_t*>(flush_check_));
+  flush_idle_ = make_handle<uv_idle_t>();
+  uv_idle_init(loop_, flush_idle_);
+  flush_idle_->data = this;
   return 0;
 }
 
@@ -181,6 +195,29 @@ void App::on_connection(uv_stream_t* server, int status) noexcept {
   bool over = self->connections_.size() >= self->config_.max_connections;
   self->connections_.insert(connection);
   connection->start(over);
+}
+
+void App::schedule_flush(Connection* connection) {
+  if (flush_list_.empty() && flush_idle_ != nullptr)
+    uv_idle_start(flush_idle_, [](uv_idle_t*) noexcept {});
+  flush_list_.push_back(connection);
+}
+
+void App::cancel_flush(Connection* connection) {
+  std::replace(flush_list_.begin(), flush_list_.end(), connection, static_cast<Connection*>(nullptr));
+}
+
+void App::on_flush(uv_check_t* check) noexcept {
+  auto* self = static_cast<App*>(check->data);
+  if (self == nullptr) return;
+  // flush_output() may queue more (a resumed transfer): loop until quiet.
+  while (!self->flush_list_.empty()) {
+    std::vector<Connection*> list = std::move(self->flush_list_);
+    self->flush_list_.clear();
+    for (Connection* c : list)
+      if (c != nullptr) c->flush_output();
+  }
+  if (self->flush_idle_ != nullptr) uv_idle_stop(self->flush_idle_);
 }
 
 void App::connection_closed(Connection* connection) {
@@ -254,6 +291,10 @@ void App::finish_shutdown() {
   replicas_->close();
   if (admin_) admin_->close();
   close_handle(grace_timer_);
+  close_handle(flush_check_);
+  close_handle(flush_idle_);
+  flush_check_ = nullptr;
+  flush_idle_ = nullptr;
   close_handle(housekeeping_);
   close_handle(sigterm_);
   close_handle(sigint_);

@@ -79,12 +79,18 @@ class App {
   // returning, so one buffer serves all connections.
   uv_buf_t read_buffer();
 
+  // Coalesced writes: `connection` has queued output; App calls its
+  // flush_output() once, at the end of this loop iteration.
+  void schedule_flush(Connection* connection);
+  void cancel_flush(Connection* connection);
+
   // Called by a Connection from its close callback, just before it is freed.
   void connection_closed(Connection* connection);
   size_t connections() const { return connections_.size(); }
 
  private:
   static void on_connection(uv_stream_t* server, int status) noexcept;
+  static void on_flush(uv_check_t* check) noexcept;
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
   static void on_housekeeping(uv_timer_t* timer) noexcept;
   static void on_grace_expired(uv_timer_t* timer) noexcept;
@@ -110,6 +116,9 @@ class App {
   uv_signal_t* sigint_ = nullptr;
   uv_timer_t* housekeeping_ = nullptr;
   uv_timer_t* grace_timer_ = nullptr;
+  uv_check_t* flush_check_ = nullptr;  // flushes queued output after each poll
+  uv_idle_t* flush_idle_ = nullptr;    // active while output is queued: poll must not block
+  std::vector<Connection*> flush_list_;
   std::unordered_set<Connection*> connections_;
   std::unique_ptr<char[]> read_buffer_;
   bool draining_ = false;

@@ -261,6 +261,12 @@ void Batcher::submit(Flush& flush) {
 
 // Answers every part: waiting clients get `result`; spooled rows, whose
 // clients were answered long ago, are marked committed or dead-lettered.
+BatchResult Batcher::not_committed_result(const Table&) {
+  return error_result({503, kTimeoutExceeded,
+                       "The rows were not inserted: upstream " + replicas_.choose().display_name() +
+                           " did not accept them within --upstream-timeout"});
+}
+
 void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result) {
   bool committed = result.status == 200;
   std::vector<uint64_t> done_ids;
@@ -289,7 +295,11 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   Table& table = done.table();
   Batch& batch = done.batch();
   BatchResult result = done.result();
-  bool committed = outcome.code == CURLE_OK && result.status == 200;
+  // ClickHouse sends an INSERT's 200 only once the rows are in: a connection
+  // lost after that head, with no exception in the body, is still a commit.
+  bool committed = result.status == 200 &&
+                   (outcome.code == CURLE_OK ||
+                    (outcome.response_started && result.body.find("Exception") == std::string::npos));
   ErrorClass error_class = ErrorClass::kTransient;
   int code = 0;
   if (outcome.code == CURLE_OK && !committed) {
@@ -349,10 +359,7 @@ void Batcher::retry(Flush& flush) {
       if (waiting) {
         BatchWaiter* waiter = part.ticket->waiter;
         part.ticket->waiter = nullptr;
-        waiter->batch_done(error_result(
-            {503, kTimeoutExceeded,
-             "The rows were not inserted: upstream " + replicas_.choose().display_name() +
-                 " did not accept them within --upstream-timeout"}));
+        waiter->batch_done(not_committed_result(table));
       }
     }
   }
@@ -400,6 +407,29 @@ void Batcher::maybe_idle() {
 
 void Batcher::expire(uint64_t now_ms) {
   finished_.clear();
+  // Clients waiting for a commit stop waiting at their deadline, also while
+  // their rows are still buffered behind flushes that keep failing.
+  for (auto& [key, table] : tables_) {
+    Batch& pending = table->pending;
+    std::vector<bool> keep(pending.parts.size(), true);
+    bool dropped = false;
+    for (size_t i = 0; i < pending.parts.size(); ++i) {
+      Part& part = pending.parts[i];
+      if (part.spool_id != 0 || now_ms < part.deadline_ms) continue;
+      keep[i] = false;
+      dropped = true;
+      if (part.ticket != nullptr && part.ticket->waiter != nullptr) {
+        BatchWaiter* waiter = part.ticket->waiter;
+        part.ticket->waiter = nullptr;
+        waiter->batch_done(not_committed_result(*table));
+      }
+    }
+    if (!dropped) continue;
+    Batch kept = rebuild(*table, pending, 0, pending.parts.size(), &keep);
+    buffered_bytes_ -= pending.data.size();
+    buffered_bytes_ += kept.data.size();
+    pending = std::move(kept);
+  }
   for (auto it = tables_.begin(); it != tables_.end();) {
     Table& t = *it->second;
     if (t.inflight == 0 && t.pending.parts.empty() && now_ms > t.last_used_ms + kTableIdleMs) {

@@ -104,7 +104,8 @@ class Batcher {
   // Called once whenever the batcher becomes idle while draining.
   void set_idle_callback(std::function<void()> callback) { on_idle_ = std::move(callback); }
 
-  // Forgets buffers of keys unused for a while.
+  // Answers waiting clients whose deadline passed (503, rows not inserted)
+  // and forgets buffers of keys unused for a while. Call about every second.
   void expire(uint64_t now_ms);
 
   // Closes timers; fails nothing (call when idle, or at forced exit).
@@ -139,6 +140,7 @@ class Batcher {
   void retry(Flush& flush);
   void retire(Flush& flush);
   void answer(const Table& table, Batch& batch, const BatchResult& result);
+  BatchResult not_committed_result(const Table& table);
   static Batch rebuild(const Table& table, const Batch& batch, size_t begin, size_t end,
                        const std::vector<bool>* keep);
   void maybe_idle();

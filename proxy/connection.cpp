@@ -176,47 +176,73 @@ void Connection::drain() {
   close_after_answer_ = true;
 }
 
-void Connection::write(std::string data) {
+void Connection::write(std::string_view data) {
   if (state_ == State::kClosing || data.empty()) return;
   bytes_written_ += data.size();
-  if (pending_write_bytes_ == 0) {
-    uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
-    int n = uv_try_write(stream(), &buf, 1);
-    if (n == static_cast<int>(data.size())) return;
-    if (n < 0 && n != UV_EAGAIN) {
+  out_.append(data);
+  pending_write_bytes_ += data.size();
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    app_.schedule_flush(this);
+  }
+}
+
+void Connection::flush_output() {
+  flush_scheduled_ = false;
+  if (state_ == State::kClosing || out_.empty() || uv_write_pending_) return;
+  std::string data = std::move(out_);
+  out_.clear();
+  uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+  int n = uv_try_write(stream(), &buf, 1);
+  if (n < 0 && n != UV_EAGAIN) {
+    close("client_write_error");
+    return;
+  }
+  size_t written = n > 0 ? static_cast<size_t>(n) : 0;
+  pending_write_bytes_ -= written;
+  if (written < data.size()) {
+    data.erase(0, written);
+    auto* req = new WriteRequest{{}, this, std::move(data)};
+    req->req.data = req;
+    uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+    if (uv_write(&req->req, stream(), &rest, 1, &Connection::on_write) != 0) {
+      pending_write_bytes_ -= req->data.size();
+      delete req;
       close("client_write_error");
       return;
     }
-    if (n > 0) data.erase(0, static_cast<size_t>(n));
+    uv_write_pending_ = true;
+    return;
   }
-  auto* req = new WriteRequest{{}, this, std::move(data)};
-  req->req.data = req;
-  uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-  pending_write_bytes_ += req->data.size();
-  if (uv_write(&req->req, stream(), &buf, 1, &Connection::on_write) != 0) {
-    pending_write_bytes_ -= req->data.size();
-    delete req;
-    close("client_write_error");
-  }
+  after_flush();
 }
 
 void Connection::on_write(uv_write_t* uv_req, int status) noexcept {
   auto* req = static_cast<WriteRequest*>(uv_req->data);
   Connection* self = req->connection;
   self->pending_write_bytes_ -= req->data.size();
+  self->uv_write_pending_ = false;
   delete req;
   if (self->state_ == State::kClosing) return;
   if (status < 0) {
     self->close("client_write_error");
     return;
   }
-  if (self->close_when_flushed_) {
-    if (self->pending_write_bytes_ == 0) self->linger();
+  if (!self->out_.empty()) {
+    self->flush_output();  // bytes queued while this write was in flight
     return;
   }
-  if (self->exchange_ != nullptr &&
-      self->pending_write_bytes_ <= self->app_.config().response_buffer_bytes / 2)
-    self->exchange_->client_drained();
+  self->after_flush();
+}
+
+// Everything queued has reached the socket buffer.
+void Connection::after_flush() {
+  if (close_when_flushed_) {
+    if (pending_write_bytes_ == 0) linger();
+    return;
+  }
+  if (exchange_ != nullptr && pending_write_bytes_ <= app_.config().response_buffer_bytes / 2)
+    exchange_->client_drained();
 }
 
 void Connection::reject(const ChError& error, int retry_after_s) {
@@ -278,6 +304,7 @@ void Connection::on_timer(uv_timer_t* timer) noexcept {
 void Connection::close(const char* reason) {
   if (state_ == State::kClosing) return;
   state_ = State::kClosing;
+  if (flush_scheduled_) app_.cancel_flush(this);
   log_event(LogLevel::kDebug, "client_closed", {{"reason", reason}});
   if (reading_) uv_read_stop(stream());
   reading_ = false;

@@ -49,7 +49,12 @@ class Connection {
   void start(bool over_capacity);
 
   // Queues bytes for the client; tries a direct write first.
-  void write(std::string data);
+  // Queues bytes for the client. Bytes written during one loop iteration
+  // go out together in one system call, when App flushes (flush_output).
+  void write(std::string_view data);
+
+  // Hands the queued bytes to the socket. Called by App once per iteration.
+  void flush_output();
   size_t pending_write_bytes() const { return pending_write_bytes_; }
   // Bytes handed to write() since the connection began (for access logs).
   uint64_t bytes_written() const { return bytes_written_; }
@@ -76,6 +81,7 @@ class Connection {
   void resume_after_exchange();
   void reject(const ChError& error, int retry_after_s = 0);
   void close_when_flushed();
+  void after_flush();
   void linger();
   void update_reading();
   void arm_timer(uint64_t ms);
@@ -108,6 +114,10 @@ class Connection {
   bool in_header_value_ = false;
   size_t header_bytes_ = 0;
   bool message_complete_ = false;
+
+  std::string out_;            // queued by write(), not yet handed to the socket
+  bool flush_scheduled_ = false;
+  bool uv_write_pending_ = false;
 
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<Exchange> retired_;  // freed later: its methods may be on the stack

@@ -493,14 +493,9 @@ void Exchange::send_head() {
 
 void Exchange::send_data(const char* data, size_t size) {
   if (size == 0) return;
-  if (chunked_) {
-    std::string framed = chunk_header(size);
-    framed.append(data, size);
-    framed.append(kChunkTrailer);
-    connection_.write(std::move(framed));
-  } else {
-    connection_.write(std::string(data, size));
-  }
+  if (chunked_) connection_.write(chunk_header(size));
+  connection_.write(std::string_view(data, size));
+  if (chunked_) connection_.write(kChunkTrailer);
 }
 
 size_t Exchange::upstream_response_data(const char* data, size_t size) {
@@ -568,7 +563,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
     send_head();
     send_data(held_body_.data(), held_body_.size());
   }
-  if (chunked_) connection_.write(std::string(kLastChunk));
+  if (chunked_) connection_.write(kLastChunk);
   complete();
 }
 

@@ -24,7 +24,11 @@ std::string format_value(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[64];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  // Plain decimals ("0.0001", not "1e-04") where they stay short.
+  double mag = std::fabs(v);
+  auto format = (mag >= 1e-6 && mag < 1e15) || v == 0 ? std::chars_format::fixed
+                                                       : std::chars_format::general;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, format);
   return ec == std::errc() ? std::string(buf, end) : "0";
 }
 

@@ -304,7 +304,10 @@ void Spool::group_done(bool ok) {
   // The next group writes at the end of the valid data, over anything a
   // failed write left behind.
   state_ = State::kIdle;
-  if (ok && active.bytes >= config_.spool_segment_bytes) rotate();
+  // Segments stay well below the cap, so that committed ones can be deleted
+  // before the cap is reached.
+  uint64_t segment_limit = std::min(config_.spool_segment_bytes, config_.spool_max_bytes / 4);
+  if (ok && active.bytes >= segment_limit) rotate();
   for (auto& [durable, id] : waiters) durable(ok);
   if (closed_) return;
   kick();

@@ -18,6 +18,9 @@ def write(target, name, data):
     os.makedirs(d, exist_ok=True)
     if isinstance(data, str):
         data = data.encode("latin-1")
+    for other in os.listdir(d):  # already kept as a finding (crash-*): not again as a seed
+        if not other.startswith("seed-") and open(os.path.join(d, other), "rb").read() == data:
+            return
     with open(os.path.join(d, "seed-" + name + ".bin"), "wb") as f:
         f.write(data)
 

@@ -119,6 +119,9 @@ def test_metrics_move_with_traffic(clickhouse, start_sidecar):
     assert value(after, "chsidecar_requests_total", route="ping", status="200") == 5
     assert value(after, "chsidecar_requests_total", route="query", status="200") == sent["query"] - 1
     assert value(after, "chsidecar_requests_in_flight") == 0
+    # admin requests are counted too (this scrape's own is counted after rendering)
+    assert value(after, "chsidecar_request_duration_seconds_count", route="admin") == \
+        value(after, "chsidecar_requests_total", route="admin") >= 2
     assert value(after, "chsidecar_connections_accepted_total") >= 1
 
     up = clickhouse.http_url.split("://", 1)[1]
@@ -191,6 +194,7 @@ def test_live_ready_status_and_errors(clickhouse, start_sidecar):
     assert st["batch"]["buffered_bytes"] == 0
     assert st["batch"]["buffer_max_bytes"] == 256 * 1024 * 1024
     assert st["connections"]["clients"] == 0
+    assert set(st["spool"]) >= {"enabled", "bytes", "max_bytes"}
 
 
 def test_started_line_names_the_admin_port(clickhouse, start_sidecar):

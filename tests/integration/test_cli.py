@@ -51,10 +51,14 @@ def clean_env(**extra) -> dict:
     return env
 
 
-def run(bin_, *args, env=None, timeout=10):
-    return subprocess.run([bin_, *args], capture_output=True, timeout=timeout,
-                          env=env if env is not None else clean_env(),
-                          stdin=subprocess.DEVNULL)
+def run(bin_, *args, env=None, timeout=10, cwd=None):
+    """Run the binary to completion in a scratch directory (it may create
+    its spool directory in the working directory)."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="chsidecar-cli-") as tmp:
+        return subprocess.run([bin_, *args], capture_output=True, timeout=timeout,
+                              env=env if env is not None else clean_env(),
+                              stdin=subprocess.DEVNULL, cwd=cwd or tmp)
 
 
 def test_help_lists_every_flag(sidecar_bin):
@@ -135,8 +139,9 @@ def test_env_fallback_runs(clickhouse, sidecar_bin, tmp_path):
     port = free_port()
     env = clean_env(CHSIDECAR_UPSTREAM=clickhouse.http_url,
                     CHSIDECAR_LISTEN=f"127.0.0.1:{port}",
-                    CHSIDECAR_POOL_SIZE="2")
-    proc = subprocess.Popen([sidecar_bin], env=env, stdin=subprocess.DEVNULL,
+                    CHSIDECAR_POOL_SIZE="2",
+                    CHSIDECAR_ADMIN_LISTEN=f"127.0.0.1:{free_port()}")
+    proc = subprocess.Popen([sidecar_bin], env=env, stdin=subprocess.DEVNULL, cwd=tmp_path,
                             stdout=subprocess.DEVNULL,
                             stderr=open(tmp_path / "err", "wb"))
     try:
@@ -222,6 +227,6 @@ def test_port_in_use_fails_clearly(clickhouse, sidecar_bin):
         s.listen()
         port = s.getsockname()[1]
         p = run(sidecar_bin, "--listen", f"127.0.0.1:{port}", "--upstream",
-                clickhouse.http_url)
+                clickhouse.http_url, "--admin-listen", f"127.0.0.1:{free_port()}")
     assert p.returncode != 0
     assert str(port).encode() in p.stderr, p.stderr

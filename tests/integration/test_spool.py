@@ -245,13 +245,14 @@ def test_clickhouse_stopped_during_spooled_load(clickhouse_factory, start_sideca
     ch.stop()
     t_down = time.monotonic()
     time.sleep(2.0)
-    commit = Load(sc.url, table, first_id=50_000_000, concurrency=4, timeout=20).start()
+    commit = Load(sc.url, table, first_id=50_000_000, concurrency=4, timeout=10).start()
     time.sleep(13.0)
-    commit.stop()
+    commit.stop(timeout=0)  # its answers are collected until ClickHouse is back
     outage = time.monotonic() - t_down
     ch.start()
     time.sleep(1.5)
     spooled.stop()
+    commit.stop()
     missing, counts = wait_present(ch, table, spooled.acked, 60)
     sc.stop()
     counts = id_counts(ch, table)
@@ -265,7 +266,11 @@ def test_clickhouse_stopped_during_spooled_load(clickhouse_factory, start_sideca
                        f"{list(spooled.bodies.values())[:3]}"
     assert not missing, f"{len(missing)} acked rows missing, e.g. {sorted(missing)[:10]}"
     assert len(spooled.acked) > 1000
-    # Commit mode: an error means "not inserted" (ClickHouse was down).
+    # Commit mode: answered within --upstream-timeout (3 s) plus backoff, well
+    # before the client's 10 s timeout; an error means "not inserted".
+    assert not commit.unanswered, (
+        f"{len(commit.unanswered)} commit-mode INSERTs sent while ClickHouse was down got no "
+        f"answer within 10 s (--upstream-timeout 3s): {dict(commit.statuses())}")
     bad = [i for i in commit.errored if counts.get(i, 0)]
     assert not bad, f"commit-mode requests answered with an error were inserted: {bad[:10]}"
     assert all(s in (200, 503, 504) for s in commit.statuses() if isinstance(s, int)), \

@@ -156,6 +156,23 @@ def test_query_string_byte_for_byte(clickhouse, sidecar, target):
     assert answers[1] == answers[0]
 
 
+@pytest.mark.parametrize("raw,method", [
+    (b"HEAD /?query=SELECT%201 HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD"),
+    (b"OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n", "OPTIONS"),
+    (b"GET /any/path?query=SELECT%201 HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),
+    (b"GET /?query=SELECT%201 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET"),
+    (b"PUT /?query=SELECT%203 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "PUT"),
+], ids=["head", "options", "other_path", "http10_keepalive", "put"])
+def test_methods_and_paths_same_answer(clickhouse, sidecar, raw, method):
+    answers = []
+    for url in (clickhouse.http_url, sidecar.url):
+        with RawConn(url) as c:
+            c.send(raw)
+            r = c.read_response(method)
+            answers.append((r.status, answer_headers(r.headers), r.body))
+    assert answers[1] == answers[0]
+
+
 # -- errors -----------------------------------------------------------------------
 
 ERRORS = {

@@ -8,6 +8,7 @@ ClickHouse is back.
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
@@ -124,6 +125,12 @@ def test_upstream_paused_504(clickhouse_factory, start_sidecar, client):
     r, _ = get(client, sc.url, "SELECT 1")
     assert r.status_code == 200
     ch.pause()
+
+    def stopped():  # every thread of the server in state T
+        tasks = os.listdir(f"/proc/{ch.pid}/task")
+        return all(open(f"/proc/{ch.pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()[0]
+                   in ("T", "t") for t in tasks)
+    assert rawhttp.wait_until(stopped, 5), "SIGSTOP did not take"
     try:
         r, took = get(client, sc.url, "SELECT 1")
         assert r.status_code in (502, 504), r.content

@@ -78,6 +78,9 @@ TEST_CASE("an unlabelled histogram renders le alone") {
   CHECK(has_line(text, "chsidecar_batch_rows_bucket{le=\"4\"} 1"));
   CHECK(has_line(text, "chsidecar_batch_rows_bucket{le=\"+Inf\"} 1"));
   CHECK(has_line(text, "chsidecar_batch_rows_count 1"));
+  Metrics m2;
+  m2.histogram("fsync_seconds", "F.", fsync_buckets()).get();
+  CHECK(has_line(m2.render(), "chsidecar_fsync_seconds_bucket{le=\"0.0001\"} 0"));
 }
 
 TEST_CASE("label values are capped: beyond the cap they become other") {
