@@ -93,7 +93,9 @@ void App::register_metrics() {
   bm.buffer_max_bytes.get().set(static_cast<double>(config_.buffer_max_bytes));
   bm.batch_rows.get();
   bm.batch_bytes.get();
-  bm.oldest_row_age.get();
+  bm.oldest_row_age.get().set_function([this] { return batcher_->oldest_row_age_seconds(); });
+  batcher_->set_metrics(&batch_metrics_);
+  spool_->set_fsync_observer([this](double seconds) { batch_metrics_.fsync_duration.get().observe(seconds); });
   bm.spool_bytes.get().set_function([this] { return double(spool_->bytes()); });
   bm.spool_max_bytes.get().set_function(
       [this] { return spool_->enabled() ? double(config_.spool_max_bytes) : 0.0; });

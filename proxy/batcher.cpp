@@ -7,6 +7,7 @@
 #include "ch_errors.h"
 #include "http_response.h"
 #include "log.h"
+#include "metrics.h"
 #include "replicas.h"
 #include "result.h"
 #include "spool.h"
@@ -149,6 +150,7 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
   Table& table = *slot;
   uint64_t now = uv_now(loop_);
   table.last_used_ms = now;
+  if (metrics_ != nullptr) metrics_->rows_received.at({target.table}).inc(double(chunk.row_count));
   size_t before = table.pending.data.size();
   append(table.pending, table, chunk.rows, chunk.needs_newline,
          Part{0, 0, chunk.row_count, std::move(ticket), spool_id, now + config_.upstream_timeout_ms});
@@ -269,9 +271,19 @@ BatchResult Batcher::not_committed_result(const Table&) {
 
 void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result) {
   bool committed = result.status == 200;
+  if (metrics_ != nullptr && committed) {
+    metrics_->rows_flushed.at({table.target.table}).inc(double(batch.rows));
+    metrics_->batch_rows.get().observe(double(batch.rows));
+    metrics_->batch_bytes.get().observe(double(batch.data.size()));
+  }
   std::vector<uint64_t> done_ids;
   for (Part& part : batch.parts) {
+    if (metrics_ != nullptr && committed && part.spool_id == 0 && part.ticket != nullptr &&
+        part.ticket->waiter != nullptr)
+      metrics_->rows_acknowledged.at({table.target.table}).inc(double(part.rows));
     if (part.spool_id != 0) {
+      if (!committed && metrics_ != nullptr)
+        metrics_->rows_dead_lettered.at({table.target.table}).inc(double(part.rows));
       if (!committed && spool_ != nullptr) {
         SpoolData data;
         data.id = part.spool_id;
@@ -306,6 +318,16 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
     code = exception_code(result.body, result.headers);
     // An answer without a code (a proxy's 502/503) is not about the data.
     error_class = code != 0 ? classify_error(code) : ErrorClass::kTransient;
+  }
+  if (metrics_ != nullptr) {
+    const char* label = committed                                  ? "ok"
+                        : outcome.code != CURLE_OK && !outcome.response_started ? "network_error"
+                        : error_class == ErrorClass::kTransient    ? "transient_error"
+                        : error_class == ErrorClass::kData         ? "data_error"
+                                                                   : "permanent_error";
+    metrics_->flushes.at({label}).inc();
+    if (!committed && error_class == ErrorClass::kTransient)
+      metrics_->retries.at({table.target.table}).inc();
   }
   if (committed) {
     answer(table, batch, result);
@@ -393,6 +415,18 @@ void Batcher::retire(Flush& done) {
        table.pending.data.size() >= config_.flush_bytes || !table.timer_armed))
     flush(table);
   maybe_idle();
+}
+
+double Batcher::oldest_row_age_seconds() const {
+  uint64_t now = uv_now(loop_);
+  uint64_t oldest = now;
+  auto consider = [&](const Batch& batch) {
+    if (!batch.parts.empty())
+      oldest = std::min(oldest, batch.parts.front().deadline_ms - config_.upstream_timeout_ms);
+  };
+  for (const auto& [key, table] : tables_) consider(table->pending);
+  for (const auto& flush : flushes_) consider(flush->batch());
+  return double(now - oldest) / 1000.0;
 }
 
 void Batcher::flush_all() {

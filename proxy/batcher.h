@@ -88,6 +88,12 @@ class Batcher {
   Add add(const BatchTarget& target, const RowChunk& chunk, std::shared_ptr<BatchTicket> ticket,
           uint64_t spool_id = 0);
 
+  // Counters and histograms of batches (may stay null).
+  void set_metrics(struct BatchMetrics* metrics) { metrics_ = metrics; }
+
+  // Seconds the oldest row not yet committed has waited (0 when none).
+  double oldest_row_age_seconds() const;
+
   // The spool that holds spooled rows (may stay null: no spooled rows).
   void set_spool(class Spool* spool) { spool_ = spool; }
 
@@ -156,6 +162,7 @@ class Batcher {
   bool flush_now_ = false;
   bool dedup_token_ = false;
   class Spool* spool_ = nullptr;
+  struct BatchMetrics* metrics_ = nullptr;
   std::function<void()> on_idle_;
 };
 

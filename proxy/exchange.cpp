@@ -294,13 +294,16 @@ void Exchange::spool_rows(const RowChunk& chunk) {
       rows.row_count = record->row_count;
       rows.needs_newline = record->needs_newline;
       app->batcher().add(record->target, rows, nullptr, record->id);
+      if (ticket->waiter != nullptr)
+        app->batch_metrics().rows_acknowledged.at({record->target.table}).inc(double(record->row_count));
       result.headers = {{"Content-Type", "text/plain; charset=UTF-8"}};
     } else {
       ChError error(503, kTooManySimultaneousQueries,
                     "The rows could not be written to the spool; nothing was inserted");
       result = BatchResult{503, status_reason(503),
                            {{"Content-Type", "text/plain; charset=UTF-8"},
-                            {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)}},
+                            {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)},
+                            {"Retry-After", "1"}},
                            error_body(error)};
     }
     if (BatchWaiter* waiter = ticket->waiter) {

@@ -251,6 +251,7 @@ void Spool::kick() {
 
 void Spool::write_group() {
   state_ = State::kWriting;
+  group_started_ns_ = uv_hrtime();
   group_ = std::move(pending_);
   pending_.clear();
   group_waiters_ = std::move(pending_waiters_);
@@ -285,6 +286,7 @@ void Spool::on_sync(uv_fs_t* req) noexcept {
     return;
   }
   ++self->fsyncs_;
+  if (self->on_fsync_) self->on_fsync_(double(uv_hrtime() - self->group_started_ns_) / 1e9);
   self->segments_.back().bytes += self->group_.size();
   self->disk_bytes_ += self->group_.size();
   self->group_done(true);

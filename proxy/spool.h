@@ -72,6 +72,9 @@ class Spool {
   uint64_t dead_lettered_rows() const { return dead_lettered_rows_; }
   bool enabled() const { return fd_ >= 0; }
 
+  // Told the duration of each write+fdatasync, in seconds.
+  void set_fsync_observer(std::function<void(double)> observer) { on_fsync_ = std::move(observer); }
+
   // Called whenever the spool has just become idle.
   void set_idle_callback(std::function<void()> callback) { on_idle_ = std::move(callback); }
 
@@ -112,6 +115,8 @@ class Spool {
   uint64_t dead_lettered_rows_ = 0;
   bool closed_ = false;
   std::function<void()> on_idle_;
+  std::function<void(double)> on_fsync_;
+  uint64_t group_started_ns_ = 0;
 };
 
 }  // namespace chsidecar

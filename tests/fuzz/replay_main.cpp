@@ -4,6 +4,8 @@
 // seed corpus and every saved crasher under its own build, and under
 // ASan/UBSan when configured with -Dsanitize=true. Exits 0 when every input
 // ran; a failed invariant or a sanitizer report aborts the process.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -14,10 +16,30 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REPLAY_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define REPLAY_ASAN 1
+#endif
+
+// A saved input that makes the code allocate without bound must fail fast,
+// not take the CI machine's memory: under ASan through its allocation cap,
+// otherwise through an address-space limit (ASan cannot run under one).
+extern "C" const char* __asan_default_options() {
+  return "max_allocation_size_mb=2048:allocator_may_return_null=0";
+}
 extern "C" __attribute__((weak)) int LLVMFuzzerInitialize(int* argc, char*** argv);
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
+#ifndef REPLAY_ASAN
+  rlimit limit{rlim_t(4) << 30, rlim_t(4) << 30};
+  setrlimit(RLIMIT_AS, &limit);
+#endif
   if (LLVMFuzzerInitialize) LLVMFuzzerInitialize(&argc, &argv);
   std::vector<fs::path> files;
   for (int i = 1; i < argc; ++i) {
