@@ -157,6 +157,13 @@ class Sidecar:
         self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
         self.name = name
+        # its own admin port (the default 127.0.0.1:9124 may be taken by
+        # another sidecar on the machine, and a failed admin bind is fatal)
+        if not any(a.startswith("--admin-listen") for a in args):
+            args = ["--admin-listen", f"{HOST}:{free_port(HOST)}"] + list(args)
+        admin = next((args[i + 1] for i, a in enumerate(args[:-1])
+                      if a == "--admin-listen"), None)
+        self.admin_url = f"http://{admin}" if admin and admin != "off" else None
         self.stderr_path = os.path.join(log_dir, f"sidecar-{name}-{self.port}.log")
         self.cmd = cpus.prefix(cpus.sidecar) + [
             binary, "--listen", f"{HOST}:{self.port}", "--upstream", upstream,
@@ -182,6 +189,10 @@ class Sidecar:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def metrics(self) -> dict[str, float]:
+        """GET /metrics from the admin listener: {"name{labels}": value}."""
+        return fetch_metrics(self.admin_url + "/metrics")
 
     def stop(self, timeout: float = 30) -> Optional[int]:
         """SIGTERM, wait; returns the exit code (negative: killed by signal).
@@ -235,6 +246,37 @@ class BareServer:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+def fetch_metrics(url: str, timeout: float = 5) -> dict[str, float]:
+    """Prometheus text format -> {"name{labels}": value} (comments dropped)."""
+    import urllib.request
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        k, _, v = line.rpartition(" ")
+        try:
+            out[k] = float(v)
+        except ValueError:
+            pass
+    return out
+
+
+def metric_sum(m: dict[str, float], name: str, **labels: str) -> float:
+    """Sum of the series of `name` (exact name, any labels) whose labels
+    include `labels`."""
+    tot = 0.0
+    for k, v in m.items():
+        base, _, rest = k.partition("{")
+        if base != name:
+            continue
+        if all(f'{lk}="{lv}"' in rest for lk, lv in labels.items()):
+            tot += v
+    return tot
 
 
 def start_clickhouse(cpus: Cpus) -> ClickHouseServer:
@@ -306,7 +348,13 @@ class Wrk:
             "-s", self.script(*scripts), url]
         if script_args:
             cmd += ["--", *map(str, script_args)]
+        t0 = os.times()
         p = subprocess.run(cmd, capture_output=True, text=True)
+        t1 = os.times()
+        # wrk's own CPU (it is the only child reaped in between): if it
+        # nears 100 % of its core, wrk and not the target is the bottleneck
+        wrk_cpu_s = (t1.children_user + t1.children_system
+                     - t0.children_user - t0.children_system)
         m = re.search(r"^WRK_JSON (\{.*\})$", p.stdout, re.M)
         if p.returncode != 0 or not m:
             raise RuntimeError(f"wrk failed ({p.returncode}): {' '.join(cmd)}\n"
@@ -324,6 +372,10 @@ class Wrk:
             "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000,
             "p99_ms": r["p99_us"] / 1000, "p999_ms": r["p999_us"] / 1000,
             "max_ms": r["max_us"] / 1000,
+            "ok": r["requests"] - r["err_status"],
+            "ok_per_s": round((r["requests"] - r["err_status"]) / secs, 1),
+            "secs": round(secs, 3),
+            "wrk_cpu_pct": round(100.0 * wrk_cpu_s / max(t1.elapsed - t0.elapsed, 1e-3), 1),
         }
 
 

@@ -35,6 +35,8 @@ struct Config {
   uint64_t max_url_bytes = 16 * 1024;
   uint64_t header_timeout_ms = 30'000;
   uint64_t idle_timeout_ms = 60'000;  // never below ClickHouse's own 3 s
+  uint64_t body_timeout_ms = 60'000;
+  uint64_t write_timeout_ms = 60'000;
   uint64_t body_buffer_bytes = 1024 * 1024;
   uint64_t response_buffer_bytes = 1024 * 1024;
 

@@ -212,6 +212,7 @@ void Connection::flush_output() {
       return;
     }
     uv_write_pending_ = true;
+    arm_active_timer();
     return;
   }
   after_flush();
@@ -232,6 +233,7 @@ void Connection::on_write(uv_write_t* uv_req, int status) noexcept {
     self->flush_output();  // bytes queued while this write was in flight
     return;
   }
+  self->arm_active_timer();
   self->after_flush();
 }
 
@@ -298,7 +300,29 @@ void Connection::on_timer(uv_timer_t* timer) noexcept {
                       " ms (--header-timeout)"});
   } else if (self->state_ == State::kIdle) {
     self->close("idle_timeout");
+  } else if (self->state_ == State::kActive && self->uv_write_pending_) {
+    log_event(LogLevel::kInfo, "client_write_timeout",
+              {{"pending_bytes", std::to_string(self->pending_write_bytes_)}});
+    self->close("write_timeout");
+  } else if (self->state_ == State::kActive && !self->message_complete_) {
+    if (self->bytes_written_ > self->bytes_before_answer_) {
+      self->close("body_timeout");  // an answer has begun: no room for another
+      return;
+    }
+    self->reject({408, kTimeoutExceeded,
+                  "No byte of the request body within " +
+                      std::to_string(self->app_.config().body_timeout_ms) +
+                      " ms (--body-timeout)"});
   }
+}
+
+// While a request is active the timer watches the slower side: a client
+// that stops sending its body, or one that stops reading its answer.
+void Connection::arm_active_timer() {
+  if (state_ != State::kActive || lingering_) return;
+  if (uv_write_pending_) arm_timer(app_.config().write_timeout_ms);
+  else if (!message_complete_) arm_timer(app_.config().body_timeout_ms);
+  else if (timer_ != nullptr) uv_timer_stop(timer_);
 }
 
 void Connection::close(const char* reason) {
@@ -386,8 +410,9 @@ int Connection::on_header_value(llhttp_t* parser, const char* at, size_t size) n
 
 int Connection::on_headers_complete(llhttp_t* parser) noexcept {
   Connection* self = from(parser);
-  if (self->timer_ != nullptr) uv_timer_stop(self->timer_);
   self->state_ = State::kActive;
+  self->bytes_before_answer_ = self->bytes_written_;
+  self->arm_active_timer();
   RequestHead head;
   head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
   head.target = std::move(self->url_);
@@ -410,6 +435,7 @@ int Connection::on_headers_complete(llhttp_t* parser) noexcept {
 int Connection::on_body(llhttp_t* parser, const char* at, size_t size) noexcept {
   Connection* self = from(parser);
   if (self->state_ == State::kClosing) return -1;
+  self->arm_active_timer();
   if (self->exchange_ != nullptr) self->exchange_->append_body(at, size);
   return 0;
 }
@@ -421,6 +447,7 @@ int Connection::on_message_complete(llhttp_t* parser) noexcept {
   // from inside this callback.
   if (self->exchange_ != nullptr) self->exchange_->finish_body();
   self->message_complete_ = true;
+  self->arm_active_timer();
   return HPE_PAUSED;
 }
 

@@ -118,6 +118,8 @@ class Connection {
   std::string out_;            // queued by write(), not yet handed to the socket
   bool flush_scheduled_ = false;
   bool uv_write_pending_ = false;
+  uint64_t bytes_before_answer_ = 0;  // bytes_written_ when the current request began
+  void arm_active_timer();
 
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<Exchange> retired_;  // freed later: its methods may be on the stack

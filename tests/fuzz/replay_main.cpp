@@ -1,10 +1,14 @@
 // Corpus replay without libFuzzer: feeds every file named on the command line
 // (a directory means every regular file under it, in name order) to
-// LLVMFuzzerTestOneInput once. Built with any compiler, so CI replays the
+// LLVMFuzzerTestOneInput once, each in its own child process, so one failing
+// input does not hide the others. Built with any compiler, so CI replays the
 // seed corpus and every saved crasher under its own build, and under
 // ASan/UBSan when configured with -Dsanitize=true. Exits 0 when every input
-// ran; a failed invariant or a sanitizer report aborts the process.
+// passed; else lists the inputs that failed (a failed invariant, a sanitizer
+// report or a crash in the child) and exits 1.
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -60,14 +64,25 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "replay: no inputs given (usage: %s DIR_OR_FILE...)\n", argv[0]);
     return 2;
   }
+  std::vector<std::string> failed;
   for (const fs::path& file : files) {
     std::ifstream in(file, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::fprintf(stderr, "replay: %s (%zu bytes)\n", file.c_str(), bytes.size());
-    // A private copy, as libFuzzer does, so reads past the end are caught.
-    std::vector<uint8_t> copy(bytes.begin(), bytes.end());
-    LLVMFuzzerTestOneInput(copy.data(), copy.size());
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+      // A private copy, as libFuzzer does, so reads past the end are caught.
+      std::vector<uint8_t> copy(bytes.begin(), bytes.end());
+      LLVMFuzzerTestOneInput(copy.data(), copy.size());
+      std::fflush(nullptr);
+      _exit(0);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      failed.push_back(file.string());
   }
-  std::printf("replay: %zu inputs ran\n", files.size());
-  return 0;
+  std::printf("replay: %zu inputs ran, %zu failed\n", files.size(), failed.size());
+  for (const std::string& f : failed) std::printf("replay: FAILED %s\n", f.c_str());
+  return failed.empty() ? 0 : 1;
 }

@@ -9,12 +9,10 @@ the client is behind), and arrive byte for byte as ClickHouse sends it. A
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import urllib.parse
 
 import httpx
-import pytest
 
 import rawhttp
 from rawhttp import RawConn, RssSampler, vm_hwm_kib

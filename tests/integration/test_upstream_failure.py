@@ -106,7 +106,7 @@ def test_upstream_url_credentials_not_leaked(start_sidecar, client):
 def test_upstream_timeout_504(clickhouse, start_sidecar, client):
     sc = start_sidecar(clickhouse.http_url, "--upstream-timeout", "1s")
     r, took = get(client, sc.url, "SELECT sleep(3)")
-    code = assert_sidecar_error(r.status_code, r.headers, r.content, 504)
+    assert_sidecar_error(r.status_code, r.headers, r.content, 504)
     assert 0.9 <= took < 2.5, f"504 after {took:.2f} s with --upstream-timeout 1s"
     assert f"127.0.0.1:{clickhouse.http_port}".encode() in r.content
     # queries under the timeout still work, and the sidecar goes on
