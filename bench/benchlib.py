@@ -164,7 +164,8 @@ class Sidecar:
         admin = next((args[i + 1] for i, a in enumerate(args[:-1])
                       if a == "--admin-listen"), None)
         self.admin_url = f"http://{admin}" if admin and admin != "off" else None
-        self.stderr_path = os.path.join(log_dir, f"sidecar-{name}-{self.port}.log")
+        self.stderr_path = os.path.join(
+            log_dir, "sidecar-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + f"-{self.port}.log")
         self.cmd = cpus.prefix(cpus.sidecar) + [
             binary, "--listen", f"{HOST}:{self.port}", "--upstream", upstream,
             "--log-level", "warn"] + list(args)
@@ -277,6 +278,41 @@ def metric_sum(m: dict[str, float], name: str, **labels: str) -> float:
         if all(f'{lk}="{lv}"' in rest for lk, lv in labels.items()):
             tot += v
     return tot
+
+
+def fs_type(path: str) -> str:
+    """Filesystem type of the mount holding path (from /proc/mounts)."""
+    path = os.path.realpath(path)
+    best, typ = "", "?"
+    with open("/proc/mounts") as f:
+        for line in f:
+            parts = line.split()
+            mnt = parts[1].replace("\\040", " ")
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+                best, typ = mnt, parts[2]
+    return typ
+
+
+def fsync_probe(directory: str, n: int = 200, size: int = 4096) -> dict:
+    """Latency of append + fdatasync of `size` bytes in `directory`, n times:
+    what one spool group commit costs at least on this disk."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    lat = []
+    try:
+        buf = b"x" * size
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, buf)
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - t0) * 1000)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    lat.sort()
+    return {"n": n, "bytes": size, "fs": fs_type(directory),
+            "p50_ms": round(lat[n // 2], 3), "p99_ms": round(lat[int(n * 0.99) - 1], 3),
+            "mean_ms": round(sum(lat) / n, 3)}
 
 
 def start_clickhouse(cpus: Cpus) -> ClickHouseServer:

@@ -54,6 +54,12 @@ def table(name: str):
     return deco
 
 
+# Log events that every run produces by design, not anomalies: the start-up
+# warning that 18.16 has no insert_deduplication_token (at-least-once window,
+# documented in docs/benchmarks.md and README).
+BENIGN_LOG_EVENTS = ("upstream_without_dedup_token",)
+
+
 # -- context ------------------------------------------------------------------------
 
 @dataclass
@@ -103,7 +109,8 @@ class Context:
                     + (" (died during the run)" if died else " after SIGTERM"),
                     "cmd": " ".join(sc.cmd), "log_tail": text[-2000:]})
             bad = [l for l in text.splitlines()
-                   if " error " in l or " warn " in l or "fatal" in l.lower()]
+                   if (" error " in l or " warn " in l or "fatal" in l.lower())
+                   and not any(b in l for b in BENIGN_LOG_EVENTS)]
             if bad:
                 self.anomalies.append({
                     "scenario": name, "what": f"{len(bad)} warn/error log lines",
@@ -512,4 +519,389 @@ def table_idle(res: dict) -> str:
         out.append(f"| {n} | {d['rss_before_kib']['median']:.0f} | {d['rss_after_kib']['median']:.0f} "
                    f"| {_md_cell(d['kib_per_conn'], '{:.2f}')} | "
                    f"{d['failures']['max']:.0f} / {d['closed_by_server']['max']:.0f} |")
+    return "\n".join(out)
+
+
+# == INSERT scenarios: common part =====================================================
+#
+# Each run of each side gets its own fresh ClickHouse (data on /dev/shm), a new
+# MergeTree table and, for the sidecar sides, a new sidecar: a server that has
+# taken a storm of single-row parts gets slower (PROTOCOL.md), so reusing one
+# would measure its history. Load: wrk -t1 with bench/wrk_insert.lua (one row
+# with a unique id per request, or a fixed body of N rows); 1 s of warm-up into
+# the same table, not recorded. Parts: max(max_block_number) of the table in
+# system.parts before and after the run (on 18.16's MergeTree every INSERT
+# takes the next block number, merges take none, so the difference is the
+# number of parts created). Afterwards the driver waits until every row the
+# sidecar took in is in ClickHouse and checks count() == uniqExact(id).
+
+INSERT_TABLE = "bench_rows"
+INSERT_DDL = (f"CREATE TABLE {INSERT_TABLE} (id UInt64, v UInt32, s String) "
+              "ENGINE = MergeTree() ORDER BY id")
+INSERT_Q = f"/?query=INSERT%20INTO%20{INSERT_TABLE}%20FORMAT%20JSONEachRow"
+INSERT_WARMUP = 1.0
+DRAIN_TIMEOUT = 120.0
+
+
+def _insert_duration(ctx: Context) -> float:
+    return 3.0 if ctx.quick else 8.0
+
+
+def _ch_int(ch, sql: str) -> int:
+    out = ch.query(sql).decode().strip()
+    return int(out) if out and out != "\\N" else 0
+
+
+def _block(ch) -> int:
+    return _ch_int(ch, "SELECT max(max_block_number) FROM system.parts "
+                       f"WHERE database = currentDatabase() AND table = '{INSERT_TABLE}'")
+
+
+def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
+                sidecar_args: Optional[tuple] = None, query_extra: str = "",
+                spool_dir: Optional[str] = None) -> dict:
+    """One measured run on a fresh ClickHouse: direct when sidecar_args is
+    None, else through a new sidecar started with sidecar_args."""
+    duration = _insert_duration(ctx)
+    with contextlib.ExitStack() as stack:
+        ch = stack.enter_context(ctx.fresh_clickhouse())
+        ch.query(INSERT_DDL)
+        sc = None
+        args = list(sidecar_args or ())
+        if spool_dir:
+            args += ["--spool-dir", spool_dir]
+        if sidecar_args is not None:
+            sc = stack.enter_context(ctx.sidecar(ch.http_url, *args, name=label))
+        url = (sc.url if sc else ch.http_url) + INSERT_Q + query_extra
+        wa = ctx.wrk.run(url, conns, INSERT_WARMUP, scripts=("wrk_insert",),
+                         script_args=(rows_per_req,))
+        b0 = _block(ch)
+        m0 = sc.metrics() if sc else {}
+        pids = {"clickhouse": ch.pid}
+        if sc:
+            pids["sidecar"] = sc.pid
+        with bl.ProcSampler(pids) as smp:
+            r = ctx.wrk.run(url, conns, duration, scripts=("wrk_insert",),
+                            script_args=(rows_per_req,))
+        t_end = time.monotonic()
+        m1 = sc.metrics() if sc else {}
+        b1 = _block(ch)
+        r.update(smp.flat())
+        r["rows_per_s"] = round(r["ok_per_s"] * rows_per_req, 1)
+        r["parts"] = b1 - b0
+        r["parts_per_s"] = round((b1 - b0) / r["secs"], 2)
+        r["errors_total"] = r["errors"]
+        if sc:
+            d = lambda name, **lb: (bl.metric_sum(m1, name, **lb)  # noqa: E731
+                                    - bl.metric_sum(m0, name, **lb))
+            flushes = d("chsidecar_batch_flushes_total", result="ok")
+            r["flushes_ok"] = flushes
+            r["flushes_failed"] = d("chsidecar_batch_flushes_total") - flushes
+            r["rows_per_flush"] = round(d("chsidecar_batch_rows_flushed_total")
+                                        / max(flushes, 1), 1)
+            r["retries"] = d("chsidecar_batch_retries_total")
+            r["dead_lettered"] = d("chsidecar_batch_rows_dead_lettered_total")
+            if spool_dir:
+                fs = d("chsidecar_spool_fsyncs_total")
+                r["fsyncs"] = fs
+                r["fsyncs_per_s"] = round(fs / r["secs"], 1)
+                r["rows_per_fsync"] = round(d("chsidecar_batch_rows_received_total")
+                                            / max(fs, 1), 1)
+                r["fsync_ms_mean"] = round(
+                    1000 * d("chsidecar_spool_fsync_duration_seconds_sum") / max(fs, 1), 3)
+            if r["flushes_failed"] or r["dead_lettered"]:
+                ctx.anomalies.append({"scenario": label, "what":
+                                      f"{r['flushes_failed']:.0f} failed flushes, "
+                                      f"{r['dead_lettered']:.0f} dead-lettered rows",
+                                      "cmd": " ".join(sc.cmd)})
+        # every row in: wait for the sidecar to commit what it took in
+        acked_client = (wa["ok"] + r["ok"]) * rows_per_req
+        check = {"acked_by_client": acked_client}
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while True:
+            count = _ch_int(ch, f"SELECT count() FROM {INSERT_TABLE}")
+            if sc:
+                m = sc.metrics()
+                want = bl.metric_sum(m, "chsidecar_batch_rows_received_total")
+                check["acked_by_sidecar"] = bl.metric_sum(
+                    m, "chsidecar_batch_rows_acknowledged_total")
+                done = (count >= want and m.get("chsidecar_batch_buffered_bytes", 0) == 0)
+            else:
+                want = acked_client
+                done = True  # ClickHouse answered: committed
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        check["drain_s"] = round(time.monotonic() - t_end, 2)
+        check["rows_in_clickhouse"] = count
+        check["taken_in_by_sidecar"] = want if sc else None
+        check["distinct_ids"] = (_ch_int(ch, f"SELECT uniqExact(id) FROM {INSERT_TABLE}")
+                                 if rows_per_req == 1 else None)
+        acked = max(acked_client, check.get("acked_by_sidecar") or 0)
+        check["ok"] = bool(count >= acked and (check["distinct_ids"] is None
+                                               or check["distinct_ids"] == count)
+                           and (not sc or count == want))
+        if not check["ok"]:
+            ctx.anomalies.append({"scenario": label, "what": "row count check failed",
+                                  "check": check})
+        r["check"] = check
+        r["drain_s"] = check["drain_s"]
+        if sc and spool_dir:
+            r["spool_fs"] = bl.fs_type(spool_dir)
+    bl.log(f"{label}: {r['rows_per_s']:.0f} rows/s, {r['parts_per_s']} parts/s, "
+           f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms, errors {r['errors']}, "
+           f"wrk cpu {r['wrk_cpu_pct']}%, sidecar cpu {r.get('sidecar_cpu_pct', '–')}%, "
+           f"ch cpu {r.get('clickhouse_cpu_pct')}%"
+           + (f", {r['fsyncs_per_s']} fsyncs/s, {r['rows_per_fsync']} rows/fsync"
+              if "fsyncs" in r else "")
+           + f"; check {check}")
+    return r
+
+
+def _check_summary(runs: list[dict]) -> dict:
+    return {"runs_ok": sum(1 for r in runs if r["check"]["ok"]), "runs": len(runs),
+            "checks": [r.pop("check") for r in runs]}
+
+
+def _ratio(s: dict, a: str, b: str, key: str) -> float:
+    den = med(s[b], key)
+    return round(med(s[a], key) / den, 3) if den else float("inf")
+
+
+def _lat_bars(ax, groups: list, series: list, get, title: str, aim: Optional[float] = None):
+    from matplotlib.ticker import FuncFormatter
+    _bars(ax, groups, series, get, fmt="{:.1f}")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    if aim:
+        ax.axhline(aim, color="r", ls=":", lw=1, label=f"aim {aim:g} ms")
+        ax.legend(fontsize=8)
+    ax.set_title(title)
+
+
+# == 6. single-row INSERTs, ack after commit ========================================
+
+COMMIT_CONNS = (64, 1024)
+
+
+@scenario("insert_commit", "Single-row INSERTs, ack after commit: direct vs sidecar")
+def run_insert_commit(ctx: Context) -> dict:
+    res = {"format": "JSONEachRow, one row per request", "ack": "commit (default)",
+           "duration_s": _insert_duration(ctx), "runs": ctx.runs,
+           "sidecar_args": "defaults (--ack commit, flush delay 10–200 ms, 5 parts/s)",
+           "by_connections": {}}
+    for conns in COMMIT_CONNS:
+        runs = {"direct": [], "sidecar": []}
+        for i in range(ctx.runs):
+            for t in runs:
+                runs[t].append(_insert_run(
+                    ctx, f"insert_commit c={conns} {t} run {i + 1}", conns, 1,
+                    sidecar_args=None if t == "direct" else ()))
+        checks = {t: _check_summary(v) for t, v in runs.items()}
+        s = {t: summarize(v) for t, v in runs.items()}
+        s["checks"] = checks
+        s["ratio_rows"] = _ratio(s, "sidecar", "direct", "rows_per_s")
+        s["ratio_parts"] = _ratio(s, "sidecar", "direct", "parts_per_s")
+        res["by_connections"][str(conns)] = s
+    return res
+
+
+@plot("insert_commit")
+def plot_insert_commit(res: dict, path: str) -> None:
+    plt = _plt()
+    bc = res["by_connections"]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+    _bars(axes[0], [f"c={c}" for c in bc], ["direct", "sidecar"],
+          lambda g, s: bc[g[2:]][s]["rows_per_s"])
+    axes[0].set_title("single-row INSERTs: rows/s (acked)")
+    _bars(axes[1], [f"c={c}" for c in bc], ["direct", "sidecar"],
+          lambda g, s: bc[g[2:]][s]["parts_per_s"], fmt="{:.1f}")
+    axes[1].set_yscale("log")
+    axes[1].axhline(5, color="r", ls=":", lw=1, label="5 parts/s")
+    axes[1].legend(fontsize=8)
+    axes[1].set_title("new parts per second (log)")
+    groups = [f"c={c} {p}" for c in bc for p in ("p50", "p99")]
+    _lat_bars(axes[2], groups, ["direct", "sidecar"],
+              lambda g, s: bc[g.split()[0][2:]][s][g.split()[1] + "_ms"],
+              "ack latency (ms, log)")
+    axes[2].tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _insert_row(label: str, t: str, d: dict, extra: str = "") -> str:
+    cpu = _md_cell(d["sidecar_cpu_pct"]) if "sidecar_cpu_pct" in d and t != "direct" else "–"
+    return (f"| {label} | {t} | {_md_cell(d['rows_per_s'])} | {_md_cell(d['parts_per_s'], '{:.1f}')} "
+            f"| {_md_cell(d['p50_ms'], '{:.1f}')} | {_md_cell(d['p99_ms'], '{:.1f}')} "
+            f"| {d['errors']['max']:.0f} | {cpu} | {_md_cell(d['clickhouse_cpu_pct'])} "
+            f"| {_md_cell(d['wrk_cpu_pct'])} |{extra}")
+
+
+def _checks_cell(ch: dict) -> str:
+    return f"{ch['runs_ok']}/{ch['runs']}"
+
+
+@table("insert_commit")
+def table_insert_commit(res: dict) -> str:
+    out = ["| writers | target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
+           "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | count check |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c, s in res["by_connections"].items():
+        for t in ("direct", "sidecar"):
+            out.append(_insert_row(c, t, s[t], f" {_checks_cell(s['checks'][t])} |"))
+        out.append(f"| {c} | **sidecar / direct** | **{s['ratio_rows']:.2f}×** | "
+                   f"**{s['ratio_parts']:.3f}×** | | | | | | | |")
+    extra = []
+    for c, s in res["by_connections"].items():
+        d = s["sidecar"]
+        extra.append(f"c={c}: {_md_cell(d['rows_per_flush'])} rows per flush")
+    out.append("\nSidecar batches: " + "; ".join(extra) + ".")
+    return "\n".join(out)
+
+
+# == 7. single-row INSERTs, spool ack (wait_for_async_insert=0) ======================
+
+SPOOL_CONNS = 64
+
+
+@scenario("insert_spool", "Single-row INSERTs with wait_for_async_insert=0 (spool ack)")
+def run_insert_spool(ctx: Context) -> dict:
+    spool_base = os.path.join(ctx.out_dir, "spool")
+    os.makedirs(spool_base, exist_ok=True)
+    res = {"format": "JSONEachRow, one row per request", "connections": SPOOL_CONNS,
+           "duration_s": _insert_duration(ctx), "runs": ctx.runs,
+           "sidecar_query": "...&wait_for_async_insert=0",
+           "direct_query": "the same INSERT without the setting (18.16 does not know it)",
+           "spool_dir": spool_base, "spool_fs": bl.fs_type(spool_base),
+           "fsync_probe_before": bl.fsync_probe(spool_base)}
+    bl.log(f"insert_spool: spool on {res['spool_fs']}, raw 4 KiB append+fdatasync "
+           f"p50 {res['fsync_probe_before']['p50_ms']} ms p99 {res['fsync_probe_before']['p99_ms']} ms")
+    runs = {"direct": [], "sidecar": []}
+    import shutil
+    for i in range(ctx.runs):
+        for t in runs:
+            sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
+            runs[t].append(_insert_run(
+                ctx, f"insert_spool {t} run {i + 1}", SPOOL_CONNS, 1,
+                sidecar_args=None if t == "direct" else (),
+                query_extra="&wait_for_async_insert=0" if t == "sidecar" else "",
+                spool_dir=sd))
+            if sd:
+                shutil.rmtree(sd, ignore_errors=True)
+    res["fsync_probe_after"] = bl.fsync_probe(spool_base)
+    checks = {t: _check_summary(v) for t, v in runs.items()}
+    res.update({t: summarize(v) for t, v in runs.items()})
+    res["checks"] = checks
+    res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
+    res["ratio_parts"] = _ratio(res, "sidecar", "direct", "parts_per_s")
+    return res
+
+
+@plot("insert_spool")
+def plot_insert_spool(res: dict, path: str) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+    _bars(axes[0], ["rows/s"], ["direct", "sidecar"], lambda g, s: res[s]["rows_per_s"])
+    axes[0].set_yscale("log")
+    axes[0].set_title(f"rows/s, {res['connections']} writers (log): "
+                      f"{res['ratio_rows']:.1f}×")
+    _bars(axes[1], ["parts/s"], ["direct", "sidecar"], lambda g, s: res[s]["parts_per_s"],
+          fmt="{:.1f}")
+    axes[1].set_yscale("log")
+    axes[1].axhline(5, color="r", ls=":", lw=1, label="aim ≤ 5")
+    axes[1].legend(fontsize=8)
+    axes[1].set_title("new parts per second (log)")
+    _lat_bars(axes[2], ["p50", "p99"], ["direct", "sidecar"],
+              lambda g, s: res[s][g + "_ms"], "ack latency (ms, log)", aim=5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@table("insert_spool")
+def table_insert_spool(res: dict) -> str:
+    out = ["| target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
+           "| sidecar CPU % | ClickHouse CPU % | wrk CPU % |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for t in ("direct", "sidecar"):
+        out.append(_insert_row(t, "", res[t]).replace(f"| {t} |  |", f"| {t} |"))
+    out.append(f"| **sidecar / direct** | **{res['ratio_rows']:.1f}×** | "
+               f"**{res['ratio_parts']:.4f}×** | | | | | | |")
+    d = res["sidecar"]
+    pb, pa = res["fsync_probe_before"], res["fsync_probe_after"]
+    chk = res["checks"]["sidecar"]["checks"]
+    out += ["", "| spool (sidecar) | value |", "|---|---|",
+            f"| fsyncs/s | {_md_cell(d['fsyncs_per_s'])} |",
+            f"| rows per fsync | {_md_cell(d['rows_per_fsync'], '{:.1f}')} |",
+            f"| mean fsync ms (sidecar's histogram) | {_md_cell(d['fsync_ms_mean'], '{:.2f}')} |",
+            f"| raw 4 KiB append + fdatasync on the spool's disk ({res['spool_fs']}), "
+            f"p50 / p99 ms, before / after | {pb['p50_ms']:.2f} / {pb['p99_ms']:.2f}, "
+            f"{pa['p50_ms']:.2f} / {pa['p99_ms']:.2f} |",
+            f"| rows per flush to ClickHouse | {_md_cell(d['rows_per_flush'])} |",
+            f"| drain after the load stopped, s | {_md_cell(d['drain_s'], '{:.2f}')} |",
+            "| count check (rows in ClickHouse = rows taken in ≥ acked; no duplicate id) | "
+            + "; ".join(f"{c['rows_in_clickhouse']} in CH, {c['taken_in_by_sidecar']:.0f} "
+                        f"taken in, {c['acked_by_sidecar']:.0f} acked by the sidecar, "
+                        f"{c['acked_by_client']} acks seen by wrk, {c['distinct_ids']} "
+                        f"distinct: {'ok' if c['ok'] else 'FAILED'}" for c in chk) + " |"]
+    return "\n".join(out)
+
+
+# == 8. 1,000-row INSERTs (the already-batched app) ==================================
+
+BATCHED_CONNS = 16
+BATCHED_ROWS = 1000
+
+
+@scenario("insert_batched", "1,000-row INSERTs (an already-batched app): direct vs sidecar")
+def run_insert_batched(ctx: Context) -> dict:
+    targets = {"direct": None, "sidecar": (), "sidecar --batch=off": ("--batch", "off")}
+    res = {"format": f"JSONEachRow, {BATCHED_ROWS} rows per request (fixed body)",
+           "connections": BATCHED_CONNS, "duration_s": _insert_duration(ctx),
+           "runs": ctx.runs, "targets": list(targets)}
+    runs = {t: [] for t in targets}
+    for i in range(ctx.runs):
+        for t, args in targets.items():
+            runs[t].append(_insert_run(ctx, f"insert_batched {t} run {i + 1}",
+                                       BATCHED_CONNS, BATCHED_ROWS, sidecar_args=args))
+    checks = {t: _check_summary(v) for t, v in runs.items()}
+    res.update({t: summarize(v) for t, v in runs.items()})
+    res["checks"] = checks
+    res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
+    res["ratio_rows_batch_off"] = _ratio(res, "sidecar --batch=off", "direct", "rows_per_s")
+    return res
+
+
+@plot("insert_batched")
+def plot_insert_batched(res: dict, path: str) -> None:
+    plt = _plt()
+    ts = res["targets"]
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.3))
+    _bars(axes[0], ["rows/s"], ts, lambda g, s: res[s]["rows_per_s"])
+    axes[0].axhline(0.9 * res["direct"]["rows_per_s"]["median"], color="r", ls=":", lw=1,
+                    label="0.9 × direct")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title(f"{res['connections']} writers × {BATCHED_ROWS}-row INSERTs: rows/s")
+    _lat_bars(axes[1], ["p50", "p99"], ts, lambda g, s: res[s][g + "_ms"],
+              "INSERT latency (ms, log)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@table("insert_batched")
+def table_insert_batched(res: dict) -> str:
+    out = ["| target | rows/s | parts/s | p50 ms | p99 ms | errors (max) "
+           "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | count check |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for t in res["targets"]:
+        out.append(_insert_row(t, "", res[t], f" {_checks_cell(res['checks'][t])} |")
+                   .replace(f"| {t} |  |", f"| {t} |"))
+    out.append(f"| **sidecar / direct** | **{res['ratio_rows']:.2f}×** | | | | | | | | |")
+    out.append(f"| **sidecar --batch=off / direct** | **{res['ratio_rows_batch_off']:.2f}×** "
+               "| | | | | | | | |")
+    out.append(f"\nRows per flush through the batching sidecar: "
+               f"{_md_cell(res['sidecar']['rows_per_flush'])}.")
     return "\n".join(out)

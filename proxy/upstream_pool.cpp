@@ -225,12 +225,12 @@ void UpstreamPool::configure(Slot& slot) {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else if (r.method == "HEAD") {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else if (r.method == "POST") {
+  } else {
+    // An empty body still gets its Content-Length: 0, or the server waits for one.
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-  } else {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    if (r.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, slot.header_list);
 }

@@ -154,7 +154,10 @@ def start_sidecar(sidecar_bin, tmp_path) -> Callable[..., Sidecar]:
         extra = list(map(str, extra_args))
         # Each sidecar gets its own admin port, so several can run at once.
         if not any(a.startswith("--admin-listen") for a in extra):
-            extra = ["--admin-listen", f"127.0.0.1:{free_port()}"] + extra
+            admin_port = free_port()
+            while admin_port == port:
+                admin_port = free_port()
+            extra = ["--admin-listen", f"127.0.0.1:{admin_port}"] + extra
         args = [sidecar_bin, "--listen", f"127.0.0.1:{port}",
                 "--upstream", upstream_url, *extra]
         full_env = dict(os.environ)
