@@ -1,7 +1,8 @@
--- POST INSERT bodies of JSONEachRow rows: wrk ... -- ROWS [PAYLOAD_BYTES]
--- ROWS = 1: every request carries one row with a unique id (per wrk thread
--- a disjoint id range), so the rows that reach ClickHouse can be counted
--- and checked for duplicates. ROWS > 1: one fixed body of ROWS rows, built
+-- POST INSERT bodies of JSONEachRow rows: wrk ... -- ROWS [PAD_BYTES [ID_BASE]]
+-- ROWS = 1: every request carries one row with a unique id (ID_BASE + 1,
+-- + 2, ...; each wrk thread 10^9 further on), so the rows that reach
+-- ClickHouse can be counted and checked for duplicates; give every wrk run
+-- into one table its own ID_BASE. ROWS > 1: one fixed body of ROWS rows, built
 -- once (the already-batched app). The URL (with ?query=INSERT ... FORMAT
 -- JSONEachRow and any settings) is wrk's URL argument.
 local rows = 1
@@ -9,10 +10,9 @@ local pad = ""
 local fixed = nil
 local next_id = 0
 local counter = 1
-local threads = {}
 
 setup = function(thread)
-  thread:set("id_base", counter * 1000000000000)
+  thread:set("thread_no", counter)
   counter = counter + 1
 end
 
@@ -21,7 +21,7 @@ init = function(args)
   pad = string.rep("x", tonumber(args[2] or "32"))
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/x-ndjson"
-  next_id = id_base or 1000000000000
+  next_id = tonumber(args[3] or "0") + ((thread_no or 1) - 1) * 1000000000
   if rows > 1 then
     local r = {}
     for i = 1, rows do

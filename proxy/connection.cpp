@@ -113,6 +113,14 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
 
 void Connection::feed(const char* data, size_t size) {
   while (state_ != State::kClosing && !close_when_flushed_) {
+    if (!head_scanner_.done()) {
+      size_t used;
+      const char* problem = nullptr;
+      if (head_scanner_.feed(std::string_view(data, size), used, problem) == HeadScanner::Result::kBad) {
+        reject({400, kBadRequestParameter, std::string("Malformed HTTP request: ") + problem});
+        return;
+      }
+    }
     llhttp_errno_t err = llhttp_execute(&parser_, data, size);
     if (err == HPE_OK) break;
     if (err == HPE_PAUSED) {
@@ -127,7 +135,7 @@ void Connection::feed(const char* data, size_t size) {
       llhttp_resume(&parser_);
       continue;
     }
-    if (err == HPE_USER) return;  // a callback has answered already
+    if (err == HPE_USER || close_when_flushed_) return;  // a callback has answered already
     reject({400, kBadRequestParameter,
             std::string("Malformed HTTP request: ") + llhttp_get_error_reason(&parser_)});
     return;
@@ -138,6 +146,7 @@ void Connection::feed(const char* data, size_t size) {
 bool Connection::retire_exchange() {
   retired_ = std::move(exchange_);
   message_complete_ = false;
+  head_scanner_.reset();
   if (close_after_answer_ || app_.draining()) {
     close_when_flushed();
     return false;
@@ -421,6 +430,24 @@ int Connection::on_headers_complete(llhttp_t* parser) noexcept {
   head.headers = std::move(self->headers_);
   head.keep_alive = llhttp_should_keep_alive(parser) != 0;
   bool chunked = (parser->flags & F_CHUNKED) != 0;
+  if (parser->http_major != 1) {  // HTTP/0.9 (no version) or 2.0 in an HTTP/1 request line
+    self->reject({400, kBadRequestParameter, "Malformed HTTP request: HTTP version not supported"});
+    return -1;
+  }
+  for (const Header& h : head.headers) {
+    if (h.name.empty() || h.value.find_first_of("\r\n") != std::string::npos) {
+      self->reject({400, kBadRequestParameter, "Malformed HTTP request: invalid header line"});
+      return -1;
+    }
+  }
+  // A Transfer-Encoding that does not end in chunked leaves the body's length
+  // unknown: refuse it here, before anything is forwarded (llhttp would only
+  // object after this callback).
+  if (!chunked && find_header(head.headers, "Transfer-Encoding") != nullptr) {
+    self->reject({400, kBadRequestParameter,
+                  "Malformed HTTP request: Transfer-Encoding other than chunked"});
+    return -1;
+  }
   head.has_body = chunked || ((parser->flags & F_CONTENT_LENGTH) && parser->content_length > 0);
   head.content_length = chunked ? -1 : static_cast<int64_t>(parser->content_length);
   if (const Header* expect = find_header(head.headers, "Expect"))

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "exchange.h"
+#include "head_scanner.h"
 #include "request.h"
 #include "result.h"
 
@@ -115,6 +116,7 @@ class Connection {
   size_t header_bytes_ = 0;
   bool message_complete_ = false;
 
+  HeadScanner head_scanner_;   // refuses what llhttp lets through (see head_scanner.h)
   std::string out_;            // queued by write(), not yet handed to the socket
   bool flush_scheduled_ = false;
   bool uv_write_pending_ = false;

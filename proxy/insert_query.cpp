@@ -10,23 +10,34 @@ class Lexer {
  public:
   Lexer(std::string_view text, bool complete) : text_(text), complete_(complete) {}
 
-  // Skips whitespace and comments; false when the text ends inside a comment.
+  // Skips whitespace and comments; false when the text ends inside a comment
+  // or, for a partial text, ends here (what follows is not known yet).
   bool skip_blank() {
     for (;;) {
       while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
       if (text_.substr(pos_, 2) == "--") {
         size_t nl = text_.find('\n', pos_);
-        if (nl == std::string_view::npos) return false;
+        if (nl == std::string_view::npos) return ended();
         pos_ = nl + 1;
       } else if (text_.substr(pos_, 2) == "/*") {
         size_t end = text_.find("*/", pos_ + 2);
-        if (end == std::string_view::npos) return false;
+        if (end == std::string_view::npos) return ended();
         pos_ = end + 2;
+      } else if (!complete_ && pos_ + 1 == text_.size() && (text_[pos_] == '-' || text_[pos_] == '/')) {
+        return ended();  // maybe the start of a comment
       } else {
         return true;
       }
     }
   }
+
+  // The text ran out: for a partial text that means "not known yet".
+  bool ended() {
+    pos_ = text_.size();
+    if (!complete_) hit_end_ = true;
+    return false;
+  }
+  bool hit_end() const { return hit_end_; }
 
   // A bare word or a quoted identifier (`x`, "x"), as written.
   std::string_view word() {
@@ -38,7 +49,7 @@ class Lexer {
         ++pos_;
       }
       if (pos_ >= text_.size()) {
-        pos_ = text_.size();
+        ended();
         return {};
       }
       ++pos_;
@@ -47,6 +58,10 @@ class Lexer {
     while (pos_ < text_.size() &&
            (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
       ++pos_;
+    if (pos_ >= text_.size() && !complete_) {  // the word may go on
+      ended();
+      return {};
+    }
     return text_.substr(start, pos_ - start);
   }
 
@@ -64,7 +79,7 @@ class Lexer {
   }
 
   bool at_end() const { return pos_ >= text_.size(); }
-  bool truncated() const { return !complete_ && pos_ >= text_.size(); }
+  bool truncated() const { return hit_end_ || (!complete_ && pos_ >= text_.size()); }
   char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
   size_t pos() const { return pos_; }
   void advance(size_t n) { pos_ += n; }
@@ -74,6 +89,7 @@ class Lexer {
   std::string_view text_;
   bool complete_;
   size_t pos_ = 0;
+  bool hit_end_ = false;
 };
 
 }  // namespace
@@ -102,22 +118,23 @@ InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) 
   if (lex.peek() == '(') {
     size_t start = lex.pos();
     size_t close = sql.find(')', start);
-    if (close == std::string_view::npos) return need_more_or_not();
-    bool space = false;
-    for (char c : sql.substr(start, close + 1 - start)) {
-      if (std::isspace(static_cast<unsigned char>(c))) {
-        space = true;
-        continue;
-      }
-      if (space && !columns.empty() && columns.back() != '(' && c != ')' && c != ',') columns += ' ';
-      if (c == ',') {
-        columns += ", ";
-        space = false;
-        continue;
-      }
-      space = false;
-      columns += c;
+    if (close == std::string_view::npos) return complete ? InsertParse::kNotInsert : InsertParse::kNeedMore;
+    // "( a ,b )" and "(a, b)" name the same columns: trim each, join with ", ".
+    std::string_view inside = sql.substr(start + 1, close - start - 1);
+    columns = "(";
+    bool first = true;
+    while (true) {
+      size_t comma = inside.find(',');
+      std::string_view name = inside.substr(0, comma);
+      while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.remove_prefix(1);
+      while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.remove_suffix(1);
+      if (!first) columns += ", ";
+      columns += name;
+      first = false;
+      if (comma == std::string_view::npos) break;
+      inside.remove_prefix(comma + 1);
     }
+    columns += ")";
     lex.advance(close + 1 - start);
     if (!lex.skip_blank()) return need_more_or_not();
   }
@@ -133,6 +150,7 @@ InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) 
     while (pos < sql.size() && (sql[pos] == ' ' || sql[pos] == '\t')) ++pos;
     if (pos < sql.size() && sql[pos] == '\r') ++pos;
     if (pos < sql.size() && sql[pos] == '\n') ++pos;
+    if (!complete && pos >= sql.size()) return InsertParse::kNeedMore;  // a newline may follow
     out.data_offset = pos;
   } else {
     return need_more_or_not();  // SELECT, SETTINGS, WITH ...: pass through

@@ -92,13 +92,15 @@ bool csv_record_end(std::string_view data, size_t& pos, char delimiter) {
   return true;
 }
 
-bool tsv_record_end(std::string_view data, size_t& pos) {
+bool tsv_record_end(std::string_view data, size_t& pos, bool& terminated) {
+  terminated = false;
   while (pos < data.size()) {
     char c = data[pos++];
     if (c == '\\') {
       if (pos >= data.size()) return false;
       ++pos;  // an escaped character, a literal newline included
     } else if (c == '\n') {
+      terminated = true;
       return true;
     }
   }
@@ -110,9 +112,16 @@ bool split_lines(std::string_view data, size_t header_lines, bool csv, RowChunk&
   size_t pos = 0;
   size_t row = 0;
   size_t rows_start = 0;
+  bool terminated = true;
   while (pos < data.size()) {
     ++row;
-    bool ok = csv ? csv_record_end(data, pos, delimiter) : tsv_record_end(data, pos);
+    bool ok;
+    if (csv) {
+      ok = csv_record_end(data, pos, delimiter);
+      terminated = pos > 0 && data[pos - 1] == '\n';
+    } else {
+      ok = tsv_record_end(data, pos, terminated);
+    }
     if (!ok) {
       error = {row, csv ? "unterminated quoted field" : "data ends inside an escape sequence"};
       return false;
@@ -126,7 +135,8 @@ bool split_lines(std::string_view data, size_t header_lines, bool csv, RowChunk&
   chunk.header = data.substr(0, rows_start);
   chunk.rows = data.substr(rows_start);
   chunk.row_count = row - header_lines;
-  chunk.needs_newline = !chunk.rows.empty() && chunk.rows.back() != '\n';
+  // An escaped newline at the very end does not end the last row.
+  chunk.needs_newline = !chunk.rows.empty() && !terminated;
   if (!chunk.header.empty() && chunk.header.back() != '\n') {
     error = {header_lines, "header line must end with a newline"};
     return false;
@@ -137,7 +147,7 @@ bool split_lines(std::string_view data, size_t header_lines, bool csv, RowChunk&
 // Values: tuples such as (1,'a'),(2,'b'), with quotes and nesting respected.
 bool split_values(std::string_view data, RowChunk& chunk, RowError& error) {
   size_t end = data.size();
-  while (end > 0 && (is_blank(data[end - 1]) || data[end - 1] == ';')) --end;
+  while (end > 0 && (is_blank(data[end - 1]) || data[end - 1] == ';' || data[end - 1] == ',')) --end;
   size_t pos = 0;
   while (pos < end && is_blank(data[pos])) ++pos;
   chunk.rows = data.substr(pos, end - pos);

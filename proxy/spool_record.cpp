@@ -139,7 +139,7 @@ SpoolScan scan_segment(std::string_view contents) {
       scan.data.push_back(std::move(d));
     } else if (type == kTypeCommit) {
       uint32_t n;
-      if (!r.u32(n)) break;
+      if (!r.u32(n) || n > (payload.size() - 5) / 8) break;  // the ids must fit the payload
       std::vector<uint64_t> ids(n);
       bool ok = true;
       for (uint32_t i = 0; i < n && ok; ++i) ok = r.u64(ids[i]);

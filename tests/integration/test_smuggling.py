@@ -196,3 +196,25 @@ def test_malformed_is_rejected_and_not_forwarded(relayed, name):
     with RawConn(sc.url) as c:
         r = c.request(rawhttp.get("/?query=SELECT%20'after'"))
         assert (r.status, r.body) == (200, b"after\n")
+
+
+def test_invalid_transfer_encoding_does_not_run_the_query(clickhouse, start_sidecar):
+    """The worst case of a forwarded malformed request: the SQL is in the URL,
+    so forwarding the head alone runs it. `Transfer-Encoding: xchunked` must
+    be refused before anything goes upstream; the table must not appear."""
+    import uuid
+    table = f"smuggled_{uuid.uuid4().hex[:8]}"
+    sc = start_sidecar(clickhouse.http_url)
+    target = f"/?query=CREATE%20TABLE%20{table}%20(a%20UInt8)%20ENGINE%20%3D%20Memory"
+    raw = (f"POST {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n"
+           "1\r\nx\r\n0\r\n\r\n").encode()
+    with RawConn(sc.url) as c:
+        c.send(raw)
+        r = c.read_response()
+        assert r.status in (400, 501), r
+    time.sleep(0.3)
+    exists = clickhouse.query(f"EXISTS TABLE {table}").strip()
+    if exists == b"1":
+        clickhouse.query(f"DROP TABLE {table}")
+    assert exists == b"0", (f"a request refused with {r.status} was forwarded and ran: "
+                            f"table {table} was created")

@@ -1,0 +1,170 @@
+"""Replica failover under load (issue 5): two private ClickHouse servers
+behind one sidecar; one is killed mid-run and restarted.
+
+What must hold: after the ejection window no request fails; the requests
+that failed are only those that were in flight on the dead replica when it
+died (a request refused at connect time never reached a replica and could
+have gone to the other one); /status shows the replica unhealthy, then
+healthy again after its restart; a stateful session that lived on the dead
+replica gets a clear 502 naming it, never a silent move; every acknowledged
+batched INSERT row is present.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+import uuid
+
+import httpx
+
+import rawhttp
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def report(capsys, text: str) -> None:
+    with capsys.disabled():
+        print(f"\n[measured] {text}")
+
+
+def status(sc) -> dict:
+    with _opener.open(sc.admin_url + "/status", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def health(sc) -> dict:
+    return {u["name"]: u["healthy"] for u in status(sc)["upstreams"]}
+
+
+def test_failover_under_load(clickhouse_factory, start_sidecar, capsys):
+    a = clickhouse_factory()
+    b = clickhouse_factory()
+    table = f"fo_{uuid.uuid4().hex[:8]}"
+    for ch in (a, b):
+        ch.query(f"CREATE TABLE {table} (w UInt32, seq UInt32, k UInt32) "
+                 f"ENGINE = MergeTree ORDER BY (w, seq, k)")
+    sc = start_sidecar(a.http_url, "--upstream", b.http_url, "--health-interval", "200ms",
+                       "--eject-after", "3", "--flush-delay-max", "50ms")
+    name = {a: f"127.0.0.1:{a.http_port}", b: f"127.0.0.1:{b.http_port}"}
+    assert rawhttp.wait_until(lambda: all(health(sc).values()), 5), status(sc)
+
+    # -- a stateful session; find its replica with a marker row -------------
+    sid = f"s{uuid.uuid4().hex[:8]}"
+    marker = f"m_{uuid.uuid4().hex[:8]}"
+    for ch in (a, b):
+        ch.query(f"CREATE TABLE {marker} (x UInt8) ENGINE = Memory")
+    with httpx.Client(timeout=10) as c:
+        r = c.post(sc.url + "/", params={"session_id": sid},
+                   content=b"CREATE TEMPORARY TABLE tmp (x UInt8)")
+        assert r.status_code == 200, r.text
+        r = c.post(sc.url + "/", params={"session_id": sid},
+                   content=f"INSERT INTO {marker} SELECT 1".encode())
+        assert r.status_code == 200, r.text
+    on = [ch for ch in (a, b) if ch.query(f"SELECT count() FROM {marker}").strip() == b"1"]
+    assert len(on) == 1, "the session's two statements ran on different replicas"
+    victim = on[0]
+    survivor = b if victim is a else a
+
+    # -- load --------------------------------------------------------------
+    stop = threading.Event()
+    lock = threading.Lock()
+    results = []   # (t_start, t_end, ok, detail)
+    acked = set()  # (w, seq) of INSERTs answered 200
+    sent_inserts = [0]
+
+    def reader():
+        with httpx.Client(timeout=15) as c:
+            while not stop.is_set():
+                t0 = time.monotonic()
+                try:
+                    r = c.post(sc.url + "/", content=b"SELECT sleep(0.02), count() FROM numbers(1000)")
+                    ok, detail = r.status_code == 200, f"{r.status_code} {r.text[:200]}"
+                except httpx.HTTPError as e:
+                    ok, detail = False, repr(e)
+                with lock:
+                    results.append((t0, time.monotonic(), ok, detail))
+
+    def writer(w):
+        seq = 0
+        with httpx.Client(timeout=15) as c:
+            while not stop.is_set():
+                seq += 1
+                rows = "".join(f"{w}\t{seq}\t{k}\n" for k in range(20)).encode()
+                with lock:
+                    sent_inserts[0] += 1
+                try:
+                    r = c.post(sc.url + "/", params={"query": f"INSERT INTO {table} FORMAT TSV"},
+                               content=rows)
+                    if r.status_code == 200:
+                        with lock:
+                            acked.add((w, seq))
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(6)]
+    threads += [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    t_kill = time.monotonic()
+    victim.kill()
+    t_dead = time.monotonic()
+    ejected = rawhttp.wait_until(lambda: not health(sc)[name[victim]], 3, 0.02)
+    t_ejected = time.monotonic()
+    # the session's replica is down: a clear 502 naming it, not a silent move
+    with httpx.Client(timeout=10) as c:
+        r = c.post(sc.url + "/", params={"session_id": sid}, content=b"SELECT count() FROM tmp")
+    session_answer = (r.status_code, r.text)
+    time.sleep(2.0)
+    t_restart = time.monotonic()
+    victim.start()
+    back = rawhttp.wait_until(lambda: health(sc)[name[victim]], 5, 0.05)
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(20)
+
+    failed = [r for r in results if not r[2]]
+    window = 1.0  # ejection window: after death + this, nothing may fail
+    late = [r for r in failed if r[0] > t_dead + window]
+    in_flight_at_death = [r for r in results if r[0] <= t_kill and r[1] >= t_kill]
+    # In-flight requests cut by the kill are retried once on a fresh connection
+    # to the same (dead) replica, so their error reads "Couldn't connect".
+    never_sent = [r for r in failed if "connect" in r[3].lower() or "refused" in r[3].lower()]
+    started_after_death = [r for r in failed if r[0] > t_dead]
+    report(capsys, f"failover: {len(results)} SELECTs, {len(failed)} failed "
+                   f"({len(started_after_death)} begun after the kill, {len(never_sent)} "
+                   f"refused at connect), {len(in_flight_at_death)} in flight at the kill "
+                   f"(on both replicas); ejected {t_ejected - t_dead:.2f} s after the kill; "
+                   f"back healthy {time.monotonic() - t_restart:.1f} s after restart; "
+                   f"INSERTs {len(acked)} acked of {sent_inserts[0]}; session answer "
+                   f"{session_answer[0]}")
+    for r in failed[:8]:
+        report(capsys, f"  failed at +{r[0] - t_kill:.3f} s: {r[3][:220]}")
+
+    assert ejected, f"{name[victim]} still healthy in /status 3 s after its kill: {status(sc)}"
+    assert back, f"{name[victim]} not healthy again after its restart: {status(sc)}"
+    assert not late, f"{len(late)} SELECTs failed more than {window} s after the kill: {late[:3]}"
+    assert len(failed) <= len(in_flight_at_death), (
+        f"{len(failed)} SELECTs failed, more than the {len(in_flight_at_death)} in flight at the "
+        f"kill; {len(started_after_death)} had begun after the replica died: {failed[:4]}")
+    st, body = session_answer
+    assert st == 502 and name[victim] in body, (
+        f"session on the dead replica: want 502 naming {name[victim]}, got {st} {body[:300]}")
+
+    # every acknowledged row is present (on one replica or the other)
+    def present():
+        got = set()
+        for ch in (a, b):
+            for line in ch.query(f"SELECT DISTINCT w, seq FROM {table} FORMAT TSV").split(b"\n"):
+                if line:
+                    w, s = map(int, line.split(b"\t"))
+                    got.add((w, s))
+        return got
+    missing = acked - present()
+    assert not missing, f"{len(missing)} acknowledged INSERTs missing: {sorted(missing)[:10]}"
+    assert health(sc)[name[survivor]]
