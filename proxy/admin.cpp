@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "http_response.h"
+#include "json_text.h"
 #include "log.h"
 #include "request.h"
 #include "uv_handle.h"
@@ -57,22 +58,6 @@ struct AdminWrite {
   std::string data;
 };
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
 
 }  // namespace
 

@@ -379,6 +379,15 @@ int Connection::on_url(llhttp_t* parser, const char* at, size_t size) noexcept {
   return 0;
 }
 
+int Connection::check_header_bytes() {
+  const Config& c = app_.config();
+  if (header_bytes_ <= c.max_header_bytes) return 0;
+  reject({431, kLimitExceeded,
+          "Request headers larger than " + std::to_string(c.max_header_bytes) +
+              " bytes (--max-header-bytes)"});
+  return -1;
+}
+
 int Connection::on_header_field(llhttp_t* parser, const char* at, size_t size) noexcept {
   Connection* self = from(parser);
   if (self->in_header_value_ || self->headers_.empty()) {
@@ -393,13 +402,7 @@ int Connection::on_header_field(llhttp_t* parser, const char* at, size_t size) n
                   "More than " + std::to_string(c.max_headers) + " header fields (--max-headers)"});
     return -1;
   }
-  if (self->header_bytes_ > c.max_header_bytes) {
-    self->reject({431, kLimitExceeded,
-                  "Request headers larger than " + std::to_string(c.max_header_bytes) +
-                      " bytes (--max-header-bytes)"});
-    return -1;
-  }
-  return 0;
+  return self->check_header_bytes();
 }
 
 int Connection::on_header_value(llhttp_t* parser, const char* at, size_t size) noexcept {
@@ -407,14 +410,7 @@ int Connection::on_header_value(llhttp_t* parser, const char* at, size_t size) n
   self->in_header_value_ = true;
   self->headers_.back().value.append(at, size);
   self->header_bytes_ += size;
-  const Config& c = self->app_.config();
-  if (self->header_bytes_ > c.max_header_bytes) {
-    self->reject({431, kLimitExceeded,
-                  "Request headers larger than " + std::to_string(c.max_header_bytes) +
-                      " bytes (--max-header-bytes)"});
-    return -1;
-  }
-  return 0;
+  return self->check_header_bytes();
 }
 
 int Connection::on_headers_complete(llhttp_t* parser) noexcept {

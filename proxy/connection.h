@@ -122,6 +122,7 @@ class Connection {
   bool uv_write_pending_ = false;
   uint64_t bytes_before_answer_ = 0;  // bytes_written_ when the current request began
   void arm_active_timer();
+  int check_header_bytes();  // 0, or -1 after answering 431
 
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<Exchange> retired_;  // freed later: its methods may be on the stack

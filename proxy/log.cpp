@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "json_text.h"
+
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -69,22 +71,6 @@ const char* level_name(LogLevel level) {
   return "info";
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
 }  // namespace
 
 void log_setup(LogLevel level, LogFormat format) {

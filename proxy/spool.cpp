@@ -11,6 +11,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "json_text.h"
 #include "log.h"
 
 namespace chsidecar {
@@ -46,23 +47,6 @@ struct OwnedFsRequest {
 void on_owned_done(uv_fs_t* req) noexcept {
   uv_fs_req_cleanup(req);
   delete reinterpret_cast<OwnedFsRequest*>(req);
-}
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
 }
 
 }  // namespace
@@ -222,10 +206,14 @@ void Spool::recycle() {
 void Spool::dead_letter(const SpoolData& data, std::string_view error) {
   dead_lettered_rows_ += data.row_count;
   auto* req = new OwnedFsRequest{};
-  req->data = "{\"spool_id\":" + std::to_string(data.id) + ",\"table\":\"" +
-              json_escape(data.target.table) + "\",\"rows\":" + std::to_string(data.row_count) +
-              ",\"error\":\"" + json_escape(error) + "\",\"data\":\"" + json_escape(data.rows) +
-              "\"}\n";
+  std::string& line = req->data;
+  line = "{\"spool_id\":" + std::to_string(data.id) + ",\"table\":";
+  append_json_string(line, data.target.table);
+  line += ",\"rows\":" + std::to_string(data.row_count) + ",\"error\":";
+  append_json_string(line, error);
+  line += ",\"data\":";
+  append_json_string(line, data.rows);
+  line += "}\n";
   log_event(LogLevel::kWarn, "rows_dead_lettered",
             {{"table", data.target.table}, {"rows", std::to_string(data.row_count)}});
   std::string path = config_.spool_dir + "/dead-letter.jsonl";
