@@ -267,10 +267,7 @@ void Exchange::submit_batch() {
   }
   if (app_.batcher().add(batch_target_, chunk, ticket_) == Batcher::Add::kOverCapacity) {
     ticket_->waiter = nullptr;
-    respond_error({503, kTooManySimultaneousQueries,
-                   "Insert buffers are full (--buffer-max-bytes " +
-                       std::to_string(app_.config().buffer_max_bytes) + ")"},
-                  1);
+    respond_buffers_full();
     return;
   }
   body_.clear();
@@ -311,6 +308,12 @@ void Exchange::spool_rows(const RowChunk& chunk) {
       waiter->batch_done(result);
     }
   };
+  // Spooled rows also wait in memory for their batch: the same cap applies.
+  if (app_.batcher().buffered_bytes() + record->rows.size() > app_.config().buffer_max_bytes) {
+    ticket_->waiter = nullptr;
+    respond_buffers_full();
+    return;
+  }
   uint64_t id = 0;
   Spool::Append appended = app_.spool().append(*record, id, std::move(durable));
   record->id = id;
@@ -325,6 +328,13 @@ void Exchange::spool_rows(const RowChunk& chunk) {
                      ? "The spool is full (--spool-max-bytes " +
                            std::to_string(app_.config().spool_max_bytes) + ")"
                      : std::string("The spool is not available (--spool-dir)")},
+                1);
+}
+
+void Exchange::respond_buffers_full() {
+  respond_error({503, kTooManySimultaneousQueries,
+                 "Insert buffers are full (--buffer-max-bytes " +
+                     std::to_string(app_.config().buffer_max_bytes) + ")"},
                 1);
 }
 

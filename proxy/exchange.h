@@ -103,6 +103,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
                  const std::vector<QueryParam>& params);
   void submit_batch();
   void spool_rows(const RowChunk& chunk);
+  void respond_buffers_full();
   void send_head();
   void send_data(const char* data, size_t size);
   void respond_error(const ChError& error, int retry_after_s = 0);
