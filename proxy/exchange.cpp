@@ -361,6 +361,29 @@ void Exchange::session_turn() {
 void Exchange::forward() {
   state_ = State::kUpstream;
   if (std::string_view(route_) == "insert_batched") route_ = "insert_passthrough";
+  send_continue();
+  Replicas& replicas = app_.replicas();
+  UpstreamPool* pool;
+  if (in_session_) {
+    // A stateful session's state lives on one replica: stay there, or fail clearly.
+    size_t replica = app_.sessions().replica(session_key_);
+    if (replica == SIZE_MAX) {
+      replica = replicas.choose_index();
+      app_.sessions().set_replica(session_key_, replica);
+    } else if (!replicas.healthy(replica)) {
+      respond_error({502, kNetworkError,
+                     "The replica of this session, " + replicas.at(replica).display_name() +
+                         ", is down: the session's state (temporary tables, settings) is lost"});
+      return;
+    }
+    pool = &replicas.at(replica);
+  } else {
+    pool = &replicas.choose();
+  }
+  forward_to(pool);
+}
+
+UpstreamRequest Exchange::upstream_request() const {
   UpstreamRequest request;
   request.method = head_.method;
   request.target = upstream_target_;
@@ -375,24 +398,13 @@ void Exchange::forward() {
       continue;
     request.headers.push_back(h);
   }
-  send_continue();
-  Replicas& replicas = app_.replicas();
-  if (in_session_) {
-    // A stateful session's state lives on one replica: stay there, or fail clearly.
-    size_t replica = app_.sessions().replica(session_key_);
-    if (replica == SIZE_MAX) {
-      replica = replicas.choose_index();
-      app_.sessions().set_replica(session_key_, replica);
-    } else if (!replicas.healthy(replica)) {
-      respond_error({502, kNetworkError,
-                     "The replica of this session, " + replicas.at(replica).display_name() +
-                         ", is down: the session's state (temporary tables, settings) is lost"});
-      return;
-    }
-    pool_ = &replicas.at(replica);
-  } else {
-    pool_ = &replicas.choose();
-  }
+  return request;
+}
+
+void Exchange::forward_to(UpstreamPool* pool) {
+  pool_ = pool;
+  state_ = State::kUpstream;
+  UpstreamRequest request = upstream_request();
   if (pool_->submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     respond_error({503, kTooManySimultaneousQueries,
                    "Too many requests waiting for an upstream connection (--queue-max " +
@@ -553,6 +565,15 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
       state_ = State::kDone;
       record(answer_status_);
       connection_.close("upstream_failed_mid_response");
+      return;
+    }
+    // Nothing reached a server that refused the connection: another replica
+    // may take the request (a stateful session may not move).
+    bool never_sent = outcome.code == CURLE_COULDNT_CONNECT || outcome.code == CURLE_COULDNT_RESOLVE_HOST;
+    if (never_sent && !in_session_ && failovers_ + 1 < app_.replicas().size() && upstream_rewind_body()) {
+      ++failovers_;
+      size_t next = app_.replicas().choose_index(app_.replicas().index_of(pool_));
+      forward_to(&app_.replicas().at(next));
       return;
     }
     bool timeout = outcome.code == CURLE_OPERATION_TIMEDOUT &&

@@ -98,6 +98,8 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
 
   void route();
   void forward();
+  void forward_to(UpstreamPool* pool);
+  UpstreamRequest upstream_request() const;
   void send_continue();
   bool try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
                  const std::vector<QueryParam>& params);
@@ -131,6 +133,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
 
   // Forwarding decisions.
   UpstreamPool* pool_ = nullptr;  // the replica this request runs on
+  size_t failovers_ = 0;          // replicas tried after one refused the connection
   std::string upstream_target_;
   std::string session_key_;  // set when the request runs in a tracked session
   bool in_session_ = false;

@@ -87,17 +87,18 @@ void Replicas::observe(Replica& replica, bool ok, const char* source) {
   }
 }
 
-size_t Replicas::choose_index() {
+size_t Replicas::choose_index(size_t avoid) {
   size_t best = 0;
   size_t best_load = SIZE_MAX;
   bool best_healthy = false;
   for (size_t i = 0; i < replicas_.size(); ++i) {
     const Replica& r = *replicas_[i];
     size_t load = r.pool->busy_slots() + r.pool->queued();
-    if ((r.healthy && !best_healthy) || (r.healthy == best_healthy && load < best_load)) {
+    bool healthy = r.healthy && i != avoid;
+    if ((healthy && !best_healthy) || (healthy == best_healthy && load < best_load)) {
       best = i;
       best_load = load;
-      best_healthy = r.healthy;
+      best_healthy = healthy;
     }
   }
   return best;

@@ -37,7 +37,9 @@ class Replicas {
   void close();
 
   UpstreamPool& choose();
-  size_t choose_index();
+  // The least loaded healthy replica; `avoid` (an index) only if nothing
+  // else is left.
+  size_t choose_index(size_t avoid = SIZE_MAX);
   UpstreamPool& at(size_t index);
   size_t size() const { return replicas_.size(); }
   bool healthy(size_t index) const;
