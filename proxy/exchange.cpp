@@ -253,6 +253,19 @@ void Exchange::submit_batch() {
     return;
   }
   if (!chunk.header.empty()) {
+    // The header must name as many columns as the INSERT does, or ClickHouse
+    // would read every row against the wrong columns.
+    size_t columns = insert_.columns.empty()
+                         ? 0
+                         : static_cast<size_t>(std::count(insert_.columns.begin(), insert_.columns.end(), ',')) + 1;
+    size_t names = header_name_count(row_format_, chunk.header, row_options_);
+    if (columns != 0 && names != columns) {
+      respond_error({400, kIncorrectData,
+                     "Cannot parse input in format " + insert_.format + ": the header names " +
+                         std::to_string(names) + " columns but the INSERT names " +
+                         std::to_string(columns) + "; no row of this INSERT was inserted"});
+      return;
+    }
     batch_target_.header_lines = std::string(chunk.header);
     batch_target_.key.append(chunk.header);
   }

@@ -218,6 +218,20 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
   return false;
 }
 
+size_t header_name_count(RowFormat format, std::string_view header, const RowOptions& options) {
+  header = header.substr(0, header.find('\n'));
+  bool csv = format == RowFormat::kCSVWithNames || format == RowFormat::kCSVWithNamesAndTypes;
+  char separator = csv ? options.csv_delimiter : '\t';
+  size_t count = 1;
+  char quote = '\0';
+  for (char c : header) {
+    if (csv && quote == '\0' && (c == '"' || c == '\'')) quote = c;
+    else if (quote != '\0' && c == quote) quote = '\0';
+    else if (quote == '\0' && c == separator) ++count;
+  }
+  return count;
+}
+
 std::string_view chunk_separator(RowFormat format) {
   switch (format) {
     case RowFormat::kJSONEachRow: return "\n";

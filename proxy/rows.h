@@ -59,6 +59,9 @@ struct RowOptions {
 bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error,
                 const RowOptions& options = {});
 
+// The number of names in the first header line of a *WithNames chunk.
+size_t header_name_count(RowFormat format, std::string_view header, const RowOptions& options = {});
+
 // What goes between two chunks of `format` in a batch.
 std::string_view chunk_separator(RowFormat format);
 

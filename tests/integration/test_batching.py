@@ -684,3 +684,20 @@ def test_sigterm_flushes_buffered_rows(clickhouse, start_sidecar):
     assert time.monotonic() - t0 < 4, "shutdown waited for the flush delay"
     assert_all_ok(out["r"], "answers on shutdown")
     assert count(clickhouse, t) == 40
+
+
+@pytest.mark.parametrize("fmt,header", [("CSVWithNames", b"id,s,n,extra\n"),
+                                        ("TSVWithNames", b"id\ts\n")])
+def test_header_mismatch_refused_whole(clickhouse, start_sidecar, fmt, header):
+    """A *WithNames header naming another number of columns than the INSERT
+    is refused before anything is sent upstream; nothing of it lands."""
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_hdr"))
+    sql = f"INSERT INTO {t} (id, s, n) FORMAT {fmt}"
+    row = b"1,ok,1\n" if fmt.startswith("CSV") else b"1\tok\t1\n"
+    with RawConn(sc.url) as c:
+        r = c.request(rawhttp.post("/?" + urllib.parse.urlencode({"query": sql}), header + row))
+        assert_sidecar_error(r.status, r.headers, r.body, 400)
+        assert b"header" in r.body, r.body
+    assert dump(clickhouse, t) == b""
+    assert flushes(sc, t) == []
