@@ -255,9 +255,7 @@ void Exchange::submit_batch() {
   if (!chunk.header.empty()) {
     // The header must name as many columns as the INSERT does, or ClickHouse
     // would read every row against the wrong columns.
-    size_t columns = insert_.columns.empty()
-                         ? 0
-                         : static_cast<size_t>(std::count(insert_.columns.begin(), insert_.columns.end(), ',')) + 1;
+    size_t columns = insert_.column_count;
     size_t names = header_name_count(row_format_, chunk.header, row_options_);
     if (columns != 0 && names != columns) {
       respond_error({400, kIncorrectData,

@@ -1,6 +1,7 @@
 #include "insert_query.h"
 
 #include <cctype>
+#include <vector>
 
 namespace chsidecar {
 
@@ -115,26 +116,45 @@ InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) 
   }
   if (!lex.skip_blank()) return need_more_or_not();
   std::string columns;
+  size_t column_count = 0;
   if (lex.peek() == '(') {
     size_t start = lex.pos();
-    size_t close = sql.find(')', start);
+    // Find the closing parenthesis and the commas between names, outside
+    // quoted names (`b,c` and `b)` are one name each).
+    size_t close = std::string_view::npos;
+    std::vector<std::string_view> names;
+    size_t name_start = start + 1;
+    char quote = '\0';
+    for (size_t i = start + 1; i < sql.size(); ++i) {
+      char c = sql[i];
+      if (quote != '\0') {
+        if (c == '\\') ++i;
+        else if (c == quote) quote = '\0';
+      } else if (c == '`' || c == '"') {
+        quote = c;
+      } else if (c == '(') {
+        return InsertParse::kNotInsert;  // (* EXCEPT (b)), COLUMNS(...): not a plain list
+      } else if (c == ',' || c == ')') {
+        names.push_back(sql.substr(name_start, i - name_start));
+        name_start = i + 1;
+        if (c == ')') {
+          close = i;
+          break;
+        }
+      }
+    }
     if (close == std::string_view::npos) return complete ? InsertParse::kNotInsert : InsertParse::kNeedMore;
     // "( a ,b )" and "(a, b)" name the same columns: trim each, join with ", ".
-    std::string_view inside = sql.substr(start + 1, close - start - 1);
     columns = "(";
-    bool first = true;
-    while (true) {
-      size_t comma = inside.find(',');
-      std::string_view name = inside.substr(0, comma);
+    for (size_t i = 0; i < names.size(); ++i) {
+      std::string_view name = names[i];
       while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.remove_prefix(1);
       while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.remove_suffix(1);
-      if (!first) columns += ", ";
+      if (i != 0) columns += ", ";
       columns += name;
-      first = false;
-      if (comma == std::string_view::npos) break;
-      inside.remove_prefix(comma + 1);
     }
     columns += ")";
+    column_count = names.size();
     lex.advance(close + 1 - start);
     if (!lex.skip_blank()) return need_more_or_not();
   }
@@ -149,14 +169,16 @@ InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) 
     size_t pos = lex.pos();
     while (pos < sql.size() && (sql[pos] == ' ' || sql[pos] == '\t')) ++pos;
     if (pos < sql.size() && sql[pos] == '\r') ++pos;
-    if (pos < sql.size() && sql[pos] == '\n') ++pos;
-    if (!complete && pos >= sql.size()) return InsertParse::kNeedMore;  // a newline may follow
+    bool newline = pos < sql.size() && sql[pos] == '\n';
+    if (newline) ++pos;
+    if (!complete && !newline && pos >= sql.size()) return InsertParse::kNeedMore;  // a newline may follow
     out.data_offset = pos;
   } else {
     return need_more_or_not();  // SELECT, SETTINGS, WITH ...: pass through
   }
   out.table = std::move(table);
   out.columns = std::move(columns);
+  out.column_count = column_count;
   out.format = std::move(format);
   return InsertParse::kInsert;
 }

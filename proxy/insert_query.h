@@ -15,6 +15,7 @@ namespace chsidecar {
 struct InsertQuery {
   std::string table;    // as written, e.g. db.events or `my table`
   std::string columns;  // "(a, b)" with whitespace collapsed, or empty
+  size_t column_count = 0;  // names in `columns`; 0 when there is no list
   std::string format;   // format name as written; "Values" for VALUES
   size_t data_offset = 0;  // where inline data begins in the parsed text
 };

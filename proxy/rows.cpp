@@ -219,15 +219,30 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
 }
 
 size_t header_name_count(RowFormat format, std::string_view header, const RowOptions& options) {
-  header = header.substr(0, header.find('\n'));
+  // The same rules as the splitter: in CSV a quote opens a field only at its
+  // start ("" inside is a quote), and a quoted newline does not end the line.
   bool csv = format == RowFormat::kCSVWithNames || format == RowFormat::kCSVWithNamesAndTypes;
   char separator = csv ? options.csv_delimiter : '\t';
   size_t count = 1;
-  char quote = '\0';
-  for (char c : header) {
-    if (csv && quote == '\0' && (c == '"' || c == '\'')) quote = c;
-    else if (quote != '\0' && c == quote) quote = '\0';
-    else if (quote == '\0' && c == separator) ++count;
+  bool field_start = true;
+  for (size_t i = 0; i < header.size(); ++i) {
+    char c = header[i];
+    if (c == '\n') break;
+    if (csv && field_start && (c == '"' || c == '\'')) {
+      for (++i; i < header.size(); ++i) {
+        if (header[i] != c) continue;
+        if (i + 1 < header.size() && header[i + 1] == c) ++i;
+        else break;
+      }
+      field_start = false;
+      continue;
+    }
+    if (!csv && c == '\\') {
+      ++i;  // an escaped character
+      continue;
+    }
+    field_start = c == separator;
+    if (c == separator) ++count;
   }
   return count;
 }
