@@ -550,6 +550,12 @@ def _insert_duration(ctx: Context) -> int:
     return max(1, int(ctx.duration * 0.8))
 
 
+def _insert_runs(ctx: Context) -> int:
+    """Runs per side: ctx.runs, but 1 in quick mode (every INSERT run pays a
+    fresh ClickHouse, a new sidecar and a warm-up; --quick stays < 3 min)."""
+    return 1 if ctx.quick else ctx.runs
+
+
 def _ch_int(ch, sql: str) -> int:
     out = ch.query(sql).decode().strip()
     return int(out) if out and out != "\\N" else 0
@@ -701,12 +707,12 @@ COMMIT_CONNS = (64, 1024)
 @scenario("insert_commit", "Single-row INSERTs, ack after commit: direct vs sidecar")
 def run_insert_commit(ctx: Context) -> dict:
     res = {"format": "JSONEachRow, one row per request", "ack": "commit (default)",
-           "duration_s": _insert_duration(ctx), "runs": ctx.runs,
+           "duration_s": _insert_duration(ctx), "runs": _insert_runs(ctx),
            "sidecar_args": "defaults (--ack commit, flush delay 10–200 ms, 5 parts/s)",
            "by_connections": {}}
     for conns in COMMIT_CONNS:
         runs = {"direct": [], "sidecar": []}
-        for i in range(ctx.runs):
+        for i in range(_insert_runs(ctx)):
             for t in runs:
                 runs[t].append(_insert_run(
                     ctx, f"insert_commit c={conns} {t} run {i + 1}", conns, 1,
@@ -784,7 +790,7 @@ def run_insert_spool(ctx: Context) -> dict:
     spool_base = os.path.join(ctx.out_dir, "spool")
     os.makedirs(spool_base, exist_ok=True)
     res = {"format": "JSONEachRow, one row per request", "connections": SPOOL_CONNS,
-           "duration_s": _insert_duration(ctx), "runs": ctx.runs,
+           "duration_s": _insert_duration(ctx), "runs": _insert_runs(ctx),
            "sidecar_query": "...&wait_for_async_insert=0",
            "direct_query": "the same INSERT without the setting (18.16 does not know it)",
            "spool_dir": spool_base, "spool_fs": bl.fs_type(spool_base),
@@ -793,7 +799,7 @@ def run_insert_spool(ctx: Context) -> dict:
            f"p50 {res['fsync_probe_before']['p50_ms']} ms p99 {res['fsync_probe_before']['p99_ms']} ms")
     runs = {"direct": [], "sidecar": []}
     import shutil
-    for i in range(ctx.runs):
+    for i in range(_insert_runs(ctx)):
         for t in runs:
             sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
             runs[t].append(_insert_run(
@@ -873,9 +879,9 @@ def run_insert_batched(ctx: Context) -> dict:
     targets = {"direct": None, "sidecar": (), "sidecar --batch=off": ("--batch", "off")}
     res = {"format": f"JSONEachRow, {BATCHED_ROWS} rows per request (fixed body)",
            "connections": BATCHED_CONNS, "duration_s": _insert_duration(ctx),
-           "runs": ctx.runs, "targets": list(targets)}
+           "runs": _insert_runs(ctx), "targets": list(targets)}
     runs = {t: [] for t in targets}
-    for i in range(ctx.runs):
+    for i in range(_insert_runs(ctx)):
         for t, args in targets.items():
             runs[t].append(_insert_run(ctx, f"insert_batched {t} run {i + 1}",
                                        BATCHED_CONNS, BATCHED_ROWS, sidecar_args=args))

@@ -54,6 +54,8 @@ class App {
   SessionTable& sessions() { return sessions_; }
   Batcher& batcher() { return *batcher_; }
   Spool& spool() { return *spool_; }
+  // What the upstream supports (known once the probe answered; all false before).
+  const ServerFacts& server_facts() const { return server_facts_; }
 
   // Opens the spool and queues its unacknowledged records for replay.
   // Blocking; call before start(). On failure returns false with `error`.
@@ -109,6 +111,7 @@ class App {
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<Spool> spool_;
   std::unique_ptr<ServerProbe> probe_;
+  ServerFacts server_facts_;
   SessionTable sessions_;
   std::unique_ptr<Admin> admin_;
   uv_tcp_t* listener_ = nullptr;

@@ -58,6 +58,7 @@ struct Config {
   // Batching.
   BatchMode batch_mode = BatchMode::kAuto;
   uint64_t flush_rows = 100'000;  // below max_insert_block_size, so a batch is atomic
+  uint64_t passthrough_rows = 1'000;
   uint64_t flush_bytes = 16 * 1024 * 1024;
   uint64_t flush_delay_min_ms = 10;
   uint64_t flush_delay_max_ms = 200;

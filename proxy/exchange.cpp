@@ -79,8 +79,18 @@ void Exchange::route() {
       pinned |= !check->value.empty() && check->value != "0";
   }
   const QueryParam* async_insert = find_param(params, "async_insert");
+  bool opted_out = async_insert != nullptr && async_insert->value == "0";
   bool batching = app_.config().batch_mode == BatchMode::kAuto && head_.method == "POST" &&
-                  head_.has_body && !pinned && !(async_insert != nullptr && async_insert->value == "0");
+                  head_.has_body && !pinned && !opted_out;
+  // Parameters not to forward: a server without async inserts would refuse
+  // them (code 115), and "do not batch" is all they meant here.
+  std::vector<std::string_view> dropped;
+  if (opted_out && !app_.server_facts().async_insert) {
+    for (const QueryParam& p : params)
+      if (p.name == "async_insert" || p.name == "wait_for_async_insert" ||
+          p.name.substr(0, 13) == "async_insert_")
+        dropped.push_back(p.name);
+  }
   const QueryParam* query = find_param(params, "query");
   bool sql_in_body = query == nullptr || query->value.empty();
   if (!sql_in_body) route_ = starts_with_insert(query->value) ? "insert_passthrough" : "query";
@@ -103,11 +113,12 @@ void Exchange::route() {
   if (has_session && !pinned) pinned = classify_statement(sql, sql_complete) != StatementKind::kStateless;
   if (has_session)
     app_.proxy_metrics().session_requests.at({pinned ? "stateful" : "stateless"}).inc();
+  if (!pinned && has_session) dropped.insert(dropped.end(), kSessionParams.begin(), kSessionParams.end());
+  if (!dropped.empty()) {
+    std::string rest = remove_params(target.query, params, dropped);
+    upstream_target_ = std::string(target.path) + (rest.empty() ? "" : "?" + rest);
+  }
   if (!pinned) {
-    if (has_session) {
-      std::string rest = remove_params(target.query, params, kSessionParams);
-      upstream_target_ = std::string(target.path) + (rest.empty() ? "" : "?" + rest);
-    }
     if (batching && try_batch(sql, sql_complete, sql_in_body, params)) return;
     forward();
     return;
@@ -248,7 +259,9 @@ void Exchange::submit_batch() {
                        "; no row of this INSERT was inserted"});
     return;
   }
-  if (chunk.row_count == 0) {  // nothing to batch; ClickHouse still checks the table
+  // Nothing to batch (ClickHouse still checks the table), or a batch already:
+  // waiting for others would only slow it down.
+  if (chunk.row_count == 0 || chunk.row_count >= app_.config().passthrough_rows) {
     forward();
     return;
   }

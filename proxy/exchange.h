@@ -2,10 +2,14 @@
 //
 // An Exchange is created by its Connection when a request's headers are
 // complete and owned by it until the Connection retires it. It decides the
-// route (the local /ping answer, or forward), runs the session rules (a
-// stateless session's request goes out without session parameters; a
-// stateful one waits its turn in the SessionTable), feeds the request body
-// to the pool as it arrives and streams the answer back as it comes.
+// route: the local /ping answer; a batchable INSERT, whose whole body is
+// read, validated and handed to the Batcher (answered when its batch
+// commits, or once fsynced to the Spool for wait_for_async_insert=0); or a
+// forwarded request. For those it runs the session rules (a stateless
+// session's request goes out without session parameters; a stateful one
+// waits its turn in the SessionTable and stays on its replica), feeds the
+// request body to the pool as it arrives and streams the answer back as it
+// comes.
 //
 // Memory is bounded: at most body_buffer bytes of request body are held
 // (the client is paused beyond that), and the upstream transfer is paused

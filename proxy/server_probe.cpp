@@ -32,9 +32,10 @@ void ServerProbe::start() {
   body_.clear();
   UpstreamRequest request;
   request.method = "GET";
-  request.target =
-      "/?query=SELECT%20version()%2C%20(SELECT%20count()%20FROM%20system.settings%20WHERE%20name%20%3D%20"
-      "'insert_deduplication_token')%20FORMAT%20TSV";
+  request.target = "/?query=" + url_encode(
+      "SELECT version(), "
+      "(SELECT count() FROM system.settings WHERE name = 'insert_deduplication_token'), "
+      "(SELECT count() FROM system.settings WHERE name = 'async_insert') FORMAT TSV");
   running_ = true;
   if (pool_.submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     running_ = false;
@@ -54,9 +55,12 @@ void ServerProbe::upstream_done(const UpstreamOutcome& outcome) {
     return;
   }
   ServerFacts facts;
-  size_t tab = body_.find('\t');
-  facts.version = body_.substr(0, tab);
-  facts.dedup_token = tab != std::string::npos && body_.compare(tab + 1, 1, "1") == 0;
+  // version \t dedup \t async
+  size_t tab1 = body_.find('\t');
+  size_t tab2 = tab1 == std::string::npos ? tab1 : body_.find('\t', tab1 + 1);
+  facts.version = body_.substr(0, tab1);
+  facts.dedup_token = tab1 != std::string::npos && body_.compare(tab1 + 1, 1, "1") == 0;
+  facts.async_insert = tab2 != std::string::npos && body_.compare(tab2 + 1, 1, "1") == 0;
   done_(facts);
 }
 

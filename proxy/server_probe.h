@@ -18,6 +18,7 @@ namespace chsidecar {
 struct ServerFacts {
   std::string version;     // e.g. 18.16.1
   bool dedup_token = false;  // insert_deduplication_token is known
+  bool async_insert = false;  // async_insert is known (21.11 and later)
 };
 
 class ServerProbe final : public UpstreamClient {
