@@ -4,10 +4,12 @@
 // --ack=spool) is answered only after its validated rows were appended to
 // the spool and the spool was fdatasync'ed. Appends are group-committed:
 // while one write+fdatasync runs, the next group forms, so one fsync serves
-// many requests. Disk I/O goes through uv_fs_* requests (libuv's thread
-// pool), so the loop never waits on the disk; the only blocking I/O is the
-// scan at start-up, before the loop runs. (One uv_fs chain at a time keeps
-// the order of writes and syncs obvious; see the states below.)
+// many requests. Disk I/O runs on libuv's thread pool (uv_queue_work for
+// pwrite+fdatasync of a group, uv_fs_* for the rest), so the loop never
+// waits on the disk; the only blocking I/O is the scan at start-up, before
+// the loop runs. One group is in flight at a time, which keeps the order of
+// writes and syncs obvious; the hand-off is the group_ buffer, which the loop
+// does not touch until the work's completion callback.
 //
 // Files: --spool-dir (created 0700) holds segment-<seq>.log files (0600) of
 // framed records (spool_record.h). The newest segment takes appends; once
@@ -81,7 +83,7 @@ class Spool {
   void close();
 
  private:
-  enum class State { kIdle, kWriting, kSyncing, kOpening };
+  enum class State { kIdle, kWriting, kOpening };
   struct Segment {
     uint64_t seq;
     uint64_t bytes;
@@ -94,8 +96,8 @@ class Spool {
   void rotate();
   void recycle();
   std::string segment_path(uint64_t seq) const;
-  static void on_write(uv_fs_t* req) noexcept;
-  static void on_sync(uv_fs_t* req) noexcept;
+  static void write_and_sync(uv_work_t* work) noexcept;  // on a pool thread
+  static void on_written(uv_work_t* work, int status) noexcept;
   static void on_open(uv_fs_t* req) noexcept;
 
   uv_loop_t* loop_;
@@ -109,7 +111,10 @@ class Spool {
   std::string group_;                     // the group being written
   std::vector<std::pair<Durable, uint64_t>> group_waiters_;
   State state_ = State::kIdle;
-  uv_fs_t req_{};
+  uv_fs_t req_{};        // segment rotation
+  uv_work_t work_{};     // the group being written and synced
+  uint64_t group_offset_ = 0;
+  int group_error_ = 0;  // errno from the pool thread
   uint64_t disk_bytes_ = 0;
   uint64_t fsyncs_ = 0;
   uint64_t dead_lettered_rows_ = 0;
