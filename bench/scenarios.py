@@ -572,7 +572,10 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
     """One measured run on a fresh ClickHouse: direct when sidecar_args is
     None, else through a new sidecar started with sidecar_args."""
     duration = _insert_duration(ctx)
-    batching = sidecar_args is not None and "off" not in sidecar_args
+    # The sidecar sends INSERTs of --passthrough-rows (default 1000) rows or
+    # more as they are: those are not counted by its batch metrics.
+    batching = (sidecar_args is not None and "off" not in sidecar_args
+                and rows_per_req < PASSTHROUGH_ROWS)
     with contextlib.ExitStack() as stack:
         ch = stack.enter_context(ctx.fresh_clickhouse())
         ch.query(INSERT_DDL)
@@ -786,6 +789,9 @@ SPOOL_CONNS = 64
 
 
 @scenario("insert_spool", "Single-row INSERTs with wait_for_async_insert=0 (spool ack)")
+PASSTHROUGH_ROWS = 1000  # the sidecar's --passthrough-rows default
+
+
 def run_insert_spool(ctx: Context) -> dict:
     spool_base = os.path.join(ctx.out_dir, "spool")
     os.makedirs(spool_base, exist_ok=True)
