@@ -786,12 +786,10 @@ def table_insert_commit(res: dict) -> str:
 # == 7. single-row INSERTs, spool ack (wait_for_async_insert=0) ======================
 
 SPOOL_CONNS = 64
-
-
-@scenario("insert_spool", "Single-row INSERTs with wait_for_async_insert=0 (spool ack)")
 PASSTHROUGH_ROWS = 1000  # the sidecar's --passthrough-rows default
 
 
+@scenario("insert_spool", "Single-row INSERTs with wait_for_async_insert=0 (spool ack)")
 def run_insert_spool(ctx: Context) -> dict:
     spool_base = os.path.join(ctx.out_dir, "spool")
     os.makedirs(spool_base, exist_ok=True)
