@@ -74,7 +74,9 @@ int upstream_on_message_begin(llhttp_t* p) {
 
 int upstream_on_message_complete(llhttp_t* p) {
   auto* c = static_cast<UpstreamConn*>(p->data);
-  bool probe = c->url.find("version()") != std::string::npos || c->url == "/ping";
+  // The sidecar's start-up probe (SELECT version(), ...) and health checks.
+  bool probe = c->url.find("version()") != std::string::npos ||
+               c->url.find("version%28%29") != std::string::npos || c->url == "/ping";
   if (!probe) ++g_upstream->complete_requests;
   static const char kAnswer[] =
       "HTTP/1.1 200 OK\r\nContent-Type: text/tab-separated-values; charset=UTF-8\r\n"
