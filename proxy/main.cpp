@@ -53,10 +53,8 @@ int main(int argc, char** argv) {
     std::string spool_error;
     if (!app.open_spool(spool_error)) {
       log_event(LogLevel::kError, "spool_unusable", {{"error", spool_error}});
-      return 1;
-    }
-    rc = app.start();
-    if (rc != 0) {
+      rc = UV_EINVAL;
+    } else if ((rc = app.start()) != 0) {
       log_event(LogLevel::kError, "listen_failed",
                 {{"listen", config.listen.host + ":" + std::to_string(config.listen.port)},
                  {"error", uv_strerror(rc)}});
@@ -74,7 +72,7 @@ int main(int argc, char** argv) {
                  {"max_connections", std::to_string(config.max_connections)},
                  {"session_mode", config.session_mode == SessionMode::kPin ? "pin" : "auto"}});
     }
-    uv_run(&loop, UV_RUN_DEFAULT);
+    if (rc == 0) uv_run(&loop, UV_RUN_DEFAULT);
   }
   uv_run(&loop, UV_RUN_DEFAULT);  // close callbacks of what App released
   uv_loop_close(&loop);
