@@ -12,6 +12,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
@@ -374,3 +375,14 @@ def wait_until(pred, timeout: float, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return pred()
+
+
+def report(capsys, text: str) -> None:
+    """Prints a measured figure even under pytest -q (lines start with [measured])."""
+    with capsys.disabled():
+        print(f"\n[measured] {text}")
+
+
+def uniq(prefix: str) -> str:
+    """A name no other test uses: prefix_ and ten hex digits."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"

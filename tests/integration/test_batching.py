@@ -24,13 +24,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 
 import aiohttp
 import pytest
 
 import rawhttp
 from rawhttp import RawConn, assert_sidecar_error
+from rawhttp import report, uniq
 
 FLUSH_RE = re.compile(r"\bbatch_flush table=(\S+) rows=(\d+) requests=(\d+) bytes=(\d+)"
                       r"(?: attempt=(\d+))?")
@@ -38,15 +38,6 @@ BISECT_RE = re.compile(r"\bbatch_bisect table=(\S+)")
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
 
 def make_table(ch, name: str, columns: str = "id UInt32, s String, n Int32",
                order: str = "id") -> str:

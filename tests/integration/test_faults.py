@@ -24,13 +24,9 @@ import pytest
 
 from fault_relay import FaultRelay
 from spool_load import Load, duplicates, id_counts, wait_present
+from rawhttp import report
 
 SPOOLED = {"wait_for_async_insert": "0"}
-
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
 
 
 @pytest.fixture

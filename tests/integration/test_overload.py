@@ -12,17 +12,13 @@ import time
 
 import rawhttp
 from rawhttp import RawConn, RssSampler
+from rawhttp import report
 
 FLOOD = 400
 MAX_CONN = 50
 POOL = 4
 QUEUE = 8
 RSS_BOUND_KIB = 64 * 1024
-
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
 
 
 def pct(xs, p):

@@ -21,13 +21,9 @@ import uuid
 import httpx
 
 import rawhttp
+from rawhttp import report
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
 
 
 def status(sc) -> dict:

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from rawhttp import assert_sidecar_error
+from rawhttp import report
 
 # Enough room in the sidecar for 200 concurrent client connections.
 ROOMY = ("--max-connections", "1000", "--queue-max", "1000",
@@ -72,11 +73,6 @@ def codes(results) -> list:
         if status != 200:
             out.append(body[:60])
     return out
-
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
 
 
 # -- one session_id, no state ------------------------------------------------------

@@ -19,11 +19,7 @@ import uuid
 import httpx
 
 import rawhttp
-
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
+from rawhttp import report
 
 
 def present(ch, table) -> set:

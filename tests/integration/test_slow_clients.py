@@ -25,6 +25,7 @@ import urllib.request
 
 import rawhttp
 from rawhttp import RawConn
+from rawhttp import report
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -72,11 +73,6 @@ async def main():
 asyncio.run(main())
 print(json.dumps(stats))
 """
-
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
 
 
 def pct(xs, p):

@@ -28,12 +28,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 
 import aiohttp
 import pytest
 
 from netutil import free_port
+from rawhttp import report, uniq
 from spool_load import (RETRY_RE, Load, duplicates, id_counts, kill_rounds,
                         spool_opened, wait_present)
 
@@ -43,15 +43,6 @@ MAGIC = b"CHSR"
 
 
 # -- helpers ---------------------------------------------------------------------
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
 
 def make_table(ch, name: str, columns: str = "id UInt64, r UInt32",
                settings: str = "") -> str:

@@ -17,6 +17,7 @@ import httpx
 
 import rawhttp
 from rawhttp import RawConn, RssSampler, vm_hwm_kib
+from rawhttp import report
 
 # Under ASan (scripts/sanitize sets CHSIDECAR_SANITIZED) freed memory waits in
 # the sanitizer's quarantine (256 MiB by default): still bounded, but larger.
@@ -25,11 +26,6 @@ RSS_LIMIT_KIB = (400 if os.environ.get("CHSIDECAR_SANITIZED") else 100) * 1024
 # number \t toString(number) \n for 9.5 M rows: 149,777,780 bytes
 BIG_SQL = "SELECT number, toString(number) FROM numbers(9500000) FORMAT TSV"
 BIG_SIZE = 149_777_780
-
-
-def report(capsys, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n[measured] {text}")
 
 
 def direct_digest(base: str, sql: str) -> tuple[int, str]:
