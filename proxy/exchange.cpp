@@ -175,6 +175,8 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
   // Rows inside the query parameter itself: ClickHouse reads them before the body.
   if (!sql_in_body && sql.find_first_not_of(" \t\r\n;", insert_.data_offset) != std::string_view::npos)
     return false;
+  const QueryParam* wait = find_param(params, "wait_for_async_insert");
+  spool_ack_ = wait != nullptr ? wait->value == "0" : app_.config().ack_mode == AckMode::kSpool;
   row_options_ = RowOptions{};
   for (const QueryParam& p : params) {
     if (p.name == "format_csv_delimiter" && p.value.size() == 1) row_options_.csv_delimiter = p.value[0];
@@ -283,9 +285,7 @@ void Exchange::submit_batch() {
   ticket_ = std::make_shared<BatchTicket>();
   ticket_->waiter = this;
   state_ = State::kBatched;
-  std::vector<QueryParam> params = parse_query(split_target(head_.target).query);
-  const QueryParam* wait = find_param(params, "wait_for_async_insert");
-  if (wait != nullptr ? wait->value == "0" : app_.config().ack_mode == AckMode::kSpool) {
+  if (spool_ack_) {
     spool_rows(chunk);
     return;
   }

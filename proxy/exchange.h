@@ -147,6 +147,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   InsertQuery insert_;
   RowFormat row_format_ = RowFormat::kJSONEachRow;
   RowOptions row_options_;
+  bool spool_ack_ = false;  // answer once the rows are fsynced to the spool
   size_t data_offset_ = 0;  // where the rows begin in the body
   BatchTarget batch_target_;
   std::shared_ptr<BatchTicket> ticket_;
