@@ -76,9 +76,12 @@ void Connection::arm_timer(uint64_t ms) {
 
 void Connection::update_reading() {
   if (state_ == State::kClosing) return;
-  bool waiting_answer = message_complete_ && exchange_ != nullptr && !exchange_->done();
-  bool want = lingering_ ||
-              (!close_when_flushed_ && !waiting_answer && (exchange_ == nullptr || exchange_->wants_body()));
+  // While an answer is pending the socket stays watched until the next
+  // request's bytes arrive: stopping and restarting it around every request
+  // would cost two epoll_ctl calls each.
+  bool hold_pipelined = waiting_answer() && !pipelined_.empty();
+  bool want = lingering_ || (!close_when_flushed_ && !hold_pipelined &&
+                             (exchange_ == nullptr || waiting_answer() || exchange_->wants_body()));
   if (want && !reading_) {
     if (uv_read_start(stream(), &Connection::on_alloc, &Connection::on_read) == 0) reading_ = true;
   } else if (!want && reading_) {
@@ -97,11 +100,16 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
   if (self == nullptr || self->state_ == State::kClosing) return;
   if (nread > 0) {
     if (self->lingering_) return;
+    if (self->waiting_answer()) {  // a pipelined request: kept until the answer is out
+      self->pipelined_.append(buf->base, static_cast<size_t>(nread));
+      self->update_reading();
+      return;
+    }
     self->feed(buf->base, static_cast<size_t>(nread));
     return;
   }
   if (nread == 0) return;
-  if (self->exchange_ != nullptr && self->message_complete_ && !self->exchange_->done()) {
+  if (self->waiting_answer()) {
     // The client half-closed after its request: answer, then close.
     self->close_after_answer_ = true;
     uv_read_stop(stream);
@@ -422,7 +430,13 @@ int Connection::on_headers_complete(llhttp_t* parser) noexcept {
   head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
   head.target = std::move(self->url_);
   head.http_minor = parser->http_major == 1 ? parser->http_minor : 0;
-  for (Header& h : self->headers_) h.value = std::string(trim(h.value));
+  for (Header& h : self->headers_) {
+    std::string_view v = trim(h.value);
+    if (v.size() == h.value.size()) continue;
+    size_t start = static_cast<size_t>(v.data() - h.value.data());
+    h.value.resize(start + v.size());
+    h.value.erase(0, start);
+  }
   head.headers = std::move(self->headers_);
   head.keep_alive = llhttp_should_keep_alive(parser) != 0;
   bool chunked = (parser->flags & F_CHUNKED) != 0;

@@ -9,8 +9,8 @@
 // Pipelined requests are answered in order by handling one at a time: the
 // parser pauses at the end of each message, the bytes after it are kept,
 // and parsing resumes once the exchange is done. The socket is not read
-// while the current request's body buffer is full (backpressure) or while
-// a finished message waits for its answer.
+// while the current request's body buffer is full (backpressure), nor once
+// bytes after a finished message wait for its answer (at most one read).
 //
 // Limits (max header bytes and count, URL length, header and idle timeouts)
 // answer in ClickHouse's error format and close. Malformed HTTP (llhttp in
@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "batch_plan.h"
 #include "exchange.h"
 #include "head_scanner.h"
 #include "request.h"
@@ -66,6 +67,16 @@ class Connection {
   // The exchange consumed body bytes; reading may resume.
   void body_consumed();
 
+  // The plan of the last batchable INSERT on this connection, if `key`
+  // (plan_key) matches; else null.
+  const BatchPlan* plan_for(std::string_view key) const {
+    return plan_ != nullptr && key == plan_key_ ? plan_.get() : nullptr;
+  }
+  void remember_plan(std::string key, BatchPlan plan) {
+    plan_key_ = std::move(key);
+    plan_ = std::make_unique<BatchPlan>(std::move(plan));
+  }
+
   // The App is draining: close now if idle, else after the current answer.
   void drain();
 
@@ -85,6 +96,8 @@ class Connection {
   void after_flush();
   void linger();
   void update_reading();
+  // The whole request is read and its answer is not complete yet.
+  bool waiting_answer() const { return message_complete_ && exchange_ != nullptr && !exchange_->done(); }
   void arm_timer(uint64_t ms);
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
@@ -124,6 +137,8 @@ class Connection {
   void arm_active_timer();
   int check_header_bytes();  // 0, or -1 after answering 431
 
+  std::string plan_key_;
+  std::unique_ptr<BatchPlan> plan_;
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<Exchange> retired_;  // freed later: its methods may be on the stack
   std::string pipelined_;              // bytes after a message that waits for its answer

@@ -65,6 +65,7 @@ void Exchange::start() {
 // Decides how the request runs: alone, batched, or in its session's order.
 void Exchange::route() {
   state_ = State::kRouting;
+  if (use_plan()) return;
   Target target = split_target(head_.target);
   std::vector<QueryParam> params = parse_query(target.query);
   upstream_target_ = head_.target;
@@ -119,7 +120,7 @@ void Exchange::route() {
     upstream_target_ = std::string(target.path) + (rest.empty() ? "" : "?" + rest);
   }
   if (!pinned) {
-    if (batching && try_batch(sql, sql_complete, sql_in_body, params)) return;
+    if (batching && try_batch(sql, sql_complete, sql_in_body, params, !has_session)) return;
     forward();
     return;
   }
@@ -168,7 +169,7 @@ static bool consumed_by_batching(std::string_view name) {
 // Recognises a batchable INSERT and prepares its merge key; the rows are
 // validated once the whole body is here.
 bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
-                         const std::vector<QueryParam>& params) {
+                         const std::vector<QueryParam>& params, bool plan_reusable) {
   if (parse_insert(sql, sql_complete, insert_) != InsertParse::kInsert) return false;
   std::optional<RowFormat> format = row_format(insert_.format);
   if (!format) return false;
@@ -200,8 +201,7 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
     key.push_back('\0');
   };
   add(target.path);
-  for (const char* name : {"Authorization", "X-ClickHouse-User", "X-ClickHouse-Key",
-                           "X-ClickHouse-Database", "X-ClickHouse-Quota"}) {
+  for (const char* name : kBatchKeyHeaders) {
     if (const Header* h = find_header(head_.headers, name)) {
       bt.headers.push_back(*h);
       add(name);
@@ -221,10 +221,36 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
   std::string rest = remove_params(target.query, params, consumed);
   bt.upstream_target = std::string(target.path) + "?" + rest + (rest.empty() ? "" : "&") +
                        "query=" + url_encode(sql_text);
+  if (plan_reusable && !sql_in_body)
+    connection_.remember_plan(plan_key(head_.target, head_.headers),
+                              BatchPlan{insert_, row_format_, row_options_, spool_ack_, bt});
+  collect_rows();
+  return true;
+}
+
+// The connection's last INSERT had the same URL and headers: take its plan
+// instead of parsing again (batch_plan.h).
+bool Exchange::use_plan() {
+  if (app_.config().batch_mode != BatchMode::kAuto || head_.method != "POST" || !head_.has_body)
+    return false;
+  const BatchPlan* plan = connection_.plan_for(plan_key(head_.target, head_.headers));
+  if (plan == nullptr) return false;
+  insert_ = plan->insert;
+  row_format_ = plan->format;
+  row_options_ = plan->options;
+  spool_ack_ = plan->spool_ack;
+  batch_target_ = plan->target;
+  upstream_target_ = head_.target;
+  data_offset_ = 0;
+  route_ = "insert_batched";
+  collect_rows();
+  return true;
+}
+
+void Exchange::collect_rows() {
   state_ = State::kCollecting;
   send_continue();
   if (body_complete_) submit_batch();
-  return true;
 }
 
 void Exchange::submit_batch() {

@@ -106,7 +106,9 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   UpstreamRequest upstream_request() const;
   void send_continue();
   bool try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
-                 const std::vector<QueryParam>& params);
+                 const std::vector<QueryParam>& params, bool plan_reusable);
+  bool use_plan();
+  void collect_rows();
   void submit_batch();
   void spool_rows(const RowChunk& chunk);
   void respond_buffers_full();

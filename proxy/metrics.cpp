@@ -124,6 +124,7 @@ T Family<T>::make() const {
 
 template <typename T>
 T& Family<T>::at(std::initializer_list<std::string_view> values) {
+  if (auto it = series_.find(values); it != series_.end()) return *it->second;
   std::vector<std::string> v;
   v.reserve(values.size());
   for (std::string_view s : values) v.emplace_back(s);

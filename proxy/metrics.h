@@ -18,6 +18,7 @@
 // text, a user name, a URL or any credential as a label value.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -116,16 +117,29 @@ class Family {
   T& at(std::initializer_list<std::string_view> values);
   T& at(const std::vector<std::string>& values);
   // The unlabelled series. REQUIRES: the family has no labels.
-  T& get() { return at(std::vector<std::string>{}); }
+  T& get() { return unlabelled_ != nullptr ? *unlabelled_ : *(unlabelled_ = &at({})); }
 
  private:
   friend class Metrics;
   Family(std::vector<LabelSpec> labels, std::vector<double> bounds);
   T make() const;
 
+  // Orders label tuples of strings and of string_views alike, so that an
+  // existing series is found without building a key (the per-request path).
+  struct TupleLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return std::lexicographical_compare(
+          a.begin(), a.end(), b.begin(), b.end(),
+          [](std::string_view x, std::string_view y) { return x < y; });
+    }
+  };
+
   std::vector<LabelSpec> labels_;
   std::vector<double> bounds_;  // histograms only
-  std::map<std::vector<std::string>, std::unique_ptr<T>> series_;
+  std::map<std::vector<std::string>, std::unique_ptr<T>, TupleLess> series_;
+  T* unlabelled_ = nullptr;
 };
 
 using CounterFamily = Family<Counter>;

@@ -599,6 +599,41 @@ def test_credentials_are_separate_batches(clickhouse, start_sidecar):
     assert not BISECT_RE.search(sc.stderr_text())
 
 
+def test_one_connection_same_url_other_headers(clickhouse, start_sidecar):
+    """One keep-alive connection repeats one INSERT URL while its headers
+    change (credentials, Content-Encoding): each request is read and sent
+    as its own headers say, and a wrong password gets ClickHouse's own
+    answer, even right after the same URL succeeded."""
+    sc = start(start_sidecar, clickhouse)
+    t = make_table(clickhouse, uniq("bt_headers"))
+    target = "/?" + urllib.parse.urlencode({"query": insert_q(t)})
+    wrong = [("X-ClickHouse-User", "alice"), ("X-ClickHouse-Key", "wrong")]
+    direct = rawhttp.RawConn(clickhouse.http_url)
+    direct.send(rawhttp.post(target, b'{"id":0,"s":"x","n":0}\n', headers=wrong))
+    want_wrong = direct.read_response("POST")
+    assert want_wrong.status != 200 and want_wrong.body.startswith(b"Code: ")
+    kinds = ["plain", "gzip", "alice", "wrong"]
+    conn = rawhttp.RawConn(sc.url)
+    sent = []
+    for i in range(48):
+        kind = kinds[(i // 3) % 4]  # runs of three, so the same headers repeat too
+        row = {"id": i, "s": kind, "n": -i}
+        body = json.dumps(row).encode() + b"\n"
+        headers = {"plain": [], "gzip": [("Content-Encoding", "gzip")],
+                   "alice": [("X-ClickHouse-User", "alice"), ("X-ClickHouse-Key", "secret")],
+                   "wrong": wrong}[kind]
+        if kind == "gzip":
+            body = gzip.compress(body)
+        conn.send(rawhttp.post(target, body, headers=headers))
+        r = conn.read_response("POST")
+        if kind == "wrong":
+            assert (r.status, r.body) == (want_wrong.status, want_wrong.body), i
+        else:
+            assert (r.status, r.body) == (200, b""), (i, r.status, r.body[:200])
+            sent.append(row)
+    assert json_rows(clickhouse, t) == sent
+
+
 def test_empty_insert_into_missing_table_answers_like_clickhouse(clickhouse, start_sidecar):
     """An INSERT with no rows still names its table: ClickHouse says 404
     (code 60) for a table that does not exist; the sidecar must not say 200."""

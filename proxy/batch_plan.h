@@ -1,0 +1,37 @@
+// What the routing of a batchable INSERT decided from its URL and headers,
+// kept per connection so that a client repeating the same INSERT (the
+// usual case: one statement, a row or a few per request) is not parsed
+// again: the query string decoded, the statement parsed, the merge key
+// built. A plan is reused only for a byte-identical request target and
+// identical values of every header the decision reads (plan_key); it
+// covers only INSERTs with the SQL in the URL and no session. Pure data.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "batcher.h"
+#include "insert_query.h"
+#include "request.h"
+#include "rows.h"
+
+namespace chsidecar {
+
+struct BatchPlan {
+  InsertQuery insert;
+  RowFormat format = RowFormat::kJSONEachRow;
+  RowOptions options;
+  bool spool_ack = false;
+  BatchTarget target;  // before any *WithNames header line is added
+};
+
+// The request parts a plan depends on: the target and the headers the
+// routing reads (credentials, database, quota, Content-Encoding).
+std::string plan_key(std::string_view target, const std::vector<Header>& headers);
+
+// The headers that go into a batch's merge key and are sent with it.
+inline constexpr const char* kBatchKeyHeaders[] = {"Authorization", "X-ClickHouse-User",
+                                                   "X-ClickHouse-Key", "X-ClickHouse-Database",
+                                                   "X-ClickHouse-Quota"};
+
+}  // namespace chsidecar
