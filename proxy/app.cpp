@@ -101,6 +101,8 @@ void App::register_metrics() {
   bm.spool_max_bytes.get().set_function(
       [this] { return spool_->enabled() ? double(config_.spool_max_bytes) : 0.0; });
   bm.fsyncs.get().set_function([this] { return double(spool_->fsyncs()); });
+  bm.segments.at({"new"}).set_function([this] { return double(spool_->segments_created()); });
+  bm.segments.at({"reused"}).set_function([this] { return double(spool_->segments_reused()); });
   bm.fsync_duration.get();
 
   // Not ready once the batch buffers are nearly full: new INSERTs would get 503.

@@ -72,7 +72,7 @@ struct Config {
   AckMode ack_mode = AckMode::kCommit;
   std::string spool_dir = "chsidecar-spool";
   uint64_t spool_max_bytes = 1024ull * 1024 * 1024;
-  uint64_t spool_segment_bytes = 64 * 1024 * 1024;
+  uint64_t spool_segment_bytes = 8 * 1024 * 1024;
   uint64_t retry_backoff_min_ms = 100;
   uint64_t retry_backoff_max_ms = 10'000;
 

@@ -326,6 +326,9 @@ BatchMetrics::BatchMetrics(Metrics& m)
       spool_bytes(m.gauge("spool_bytes", "Bytes held in the on-disk spool.")),
       spool_max_bytes(m.gauge("spool_max_bytes", "Cap on the on-disk spool's size.")),
       fsyncs(m.counter("spool_fsyncs_total", "fsync calls made by the spool.")),
+      segments(m.counter("spool_segments_total",
+                         "Segment files the spool started appending to, new or reused.",
+                         {{"how", nullptr}})),
       fsync_duration(m.histogram("spool_fsync_duration_seconds", "Duration of spool fsync calls.",
                                  fsync_buckets())) {}
 

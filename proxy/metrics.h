@@ -240,6 +240,7 @@ struct BatchMetrics {
   GaugeFamily& spool_bytes;          // bytes held in the spool
   GaugeFamily& spool_max_bytes;      // the spool's cap
   CounterFamily& fsyncs;             // fsync calls of the spool
+  CounterFamily& segments;           // {how="new"|"reused"} segments the spool started
   HistogramFamily& fsync_duration;   // seconds per fsync
 };
 

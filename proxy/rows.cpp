@@ -29,12 +29,35 @@ size_t json_object_end(std::string_view data, size_t pos) {
   return std::string_view::npos;
 }
 
+// A parser and a padded copy of the row, kept from call to call: making
+// them for every request cost more than validating a small row. Trimmed
+// after a call that grew them, so one large body does not pin memory.
+struct JsonValidator {
+  static constexpr size_t kKeptBytes = 64 * 1024;
+  simdjson::dom::parser parser;
+  std::string padded;
+
+  simdjson::error_code check(std::string_view row) {
+    padded.assign(row);
+    padded.append(simdjson::SIMDJSON_PADDING, '\0');
+    simdjson::dom::element element;
+    return parser.parse(padded.data(), row.size(), false).get(element);
+  }
+  void trim() {
+    if (padded.capacity() > kKeptBytes) std::string().swap(padded);
+    if (parser.capacity() > kKeptBytes) parser = simdjson::dom::parser();
+  }
+};
+
 bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
   if (data.substr(0, 3) == "\xEF\xBB\xBF") data.remove_prefix(3);  // byte order mark
   size_t pos = 0;
   while (pos < data.size() && is_blank(data[pos])) ++pos;
   chunk.rows = data.substr(pos);
-  simdjson::dom::parser parser;
+  thread_local JsonValidator validator;
+  struct Trim {
+    ~Trim() { validator.trim(); }
+  } trim_on_return;
   size_t row = 0;
   while (pos < data.size()) {
     ++row;
@@ -47,8 +70,7 @@ bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
       error = {row, "incomplete JSON object at the end of the data"};
       return false;
     }
-    simdjson::dom::element element;
-    if (auto err = parser.parse(data.data() + pos, end - pos).get(element)) {
+    if (auto err = validator.check(data.substr(pos, end - pos))) {
       error = {row, std::string("invalid JSON: ") + simdjson::error_message(err)};
       error.defer_to_server = err == simdjson::UTF8_ERROR || err == simdjson::NUMBER_ERROR ||
                               err == simdjson::NUMBER_OUT_OF_RANGE;

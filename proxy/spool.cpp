@@ -112,7 +112,7 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
       error = "cannot read spool segment " + path + ": " + errno_text(errno);
       return false;
     }
-    SpoolScan scan = scan_segment(contents);
+    SpoolScan scan = scan_segment(contents, seq);
     if (scan.damaged) {
       ++damaged;
       log_event(LogLevel::kWarn, "spool_tail_truncated",
@@ -156,6 +156,7 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
     ::close(dfd);
   }
   segments_.push_back(Segment{seq, 0, 0});
+  ++segments_created_;
   recycle();
   log_event(LogLevel::kInfo, "spool_opened",
             {{"dir", dir},
@@ -169,11 +170,13 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
 Spool::Append Spool::append(SpoolData data, uint64_t& id, Durable durable) {
   if (fd_ < 0 || closed_) return Append::kUnavailable;
   data.id = next_id_;
-  std::string record;
-  encode_data_record(data, record);
-  if (bytes() + record.size() > config_.spool_max_bytes) return Append::kFull;
+  size_t before = pending_.size();
+  encode_data_record(data, pending_);
+  if (disk_bytes_ + pending_.size() > config_.spool_max_bytes) {
+    pending_.resize(before);
+    return Append::kFull;
+  }
   id = next_id_++;
-  pending_ += record;
   pending_waiters_.emplace_back(std::move(durable), id);
   kick();
   return Append::kQueued;
@@ -193,12 +196,18 @@ void Spool::committed(const std::vector<uint64_t>& ids) {
   kick();
 }
 
-// Deletes the oldest segments once nothing in them is live; never the active one.
+// Ends the oldest segments once nothing in them is live; never the active
+// one. One full-sized segment is kept for reuse; the others are deleted.
 void Spool::recycle() {
   while (segments_.size() > 1 && segments_.front().live == 0) {
-    auto* req = new OwnedFsRequest{};
-    uv_fs_unlink(loop_, &req->req, segment_path(segments_.front().seq).c_str(), &on_owned_done);
-    disk_bytes_ -= segments_.front().bytes;
+    const Segment& done = segments_.front();
+    if (!spare_ && done.bytes >= segment_limit()) {
+      spare_ = done.seq;
+    } else {
+      auto* req = new OwnedFsRequest{};
+      uv_fs_unlink(loop_, &req->req, segment_path(done.seq).c_str(), &on_owned_done);
+    }
+    disk_bytes_ -= done.bytes;
     segments_.pop_front();
   }
 }
@@ -240,11 +249,14 @@ void Spool::kick() {
 void Spool::write_group() {
   state_ = State::kWriting;
   group_started_ns_ = uv_hrtime();
-  group_ = std::move(pending_);
+  group_.swap(pending_);  // the buffers trade places and keep their capacity
   pending_.clear();
-  group_waiters_ = std::move(pending_waiters_);
+  group_waiters_.swap(pending_waiters_);
   pending_waiters_.clear();
   group_offset_ = segments_.back().bytes;
+  group_bytes_ = group_.size();
+  seal_records(group_, 0, segments_.back().seq);
+  group_.append(kSpoolFrameBytes, '\0');  // the end mark; the next group writes over it
   group_error_ = 0;
   work_.data = this;
   // pwrite and fdatasync in one trip to the thread pool: one hand-off per
@@ -262,13 +274,18 @@ void Spool::write_and_sync(uv_work_t* work) noexcept {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       self->group_error_ = n < 0 ? errno : EIO;
-      return;
+      break;
     }
     data += n;
     left -= static_cast<size_t>(n);
     offset += n;
   }
-  if (::fdatasync(self->fd_) != 0) self->group_error_ = errno;
+  if (self->group_error_ == 0 && ::fdatasync(self->fd_) != 0) self->group_error_ = errno;
+  if (self->group_error_ != 0) {
+    // Its requests are refused: whole records of the group that did reach
+    // the file must not be replayed later. (Best effort: this is the error path.)
+    if (::ftruncate(self->fd_, static_cast<off_t>(self->group_offset_)) == 0) ::fdatasync(self->fd_);
+  }
 }
 
 void Spool::on_written(uv_work_t* work, int status) noexcept {
@@ -281,8 +298,8 @@ void Spool::on_written(uv_work_t* work, int status) noexcept {
   }
   ++self->fsyncs_;
   if (self->on_fsync_) self->on_fsync_(double(uv_hrtime() - self->group_started_ns_) / 1e9);
-  self->segments_.back().bytes += self->group_.size();
-  self->disk_bytes_ += self->group_.size();
+  self->segments_.back().bytes += self->group_bytes_;
+  self->disk_bytes_ += self->group_bytes_;
   self->group_done(true);
 }
 
@@ -300,38 +317,98 @@ void Spool::group_done(bool ok) {
   // The next group writes at the end of the valid data, over anything a
   // failed write left behind.
   state_ = State::kIdle;
-  // Segments stay well below the cap, so that committed ones can be deleted
-  // before the cap is reached.
-  uint64_t segment_limit = std::min(config_.spool_segment_bytes, config_.spool_max_bytes / 4);
-  if (ok && active.bytes >= segment_limit) rotate();
+  if (ok && active.bytes >= segment_limit()) rotate();
   for (auto& [durable, id] : waiters) durable(ok);
   if (closed_) return;
   kick();
   if (idle() && on_idle_) on_idle_();
 }
 
-void Spool::rotate() {
-  state_ = State::kOpening;
-  req_.data = this;
-  uv_fs_open(loop_, &req_, segment_path(segments_.back().seq + 1).c_str(),
-             O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &Spool::on_open);
+// Segments stay well below the cap, so that committed ones can be deleted
+// before the cap is reached.
+uint64_t Spool::segment_limit() const {
+  return std::min(config_.spool_segment_bytes, config_.spool_max_bytes / 4);
 }
 
-void Spool::on_open(uv_fs_t* req) noexcept {
-  auto* self = static_cast<Spool*>(req->data);
-  ssize_t result = req->result;
-  uv_fs_req_cleanup(req);
+// Opens the next segment on the thread pool; appends wait in pending_
+// meanwhile (their checksums are set when their group is written).
+void Spool::rotate() {
+  if (closed_ || uv_now(loop_) < rotate_retry_ms_) return;
+  state_ = State::kOpening;
+  opening_ = Opening{};
+  opening_.seq = segments_.back().seq + 1;
+  opening_.path = segment_path(opening_.seq);
+  if (spare_) {
+    opening_.reuse_path = segment_path(*spare_);
+    spare_.reset();
+  }
+  work_.data = this;
+  uv_queue_work(loop_, &work_, &Spool::open_segment, &Spool::on_opened);
+}
+
+void Spool::open_segment(uv_work_t* work) noexcept {
+  auto* self = static_cast<Spool*>(work->data);
+  Opening& o = self->opening_;
+  int fd = -1;
+  if (!o.reuse_path.empty()) {
+    // Zero the first frame before the rename: whatever happens next, the
+    // file never holds records under its new name that were not written to it.
+    static const char kZeros[kSpoolFrameBytes] = {};
+    fd = ::open(o.reuse_path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::pwrite(fd, kZeros, sizeof kZeros, 0) != static_cast<ssize_t>(sizeof kZeros) ||
+        ::fdatasync(fd) != 0 || ::rename(o.reuse_path.c_str(), o.path.c_str()) != 0) {
+      if (fd >= 0) ::close(fd);
+      ::unlink(o.reuse_path.c_str());
+      fd = -1;  // a new file then
+    }
+    o.reused = fd >= 0;
+  }
+  if (fd < 0) fd = ::open(o.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    o.error = errno;
+    return;
+  }
+  // The name must be durable before any record in the file is acknowledged.
+  std::string dir = o.path.substr(0, o.path.rfind('/'));
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || ::fsync(dfd) != 0) o.error = errno;
+  if (dfd >= 0) ::close(dfd);
+  if (o.error != 0) {
+    ::close(fd);
+    return;
+  }
+  o.fd = fd;
+}
+
+void Spool::on_opened(uv_work_t* work, int status) noexcept {
+  auto* self = static_cast<Spool*>(work->data);
+  Opening& o = self->opening_;
   self->state_ = State::kIdle;
-  if (result < 0) {
-    // Keep appending to the current segment; rotation is retried next group.
-    log_event(LogLevel::kError, "spool_rotate_failed", {{"error", uv_strerror(static_cast<int>(result))}});
+  if (status != 0 && o.error == 0) o.error = -status;
+  if (o.fd < 0) {
+    // Appends go on in the active segment; another try after a pause.
+    constexpr uint64_t kRetryMs = 1000;
+    self->rotate_retry_ms_ = uv_now(self->loop_) + kRetryMs;
+    log_event(LogLevel::kError, "spool_rotate_failed", {{"segment", o.path}, {"error", errno_text(o.error)}});
+  } else if (self->closed_) {
+    ::close(o.fd);
   } else {
     ::close(self->fd_);
-    self->fd_ = static_cast<int>(result);
-    self->segments_.push_back(Segment{self->segments_.back().seq + 1, 0, 0});
+    self->fd_ = o.fd;
+    ++(o.reused ? self->segments_reused_ : self->segments_created_);
+    log_event(LogLevel::kDebug, "spool_segment_started",
+              {{"segment", o.path}, {"reused", o.reused ? "true" : "false"}});
+    self->segments_.push_back(Segment{o.seq, 0, 0});
     self->recycle();
   }
-  if (!self->closed_) self->kick();
+  o.fd = -1;
+  if (self->closed_) {
+    if (self->fd_ >= 0) ::close(self->fd_);
+    self->fd_ = -1;
+    return;
+  }
+  self->kick();
+  if (self->idle() && self->on_idle_) self->on_idle_();
 }
 
 void Spool::close() {

@@ -13,10 +13,18 @@
 //
 // Files: --spool-dir (created 0700) holds segment-<seq>.log files (0600) of
 // framed records (spool_record.h). The newest segment takes appends; once
-// it reaches --spool-segment-bytes a new one starts. When a batch commits,
-// a commit record naming its spooled ids is appended; a segment is deleted
+// it reaches --spool-segment-bytes the next one takes over. When a batch commits,
+// a commit record naming its spooled ids is appended; a segment is done
 // once every data record in it and in all older segments is committed, so
-// deletion goes oldest first and commit records never outlive their need.
+// segments end oldest first and commit records never outlive their need.
+// One done segment is kept and reused as the next one (renamed, its first
+// frame zeroed, the directory synced, on the thread pool): appends then
+// overwrite blocks the file already has, so a group's fdatasync writes the
+// data but not the file's size (0.17 instead of 0.27 ms here), and no disk
+// writes are spent on filling files ahead. Records carry their segment's
+// number in their checksum, so the old contents of a reused file never read
+// as records; each write ends with zeros that mark the end. Other done
+// segments are deleted.
 //
 // Start-up reads every segment, truncates a torn or corrupt tail at the
 // last valid record (counted and logged) and hands back the records not
@@ -24,7 +32,8 @@
 // credential headers (needed to replay them); the directory is 0700 and
 // the files 0600.
 //
-// Bounded by --spool-max-bytes: append() refuses beyond it. Loop thread only.
+// Bounded by --spool-max-bytes: append() refuses beyond it (records' bytes;
+// the segment kept for reuse adds at most one segment). Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -32,6 +41,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 #include <string>
 #include <vector>
@@ -71,6 +81,9 @@ class Spool {
   bool idle() const { return state_ == State::kIdle && pending_.empty(); }
   uint64_t bytes() const { return disk_bytes_ + pending_.size(); }
   uint64_t fsyncs() const { return fsyncs_; }
+  // Segments started since start-up: as new files, and by reusing a done one.
+  uint64_t segments_created() const { return segments_created_; }
+  uint64_t segments_reused() const { return segments_reused_; }
   uint64_t dead_lettered_rows() const { return dead_lettered_rows_; }
   bool enabled() const { return fd_ >= 0; }
 
@@ -89,16 +102,27 @@ class Spool {
     uint64_t bytes;
     size_t live;  // data records not yet committed
   };
+  // The segment being opened on the thread pool: a reused one or a new file.
+  struct Opening {
+    uint64_t seq = 0;
+    std::string path;
+    std::string reuse_path;  // empty: create a new file
+    int fd = -1;
+    bool reused = false;
+    int error = 0;           // errno from the pool thread
+  };
 
   void kick();
   void write_group();
   void group_done(bool ok);
+  uint64_t segment_limit() const;
   void rotate();
   void recycle();
   std::string segment_path(uint64_t seq) const;
   static void write_and_sync(uv_work_t* work) noexcept;  // on a pool thread
   static void on_written(uv_work_t* work, int status) noexcept;
-  static void on_open(uv_fs_t* req) noexcept;
+  static void open_segment(uv_work_t* work) noexcept;  // on a pool thread
+  static void on_opened(uv_work_t* work, int status) noexcept;
 
   uv_loop_t* loop_;
   const Config& config_;
@@ -111,12 +135,17 @@ class Spool {
   std::string group_;                     // the group being written
   std::vector<std::pair<Durable, uint64_t>> group_waiters_;
   State state_ = State::kIdle;
-  uv_fs_t req_{};        // segment rotation
-  uv_work_t work_{};     // the group being written and synced
+  uv_work_t work_{};     // the group being written and synced, or the segment being opened
+  Opening opening_;
+  std::optional<uint64_t> spare_;  // a done segment kept for reuse
+  uint64_t rotate_retry_ms_ = 0;   // after a failed rotation, not before this (uv_now)
   uint64_t group_offset_ = 0;
+  uint64_t group_bytes_ = 0;  // of records, without the end mark
   int group_error_ = 0;  // errno from the pool thread
   uint64_t disk_bytes_ = 0;
   uint64_t fsyncs_ = 0;
+  uint64_t segments_created_ = 0;
+  uint64_t segments_reused_ = 0;
   uint64_t dead_lettered_rows_ = 0;
   bool closed_ = false;
   std::function<void()> on_idle_;

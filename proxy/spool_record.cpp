@@ -24,11 +24,31 @@ void put_str(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-void frame(std::string_view payload, std::string& out) {
+// The CRC of a record also covers its segment's number, so a record left
+// from a reused file's earlier life never reads as valid.
+uint32_t record_crc(std::string_view payload, uint64_t segment) {
+  char seq[8];
+  for (int i = 0; i < 8; ++i) seq[i] = static_cast<char>((segment >> (8 * i)) & 0xFF);
+  return crc32c(payload, crc32c(std::string_view(seq, 8)));
+}
+
+// Starts a frame in `out`: magic, a length and a checksum filled in later.
+size_t begin_frame(std::string& out) {
+  size_t at = out.size();
   out.append(kMagic, 4);
-  put_u32(out, static_cast<uint32_t>(payload.size()));
-  put_u32(out, crc32c(payload));
-  out.append(payload);
+  out.append(8, '\0');
+  return at;
+}
+
+void end_frame(std::string& out, size_t at) {
+  uint32_t length = static_cast<uint32_t>(out.size() - at - kSpoolFrameBytes);
+  for (int i = 0; i < 4; ++i) out[at + 4 + i] = static_cast<char>((length >> (8 * i)) & 0xFF);
+}
+
+uint32_t get_u32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
 }
 
 class Reader {
@@ -89,35 +109,43 @@ bool decode_data(Reader& r, SpoolData& d) {
 }  // namespace
 
 void encode_data_record(const SpoolData& d, std::string& out) {
-  std::string payload;
-  payload.reserve(64 + d.target.key.size() + d.target.upstream_target.size() + d.rows.size());
-  put_u8(payload, kTypeData);
-  put_u64(payload, d.id);
-  put_u32(payload, static_cast<uint32_t>(d.row_count));
-  put_u8(payload, d.needs_newline ? 1 : 0);
-  put_u8(payload, static_cast<uint8_t>(d.target.format));
-  put_str(payload, d.target.key);
-  put_str(payload, d.target.table);
-  put_str(payload, d.target.upstream_target);
-  put_u32(payload, static_cast<uint32_t>(d.target.headers.size()));
+  size_t at = begin_frame(out);
+  put_u8(out, kTypeData);
+  put_u64(out, d.id);
+  put_u32(out, static_cast<uint32_t>(d.row_count));
+  put_u8(out, d.needs_newline ? 1 : 0);
+  put_u8(out, static_cast<uint8_t>(d.target.format));
+  put_str(out, d.target.key);
+  put_str(out, d.target.table);
+  put_str(out, d.target.upstream_target);
+  put_u32(out, static_cast<uint32_t>(d.target.headers.size()));
   for (const Header& h : d.target.headers) {
-    put_str(payload, h.name);
-    put_str(payload, h.value);
+    put_str(out, h.name);
+    put_str(out, h.value);
   }
-  put_str(payload, d.target.header_lines);
-  put_str(payload, d.rows);
-  frame(payload, out);
+  put_str(out, d.target.header_lines);
+  put_str(out, d.rows);
+  end_frame(out, at);
 }
 
 void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out) {
-  std::string payload;
-  put_u8(payload, kTypeCommit);
-  put_u32(payload, static_cast<uint32_t>(ids.size()));
-  for (uint64_t id : ids) put_u64(payload, id);
-  frame(payload, out);
+  size_t at = begin_frame(out);
+  put_u8(out, kTypeCommit);
+  put_u32(out, static_cast<uint32_t>(ids.size()));
+  for (uint64_t id : ids) put_u64(out, id);
+  end_frame(out, at);
 }
 
-SpoolScan scan_segment(std::string_view contents) {
+void seal_records(std::string& records, size_t from, uint64_t segment) {
+  for (size_t at = from; at + kSpoolFrameBytes <= records.size();) {
+    uint32_t length = get_u32(records.data() + at + 4);
+    uint32_t crc = record_crc(std::string_view(records).substr(at + kSpoolFrameBytes, length), segment);
+    for (int i = 0; i < 4; ++i) records[at + 8 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    at += kSpoolFrameBytes + length;
+  }
+}
+
+SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
   SpoolScan scan;
   size_t pos = 0;
   while (pos < contents.size()) {
@@ -129,7 +157,7 @@ SpoolScan scan_segment(std::string_view contents) {
     header.u32(crc);
     if (length == 0 || length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) break;
     std::string_view payload = rest.substr(kSpoolFrameBytes, length);
-    if (crc32c(payload) != crc) break;
+    if (record_crc(payload, segment) != crc) break;
     Reader r(payload);
     uint8_t type;
     r.u8(type);
@@ -151,7 +179,9 @@ SpoolScan scan_segment(std::string_view contents) {
     pos += kSpoolFrameBytes + length;
   }
   scan.valid_bytes = pos;
-  scan.damaged = pos < contents.size();
+  // Every write ends with a frame's worth of zeros: finding them is a clean end.
+  std::string_view rest = contents.substr(pos, kSpoolFrameBytes);
+  scan.damaged = rest.find_first_not_of('\0') != std::string_view::npos;
   return scan;
 }
 

@@ -1,15 +1,20 @@
 // The on-disk framing of spool records. Pure; unit-tested and fuzzed.
 //
 // A segment file is a sequence of records:
-//   magic "CHSR" | payload length u32 | CRC-32C of the payload u32 | payload
-// (integers little-endian). A payload starts with its type:
+//   magic "CHSR" | payload length u32 | CRC-32C u32 | payload
+// (integers little-endian). The CRC covers the segment's number, then the
+// payload: a record is valid only in the segment it was written for, so a
+// reused segment file's old contents never read as records. A payload
+// starts with its type:
 //   data   (1): id u64, row count u32, flags u8, format u8, then the merge key,
 //               table, upstream target, headers, header lines and rows as
 //               length-prefixed strings. Enough to rebuild the same batch.
 //   commit (2): count u32, then that many ids u64: records ClickHouse has
 //               committed, which replay must skip.
-// Reading stops at the first record that is torn (runs past the end) or
-// corrupt (bad magic, length or checksum); what precedes it is valid.
+// Every write of records is followed by a frame's worth of zeros (the next
+// write starts over them). Reading stops at the first record that is torn
+// (runs past the end) or corrupt (bad magic, length or checksum); what
+// precedes it is valid, and it is damage unless the zeros are there.
 #pragma once
 
 #include <cstdint>
@@ -29,19 +34,24 @@ struct SpoolData {
   bool needs_newline = false;
 };
 
-// Appends the framed record to `out`.
+// Appends the framed record to `out`, its checksum not yet set.
 void encode_data_record(const SpoolData& data, std::string& out);
 void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out);
+
+// Sets the checksums of the records in `records` from offset `from` for
+// `segment`, the segment they are written to. REQUIRES: whole records from
+// the encoders above.
+void seal_records(std::string& records, size_t from, uint64_t segment);
 
 struct SpoolScan {
   std::vector<SpoolData> data;       // in file order
   std::vector<uint64_t> committed;   // ids named by commit records
   size_t valid_bytes = 0;            // length of the valid prefix
-  bool damaged = false;              // something after valid_bytes was dropped
+  bool damaged = false;              // no zeros (or end of file) at valid_bytes
 };
 
-// Reads every valid record of one segment's contents.
-SpoolScan scan_segment(std::string_view contents);
+// Reads every valid record of segment number `segment`'s contents.
+SpoolScan scan_segment(std::string_view contents, uint64_t segment);
 
 // Bytes the frame adds to a payload.
 inline constexpr size_t kSpoolFrameBytes = 12;

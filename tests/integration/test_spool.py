@@ -76,6 +76,9 @@ def wait_for(pred, timeout: float, step: float = 0.1):
         time.sleep(step)
 
 
+END_MARK = 12  # zeros after each write of records
+
+
 def parse_records(data: bytes) -> list[tuple[int, int]]:
     """(offset, total length) of each valid framed record of a segment
     (magic "CHSR", u32 payload length, u32 CRC-32C, payload)."""
@@ -98,13 +101,15 @@ def segments(spool_dir) -> list[str]:
 def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):
     """KILL_ROUNDS times: ~0.3-1 s of 32 concurrent single-row spooled
     writers, then SIGKILL; each restart replays on the same --spool-dir.
-    Every id answered 200 must be in ClickHouse at the end."""
+    Every id answered 200 must be in ClickHouse at the end. Small segments,
+    so that kills land around rotations and reused segment files."""
     table = make_table(clickhouse, uniq("spool_kill"))
     spool_dir = tmp_path / "spool"
     seed = random.randrange(1 << 30)
 
     def launch():
-        return start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+        return start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir),
+                             "--spool-segment-bytes", "64KiB")
 
     s = kill_rounds(clickhouse, table, launch, KILL_ROUNDS, seed=seed)
     report(capsys, f"kill -9 x{s['rounds']} (seed {seed}): acked={s['acked']} "
@@ -130,6 +135,48 @@ def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):
                    f"{segments(spool_dir)}")
     assert opened is not None and opened["replay_records"] == 0, opened
     assert count(clickhouse, table) == before
+
+
+def _metric(sc, name: str) -> float:
+    text = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        sc.admin_url + "/metrics", timeout=5).read().decode()
+    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def test_done_segments_are_reused_and_replayed_right(clickhouse, start_sidecar, tmp_path,
+                                                     capsys):
+    """Small segments under a spooled load with ClickHouse up: done segments
+    are renamed and written over (spool_segments_total{how="reused"}), the
+    directory stays small, and after a kill -9 the restart replays only what
+    was written for each segment's current number: every acked row is
+    present, no row of a reused file's earlier life comes back."""
+    table = make_table(clickhouse, uniq("spool_reuse"))
+    spool_dir = tmp_path / "spool"
+    args = ("--spool-dir", str(spool_dir), "--spool-segment-bytes", "64KiB")
+    sc = start_sidecar(clickhouse.http_url, *args)
+    load = Load(sc.url, table, first_id=1, concurrency=16, params=SPOOLED).start()
+    wait_for(lambda: _metric(sc, 'chsidecar_spool_segments_total{how="reused"}') >= 5, 20)
+    reused = _metric(sc, 'chsidecar_spool_segments_total{how="reused"}')
+    created = _metric(sc, 'chsidecar_spool_segments_total{how="new"}')
+    files = segments(spool_dir)
+    sc.stop(signal.SIGKILL)
+    load.stop()
+    sc2 = start_sidecar(clickhouse.http_url, *args)
+    opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
+    missing, counts = wait_present(clickhouse, table, load.acked, 20)
+    time.sleep(0.5)
+    counts = id_counts(clickhouse, table)
+    rc = sc2.stop()
+    report(capsys, f"segment reuse (64 KiB segments): {reused:.0f} reused, {created:.0f} new, "
+                   f"files at the kill: {len(files)}; acked={len(load.acked)} "
+                   f"missing={len(missing)} duplicates={duplicates(counts)}; restart: {opened}")
+    assert reused >= 5, (reused, created)
+    assert len(files) <= 4, files  # done segments are reused or deleted, not kept
+    assert opened is not None and opened["damaged_segments"] == 0, opened
+    assert not missing, f"{len(missing)} acked rows missing"
+    assert set(counts) <= set(range(1, load.next_id)), "rows that were never sent"
+    assert rc == 0
 
 
 # -- torn tail ------------------------------------------------------------------------
@@ -161,32 +208,38 @@ def test_torn_tail_recovers_valid_prefix(clickhouse, start_sidecar, tmp_path, ca
     seg = segs[0]
     data = (base / seg).read_bytes()
     recs = parse_records(data)
-    assert len(recs) == n and sum(l for _, l in recs) == len(data), (len(recs), len(data))
+    # the records, then the end mark: a frame's worth of zeros
+    assert len(recs) == n and sum(l for _, l in recs) + END_MARK == len(data), (len(recs), len(data))
+    assert data[-END_MARK:] == b"\0" * END_MARK
 
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    cases = []  # (name, new bytes, number of intact leading records)
+    cases = []  # (name, new bytes, number of intact leading records, damaged)
     for _ in range(3):  # truncate inside a record (header or payload)
         j = rng.randrange(1, n)
         off, ln = recs[j]
         cut = off + rng.randrange(1, ln)
-        cases.append((f"truncate@{cut} (record {j})", data[:cut], j))
+        cases.append((f"truncate@{cut} (record {j})", data[:cut], j, True))
     for _ in range(3):  # flip one byte of a record in the tail
         j = rng.randrange(n // 2, n)
         off, ln = recs[j]
         at = off + rng.randrange(0, ln)
         b = bytearray(data)
         b[at] ^= 1 << rng.randrange(8)
-        cases.append((f"flip@{at} (record {j})", bytes(b), j))
+        cases.append((f"flip@{at} (record {j})", bytes(b), j, True))
     j = n - 1  # a huge length field must not make start-up wait or allocate
     b = bytearray(data)
     struct.pack_into("<I", b, recs[j][0] + 4, 0xFFFFFFF0)
-    cases.append((f"length=0xfffffff0 (record {j})", bytes(b), j))
-    cases.append(("garbage tail", data + bytes(rng.randrange(256) for _ in range(777)), n))
-    cases.append(("zeroed tail", data + b"\0" * 4096, n))
+    cases.append((f"length=0xfffffff0 (record {j})", bytes(b), j, True))
+    garbage = bytes(rng.randrange(1, 256) for _ in range(777))
+    cases.append(("garbage instead of the end mark", data[:-END_MARK] + garbage, n, True))
+    cases.append(("end mark cut short", data[:-5], n, False))
+    # what follows the end mark is not read: a reused segment's old bytes
+    cases.append(("old bytes after the end mark", data + garbage, n, False))
+    cases.append(("zeroed tail", data + b"\0" * 4096, n, False))
 
     results = []
-    for name, content, intact in cases:
+    for name, content, intact, damaged in cases:
         clickhouse.query(f"DROP TABLE IF EXISTS {table}")
         make_table(clickhouse, table)
         d = tmp_path / f"case{len(results)}"
@@ -205,7 +258,7 @@ def test_torn_tail_recovers_valid_prefix(clickhouse, start_sidecar, tmp_path, ca
         results.append((name, intact, opened and opened["replay_records"], started))
         assert opened is not None, f"{name}: no spool_opened line\n{err[-3000:]}"
         assert opened["replay_records"] == intact, (name, opened)
-        assert ("spool_tail_truncated" in err) == (content != data), (name, err[-2000:])
+        assert ("spool_tail_truncated" in err) == damaged, (name, err[-2000:])
         assert not missing, f"{name}: rows of intact records missing: {sorted(missing)}"
         assert sorted(counts) == want, f"{name}: rows beyond the valid prefix landed"
         assert duplicates(counts) == 0, name

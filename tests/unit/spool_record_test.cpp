@@ -52,14 +52,40 @@ void put_u64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
 
+// The segment the records of these tests are written for and read from.
+constexpr uint64_t kSegment = 7;
+
+// The checksum the format defines: CRC-32C over the segment's number
+// (8 bytes, little-endian), then the payload.
+uint32_t format_crc(std::string_view payload, uint64_t segment = kSegment) {
+  std::string covered;
+  put_u64(covered, segment);
+  covered.append(payload);
+  return crc32c(covered);
+}
+
 // Frames a payload the way the spool does, with a correct checksum.
-std::string framed(std::string_view payload) {
+std::string framed(std::string_view payload, uint64_t segment = kSegment) {
   std::string out = "CHSR";
   put_u32(out, static_cast<uint32_t>(payload.size()));
-  put_u32(out, crc32c(payload));
+  put_u32(out, format_crc(payload, segment));
   out.append(payload);
   return out;
 }
+
+// Encodes and seals a record for `segment`, as a group write does.
+void add_data(const SpoolData& d, std::string& out, uint64_t segment = kSegment) {
+  size_t at = out.size();
+  encode_data_record(d, out);
+  seal_records(out, at, segment);
+}
+void add_commit(const std::vector<uint64_t>& ids, std::string& out, uint64_t segment = kSegment) {
+  size_t at = out.size();
+  encode_commit_record(ids, out);
+  seal_records(out, at, segment);
+}
+
+SpoolScan read_back(std::string_view contents) { return scan_segment(contents, kSegment); }
 
 }  // namespace
 
@@ -95,9 +121,9 @@ TEST_CASE("crc32c can be computed incrementally") {
 TEST_CASE("a data record round-trips") {
   SpoolData d = sample(42);
   std::string file;
-  encode_data_record(d, file);
+  add_data(d, file);
   CHECK(file.substr(0, 4) == "CHSR");
-  SpoolScan scan = scan_segment(file);
+  SpoolScan scan = read_back(file);
   REQUIRE(scan.data.size() == 1);
   check_same(scan.data[0], d);
   CHECK(scan.committed.empty());
@@ -112,8 +138,8 @@ TEST_CASE("a data record round-trips") {
     e.rows = std::string("\0\xFF\r\n", 4);
     e.row_count = 0xFFFFFFFFu;
     std::string one;
-    encode_data_record(e, one);
-    SpoolScan s = scan_segment(one);
+    add_data(e, one);
+    SpoolScan s = read_back(one);
     REQUIRE(s.data.size() == 1);
     check_same(s.data[0], e);
     CHECK_FALSE(s.damaged);
@@ -122,12 +148,12 @@ TEST_CASE("a data record round-trips") {
 
 TEST_CASE("data and commit records read back in file order") {
   std::string file;
-  encode_data_record(sample(1), file);
-  encode_commit_record({7, 8}, file);
-  encode_data_record(sample(2, std::string(100000, 'x')), file);
-  encode_commit_record({}, file);
-  encode_commit_record({UINT64_MAX, 1}, file);
-  SpoolScan scan = scan_segment(file);
+  add_data(sample(1), file);
+  add_commit({7, 8}, file);
+  add_data(sample(2, std::string(100000, 'x')), file);
+  add_commit({}, file);
+  add_commit({UINT64_MAX, 1}, file);
+  SpoolScan scan = read_back(file);
   REQUIRE(scan.data.size() == 2);
   check_same(scan.data[0], sample(1));
   check_same(scan.data[1], sample(2, std::string(100000, 'x')));
@@ -135,7 +161,7 @@ TEST_CASE("data and commit records read back in file order") {
   CHECK(scan.valid_bytes == file.size());
   CHECK_FALSE(scan.damaged);
 
-  SpoolScan empty = scan_segment("");
+  SpoolScan empty = read_back("");
   CHECK(empty.data.empty());
   CHECK(empty.committed.empty());
   CHECK(empty.valid_bytes == 0);
@@ -144,33 +170,97 @@ TEST_CASE("data and commit records read back in file order") {
 
 TEST_CASE("a torn tail leaves the valid prefix") {
   std::string prefix;
-  encode_data_record(sample(1), prefix);
-  encode_commit_record({1}, prefix);
+  add_data(sample(1), prefix);
+  add_commit({1}, prefix);
   for (int last_kind = 0; last_kind < 2; ++last_kind) {
     std::string file = prefix;
-    if (last_kind == 0) encode_data_record(sample(2), file);
-    else encode_commit_record({2, 3}, file);
+    if (last_kind == 0) add_data(sample(2), file);
+    else add_commit({2, 3}, file);
     for (size_t cut = prefix.size(); cut < file.size(); ++cut) {
       CAPTURE(last_kind);
       CAPTURE(cut);
-      SpoolScan scan = scan_segment(std::string_view(file).substr(0, cut));
+      SpoolScan scan = read_back(std::string_view(file).substr(0, cut));
       REQUIRE(scan.data.size() == 1);
       CHECK(scan.data[0].id == 1);
       CHECK(scan.committed == std::vector<uint64_t>{1});
       CHECK(scan.valid_bytes == prefix.size());
       CHECK(scan.damaged == (cut > prefix.size()));
     }
-    SpoolScan whole = scan_segment(file);
+    SpoolScan whole = read_back(file);
     CHECK(whole.valid_bytes == file.size());
     CHECK_FALSE(whole.damaged);
   }
 }
 
+TEST_CASE("the end mark (zeros) ends the scan without damage, whatever follows it") {
+  std::string records;
+  add_data(sample(1), records);
+  add_commit({1}, records);
+  const std::string end_mark(kSpoolFrameBytes, '\0');
+
+  SpoolScan scan = read_back(records + end_mark + "old bytes of a reused file");
+  CHECK(scan.data.size() == 1);
+  CHECK(scan.committed == std::vector<uint64_t>{1});
+  CHECK(scan.valid_bytes == records.size());
+  CHECK_FALSE(scan.damaged);
+
+  scan = read_back(end_mark + records);  // a reused file before its first write
+  CHECK(scan.data.empty());
+  CHECK(scan.valid_bytes == 0);
+  CHECK_FALSE(scan.damaged);
+
+  // Fewer zeros than a frame at the very end of the file are a clean end too.
+  scan = read_back(records + std::string(5, '\0'));
+  CHECK(scan.valid_bytes == records.size());
+  CHECK_FALSE(scan.damaged);
+
+  // A record torn inside the zeros is damage.
+  std::string torn;
+  add_data(sample(2), torn);
+  for (size_t keep : {size_t{1}, size_t{12}, torn.size() / 2, torn.size() - 1}) {
+    CAPTURE(keep);
+    scan = read_back(records + torn.substr(0, keep) + std::string(4096, '\0'));
+    CHECK(scan.data.size() == 1);
+    CHECK(scan.valid_bytes == records.size());
+    CHECK(scan.damaged);
+  }
+}
+
+TEST_CASE("records sealed for another segment do not read") {
+  // A reused segment file: its old records (segment 3) are still there past
+  // what was written for its new number.
+  std::string old_life;
+  for (uint64_t id = 1; id <= 3; ++id) add_data(sample(id), old_life, 3);
+  SpoolScan scan = scan_segment(old_life, 3);
+  CHECK(scan.data.size() == 3);
+  scan = scan_segment(old_life, 4);
+  CHECK(scan.data.empty());
+  CHECK(scan.valid_bytes == 0);
+  CHECK(scan.damaged);  // no end mark: the file was not written for segment 4
+
+  // The new life wrote one record over the start, then its end mark; a
+  // torn later write left the old record boundary exactly in place.
+  std::string first;
+  add_data(sample(9), first, 4);
+  std::string file = first + old_life.substr(first.size());
+  scan = scan_segment(file, 4);
+  REQUIRE(scan.data.size() == 1);
+  CHECK(scan.data[0].id == 9);
+
+  std::string records;
+  add_data(sample(1), records, 4);
+  std::string unsealed;
+  encode_data_record(sample(2), unsealed);
+  scan = scan_segment(records + unsealed, 4);  // checksum never set
+  CHECK(scan.data.size() == 1);
+  CHECK(scan.damaged);
+}
+
 TEST_CASE("a flipped bit stops the scan at its record") {
   std::string first, second, third;
-  encode_data_record(sample(1), first);
-  encode_data_record(sample(2), second);
-  encode_commit_record({1, 2}, third);
+  add_data(sample(1), first);
+  add_data(sample(2), second);
+  add_commit({1, 2}, third);
   std::string file = first + second + third;
   for (size_t at = first.size(); at < first.size() + second.size(); ++at) {
     for (int bit : {0, 7}) {
@@ -178,7 +268,7 @@ TEST_CASE("a flipped bit stops the scan at its record") {
       CAPTURE(bit);
       std::string bad = file;
       bad[at] = static_cast<char>(bad[at] ^ (1 << bit));
-      SpoolScan scan = scan_segment(bad);
+      SpoolScan scan = read_back(bad);
       REQUIRE(scan.data.size() == 1);
       CHECK(scan.data[0].id == 1);
       CHECK(scan.committed.empty());  // the commit record after it is not read
@@ -190,14 +280,14 @@ TEST_CASE("a flipped bit stops the scan at its record") {
 
 TEST_CASE("commit records whose count exceeds the payload are corrupt") {
   std::string good;
-  encode_commit_record({5}, good);
+  add_commit({5}, good);
   for (uint32_t count : {2u, 1000u, 0x20000000u, 0xFFFFFFFFu}) {
     CAPTURE(count);
     std::string payload(1, '\x02');
     put_u32(payload, count);
     put_u64(payload, 9);
     std::string file = good + framed(payload);
-    SpoolScan scan = scan_segment(file);
+    SpoolScan scan = read_back(file);
     CHECK(scan.committed == std::vector<uint64_t>{5});
     CHECK(scan.valid_bytes == good.size());
     CHECK(scan.damaged);
@@ -207,21 +297,21 @@ TEST_CASE("commit records whose count exceeds the payload are corrupt") {
   put_u32(payload, 1);
   put_u64(payload, 9);
   put_u64(payload, 10);
-  SpoolScan scan = scan_segment(framed(payload));
+  SpoolScan scan = read_back(framed(payload));
   CHECK(scan.committed.empty());
   CHECK(scan.valid_bytes == 0);
   CHECK(scan.damaged);
   // A commit record cut inside its count.
-  scan = scan_segment(framed(std::string("\x02\x01\x00", 3)));
+  scan = read_back(framed(std::string("\x02\x01\x00", 3)));
   CHECK(scan.valid_bytes == 0);
   CHECK(scan.damaged);
 }
 
 TEST_CASE("zero length, unknown types and bad frames are corrupt") {
   std::string good;
-  encode_data_record(sample(1), good);
+  add_data(sample(1), good);
 
-  SpoolScan scan = scan_segment(good + framed(""));  // zero length
+  SpoolScan scan = read_back(good + framed(""));  // zero length
   CHECK(scan.data.size() == 1);
   CHECK(scan.valid_bytes == good.size());
   CHECK(scan.damaged);
@@ -230,7 +320,7 @@ TEST_CASE("zero length, unknown types and bad frames are corrupt") {
     CAPTURE(static_cast<int>(type));
     std::string payload(1, type);
     put_u32(payload, 0);
-    scan = scan_segment(good + framed(payload));
+    scan = read_back(good + framed(payload));
     CHECK(scan.data.size() == 1);
     CHECK(scan.valid_bytes == good.size());
     CHECK(scan.damaged);
@@ -238,32 +328,32 @@ TEST_CASE("zero length, unknown types and bad frames are corrupt") {
 
   // A data record naming a format that does not exist.
   std::string record;
-  encode_data_record(sample(2), record);
+  add_data(sample(2), record);
   std::string payload = record.substr(kSpoolFrameBytes);
   payload[1 + 8 + 4 + 1] = static_cast<char>(static_cast<int>(RowFormat::kValues) + 1);
-  scan = scan_segment(framed(payload));
+  scan = read_back(framed(payload));
   CHECK(scan.data.empty());
   CHECK(scan.damaged);
   // The same payload with its real format reads.
   payload[1 + 8 + 4 + 1] = static_cast<char>(RowFormat::kCSVWithNames);
-  scan = scan_segment(framed(payload));
+  scan = read_back(framed(payload));
   REQUIRE(scan.data.size() == 1);
   check_same(scan.data[0], sample(2));
 
   // A data record with a byte after its rows.
-  scan = scan_segment(framed(payload + "x"));
+  scan = read_back(framed(payload + "x"));
   CHECK(scan.data.empty());
   CHECK(scan.damaged);
   // A string length running past the payload.
   std::string cut = payload.substr(0, payload.size() - 1);
-  scan = scan_segment(framed(cut));
+  scan = read_back(framed(cut));
   CHECK(scan.data.empty());
   CHECK(scan.damaged);
 
   // Bad magic, a length beyond the limit, garbage shorter than a frame.
   std::string bad_magic = good;
   bad_magic[0] = 'X';
-  scan = scan_segment(bad_magic);
+  scan = read_back(bad_magic);
   CHECK(scan.data.empty());
   CHECK(scan.valid_bytes == 0);
   CHECK(scan.damaged);
@@ -271,12 +361,12 @@ TEST_CASE("zero length, unknown types and bad frames are corrupt") {
   std::string huge = "CHSR";
   put_u32(huge, kSpoolMaxRecordBytes + 1);
   put_u32(huge, 0);
-  scan = scan_segment(good + huge + std::string(64, '\0'));
+  scan = read_back(good + huge + std::string(64, '\0'));
   CHECK(scan.data.size() == 1);
   CHECK(scan.valid_bytes == good.size());
   CHECK(scan.damaged);
 
-  scan = scan_segment(good + "CHS");
+  scan = read_back(good + "CHS");
   CHECK(scan.data.size() == 1);
   CHECK(scan.valid_bytes == good.size());
   CHECK(scan.damaged);
