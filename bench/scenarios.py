@@ -802,6 +802,7 @@ def run_insert_spool(ctx: Context) -> dict:
     bl.log(f"insert_spool: spool on {res['spool_fs']}, raw 4 KiB append+fdatasync "
            f"p50 {res['fsync_probe_before']['p50_ms']} ms p99 {res['fsync_probe_before']['p99_ms']} ms")
     runs = {"direct": [], "sidecar": []}
+    ceiling = []
     import shutil
     for i in range(_insert_runs(ctx)):
         for t in runs:
@@ -813,20 +814,49 @@ def run_insert_spool(ctx: Context) -> dict:
                 spool_dir=sd))
             if sd:
                 shutil.rmtree(sd, ignore_errors=True)
+        ceiling.append(_noop_run(ctx, f"insert_spool ceiling run {i + 1}"))
     res["fsync_probe_after"] = bl.fsync_probe(spool_base)
     checks = {t: _check_summary(v) for t, v in runs.items()}
     res.update({t: summarize(v) for t, v in runs.items()})
+    res["ceiling"] = summarize(ceiling)
     res["checks"] = checks
     res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
     res["ratio_parts"] = _ratio(res, "sidecar", "direct", "parts_per_s")
+    res["ratio_ceiling"] = _ratio(res, "ceiling", "direct", "rows_per_s")
+    res["sidecar_of_ceiling"] = _ratio(res, "sidecar", "ceiling", "rows_per_s")
     return res
+
+
+def _noop_run(ctx: Context, label: str) -> dict:
+    """The same requests answered 200 at once by bench/bare_server.c on the
+    sidecar's core: what any server could reach here with this load
+    generator, before doing anything with the rows."""
+    bare = bl.BareServer(ctx.bare_exe, ctx.cpus)
+    try:
+        url = bare.url + INSERT_Q + "&wait_for_async_insert=0"
+        ctx.wrk.run(url, SPOOL_CONNS, INSERT_WARMUP, scripts=("wrk_insert",),
+                    script_args=(1, 32, 0))
+        with bl.ProcSampler({"server": bare.pid}) as smp:
+            r = ctx.wrk.run(url, SPOOL_CONNS, _insert_duration(ctx), scripts=("wrk_insert",),
+                            script_args=(1, 32, 0))
+        r.update(smp.flat())
+    finally:
+        bare.stop()
+    r["rows_per_s"] = r["ok_per_s"]
+    bl.log(f"{label}: {r['rows_per_s']:.0f} rows/s, p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms, "
+           f"server cpu {r['server_cpu_pct']}%, wrk cpu {r['wrk_cpu_pct']}%")
+    return r
 
 
 @plot("insert_spool")
 def plot_insert_spool(res: dict, path: str) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
-    _bars(axes[0], ["rows/s"], ["direct", "sidecar"], lambda g, s: res[s]["rows_per_s"])
+    series = ["direct", "sidecar"] + (["ceiling"] if "ceiling" in res else [])
+    _bars(axes[0], ["rows/s"], series, lambda g, s: res[s]["rows_per_s"])
+    axes[0].axhline(50 * med(res["direct"], "rows_per_s"), color="r", ls=":", lw=1,
+                    label="aim 50× direct")
+    axes[0].legend(fontsize=8)
     axes[0].set_yscale("log")
     axes[0].set_title(f"rows/s, {res['connections']} writers (log): "
                       f"{res['ratio_rows']:.1f}×")
@@ -852,6 +882,14 @@ def table_insert_spool(res: dict) -> str:
         out.append(_insert_row(t, "", res[t]).replace(f"| {t} |  |", f"| {t} |"))
     out.append(f"| **sidecar / direct** | **{res['ratio_rows']:.1f}×** | "
                f"**{res['ratio_parts']:.4f}×** | | | | | | |")
+    if "ceiling" in res:
+        c = res["ceiling"]
+        out.append(f"| no-op server on the sidecar's core (ceiling) | {_md_cell(c['rows_per_s'])} "
+                   f"| – | {_md_cell(c['p50_ms'], '{:.1f}')} | {_md_cell(c['p99_ms'], '{:.1f}')} "
+                   f"| {c['errors']['max']:.0f} | {_md_cell(c['server_cpu_pct'])} (server) | – "
+                   f"| {_md_cell(c['wrk_cpu_pct'])} |")
+        out.append(f"| **ceiling / direct; sidecar / ceiling** | **{res['ratio_ceiling']:.1f}×; "
+                   f"{res['sidecar_of_ceiling']:.2f}** | | | | | | | |")
     d = res["sidecar"]
     pb, pa = res["fsync_probe_before"], res["fsync_probe_after"]
     chk = res["checks"]["sidecar"]["checks"]

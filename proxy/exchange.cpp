@@ -334,29 +334,29 @@ void Exchange::spool_rows(const RowChunk& chunk) {
   App* app = &app_;
   std::shared_ptr<BatchTicket> ticket = ticket_;
   auto durable = [app, record, ticket](bool ok) {
-    BatchResult result;
     if (ok) {
       RowChunk rows;
       rows.rows = record->rows;
       rows.row_count = record->row_count;
       rows.needs_newline = record->needs_newline;
       app->batcher().add(record->target, rows, nullptr, record->id);
-      if (ticket->waiter != nullptr)
-        app->batch_metrics().rows_acknowledged.at({record->target.table}).inc(double(record->row_count));
-      result.headers = {{"Content-Type", "text/plain; charset=UTF-8"}};
-    } else {
-      ChError error(503, kTooManySimultaneousQueries,
-                    "The rows could not be written to the spool; nothing was inserted");
-      result = BatchResult{503, status_reason(503),
-                           {{"Content-Type", "text/plain; charset=UTF-8"},
-                            {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)},
-                            {"Retry-After", "1"}},
-                           error_body(error)};
     }
-    if (BatchWaiter* waiter = ticket->waiter) {
-      ticket->waiter = nullptr;
-      waiter->batch_done(result);
+    BatchWaiter* waiter = ticket->waiter;
+    if (waiter == nullptr) return;
+    ticket->waiter = nullptr;
+    if (ok) {
+      app->batch_metrics().rows_acknowledged.at({record->target.table}).inc(double(record->row_count));
+      static const BatchResult kSpooled{200, "OK", {{"Content-Type", "text/plain; charset=UTF-8"}}, ""};
+      waiter->batch_done(kSpooled);
+      return;
     }
+    ChError error(503, kTooManySimultaneousQueries,
+                  "The rows could not be written to the spool; nothing was inserted");
+    waiter->batch_done(BatchResult{503, status_reason(503),
+                                   {{"Content-Type", "text/plain; charset=UTF-8"},
+                                    {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)},
+                                    {"Retry-After", "1"}},
+                                   error_body(error)});
   };
   // Spooled rows also wait in memory for their batch: the same cap applies.
   if (app_.batcher().buffered_bytes() + record->rows.size() > app_.config().buffer_max_bytes) {

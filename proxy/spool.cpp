@@ -167,11 +167,10 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
   return true;
 }
 
-Spool::Append Spool::append(SpoolData data, uint64_t& id, Durable durable) {
+Spool::Append Spool::append(const SpoolData& data, uint64_t& id, Durable durable) {
   if (fd_ < 0 || closed_) return Append::kUnavailable;
-  data.id = next_id_;
   size_t before = pending_.size();
-  encode_data_record(data, pending_);
+  encode_data_record(data, next_id_, pending_);
   if (disk_bytes_ + pending_.size() > config_.spool_max_bytes) {
     pending_.resize(before);
     return Append::kFull;

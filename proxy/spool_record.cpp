@@ -108,10 +108,10 @@ bool decode_data(Reader& r, SpoolData& d) {
 
 }  // namespace
 
-void encode_data_record(const SpoolData& d, std::string& out) {
+void encode_data_record(const SpoolData& d, uint64_t id, std::string& out) {
   size_t at = begin_frame(out);
   put_u8(out, kTypeData);
-  put_u64(out, d.id);
+  put_u64(out, id);
   put_u32(out, static_cast<uint32_t>(d.row_count));
   put_u8(out, d.needs_newline ? 1 : 0);
   put_u8(out, static_cast<uint8_t>(d.target.format));

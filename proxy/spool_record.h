@@ -34,8 +34,12 @@ struct SpoolData {
   bool needs_newline = false;
 };
 
-// Appends the framed record to `out`, its checksum not yet set.
-void encode_data_record(const SpoolData& data, std::string& out);
+// Appends the framed record to `out`, its checksum not yet set. The first
+// form writes data.id, the second `id`.
+void encode_data_record(const SpoolData& data, uint64_t id, std::string& out);
+inline void encode_data_record(const SpoolData& data, std::string& out) {
+  encode_data_record(data, data.id, out);
+}
 void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out);
 
 // Sets the checksums of the records in `records` from offset `from` for
