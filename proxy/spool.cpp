@@ -157,6 +157,11 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
   }
   segments_.push_back(Segment{seq, 0, 0});
   ++segments_created_;
+  struct stat spare;
+  if (::stat(spare_path().c_str(), &spare) == 0) {
+    if (static_cast<uint64_t>(spare.st_size) >= segment_limit()) spare_ = Spare::kReady;
+    else ::unlink(spare_path().c_str());
+  }
   recycle();
   log_event(LogLevel::kInfo, "spool_opened",
             {{"dir", dir},
@@ -200,8 +205,12 @@ void Spool::committed(const std::vector<uint64_t>& ids) {
 void Spool::recycle() {
   while (segments_.size() > 1 && segments_.front().live == 0) {
     const Segment& done = segments_.front();
-    if (!spare_ && done.bytes >= segment_limit()) {
-      spare_ = done.seq;
+    if (spare_ == Spare::kNone && done.bytes >= segment_limit()) {
+      spare_ = Spare::kRenaming;
+      auto* req = new uv_fs_t{};
+      req->data = this;
+      uv_fs_rename(loop_, req, segment_path(done.seq).c_str(), spare_path().c_str(),
+                   &Spool::on_spare_renamed);
     } else {
       auto* req = new OwnedFsRequest{};
       uv_fs_unlink(loop_, &req->req, segment_path(done.seq).c_str(), &on_owned_done);
@@ -209,6 +218,19 @@ void Spool::recycle() {
     disk_bytes_ -= done.bytes;
     segments_.pop_front();
   }
+}
+
+std::string Spool::spare_path() const { return config_.spool_dir + "/spare.log"; }
+
+void Spool::on_spare_renamed(uv_fs_t* req) noexcept {
+  auto* self = static_cast<Spool*>(req->data);
+  if (req->result < 0) {
+    auto* unlink = new OwnedFsRequest{};  // not reusable: delete it as before
+    uv_fs_unlink(req->loop, &unlink->req, req->path, &on_owned_done);
+  }
+  self->spare_ = req->result < 0 ? Spare::kNone : Spare::kReady;
+  uv_fs_req_cleanup(req);
+  delete req;
 }
 
 void Spool::dead_letter(const SpoolData& data, std::string_view error) {
@@ -337,9 +359,9 @@ void Spool::rotate() {
   opening_ = Opening{};
   opening_.seq = segments_.back().seq + 1;
   opening_.path = segment_path(opening_.seq);
-  if (spare_) {
-    opening_.reuse_path = segment_path(*spare_);
-    spare_.reset();
+  if (spare_ == Spare::kReady) {
+    opening_.reuse_path = spare_path();
+    spare_ = Spare::kNone;
   }
   work_.data = this;
   uv_queue_work(loop_, &work_, &Spool::open_segment, &Spool::on_opened);

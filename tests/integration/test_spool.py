@@ -150,7 +150,8 @@ def test_done_segments_are_reused_and_replayed_right(clickhouse, start_sidecar, 
     are renamed and written over (spool_segments_total{how="reused"}), the
     directory stays small, and after a kill -9 the restart replays only what
     was written for each segment's current number: every acked row is
-    present, no row of a reused file's earlier life comes back."""
+    present. After a clean stop nothing is replayed: the segment kept for
+    reuse (spare.log) never brings committed rows back."""
     table = make_table(clickhouse, uniq("spool_reuse"))
     spool_dir = tmp_path / "spool"
     args = ("--spool-dir", str(spool_dir), "--spool-segment-bytes", "64KiB")
@@ -168,15 +169,24 @@ def test_done_segments_are_reused_and_replayed_right(clickhouse, start_sidecar, 
     time.sleep(0.5)
     counts = id_counts(clickhouse, table)
     rc = sc2.stop()
+    sc3 = start_sidecar(clickhouse.http_url, *args)
+    reopened = wait_for(lambda: spool_opened(sc3.stderr_text()), 5)
+    time.sleep(0.5)
+    after_clean_stop = count(clickhouse, table)
+    sc3.stop()
     report(capsys, f"segment reuse (64 KiB segments): {reused:.0f} reused, {created:.0f} new, "
                    f"files at the kill: {len(files)}; acked={len(load.acked)} "
-                   f"missing={len(missing)} duplicates={duplicates(counts)}; restart: {opened}")
+                   f"missing={len(missing)} duplicates={duplicates(counts)}; restart: {opened}; "
+                   f"after a clean stop: {reopened}, spare kept: "
+                   f"{(spool_dir / 'spare.log').exists()}")
     assert reused >= 5, (reused, created)
     assert len(files) <= 4, files  # done segments are reused or deleted, not kept
     assert opened is not None and opened["damaged_segments"] == 0, opened
     assert not missing, f"{len(missing)} acked rows missing"
     assert set(counts) <= set(range(1, load.next_id)), "rows that were never sent"
     assert rc == 0
+    assert reopened is not None and reopened["replay_records"] == 0, reopened
+    assert after_clean_stop == sum(counts.values())
 
 
 # -- torn tail ------------------------------------------------------------------------
