@@ -257,7 +257,8 @@ const std::vector<Flag>& flags() {
                 "spool size; beyond it spooled INSERTs get 503 with Retry-After",
                 &Config::spool_max_bytes, 1024 * 1024),
       size_flag("Acknowledgement", "spool-segment-bytes",
-                "size of a segment file (filled with zeros ahead of use; one spare exists)",
+                "size at which the next segment file takes over (one done segment is kept "
+                "as spare.log and reused)",
                 &Config::spool_segment_bytes, 64 * 1024),
       duration_flag("Acknowledgement", "retry-backoff-min",
                     "first pause before a batch is sent again after a transient error",
