@@ -42,7 +42,7 @@ namespace chsidecar {
 struct BatchResult {
   int status = 200;
   std::string reason = "OK";
-  std::vector<Header> headers;  // end-to-end headers of the upstream answer
+  std::vector<Header> headers;  // end-to-end headers of the answer (no Content-Length)
   std::string body;             // empty on success, the error text otherwise
 };
 

@@ -327,7 +327,7 @@ void Exchange::submit_batch() {
 // Answers once the rows are fsynced to the spool; the batch commits later.
 void Exchange::spool_rows(const RowChunk& chunk) {
   auto record = std::make_shared<SpoolData>();
-  record->target = batch_target_;
+  record->target = std::move(batch_target_);  // not needed here any more
   record->rows = std::string(chunk.rows);
   record->row_count = chunk.row_count;
   record->needs_newline = chunk.needs_newline;
@@ -392,9 +392,9 @@ void Exchange::batch_done(const BatchResult& result) {
   if (state_ == State::kDone) return;
   answer_status_ = result.status;
   close_after_ = !head_.keep_alive || app_.draining();
-  std::vector<Header> out;
-  for (const Header& h : result.headers)
-    if (!is_hop_by_hop(h.name) && !iequals(h.name, "Content-Length")) out.push_back(h);
+  std::vector<Header> out;  // result.headers are end-to-end only (batcher.h)
+  out.reserve(result.headers.size() + 3);
+  out.insert(out.end(), result.headers.begin(), result.headers.end());
   out.push_back({"Content-Length", std::to_string(result.body.size())});
   out.push_back({"Connection", close_after_ ? "close" : "Keep-Alive"});
   if (!close_after_)

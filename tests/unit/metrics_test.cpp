@@ -94,10 +94,15 @@ TEST_CASE("label values are capped: beyond the cap they become other") {
   a.at({"t4"}).inc();
   b.at({"t1"}).inc();  // shared cap: t1 known
   b.at({"t5"}).inc();  // over the shared cap
+  // Asked again (the lookup of an existing series): the same series.
+  a.at({"t1"}).inc();
+  a.at({"t3"}).inc();
+  CHECK(&a.at({"t4"}) == &a.at({"t3"}));
+  CHECK(&a.at({"other"}) == &a.at({"t3"}));
   std::string text = m.render();
-  CHECK(has_line(text, "chsidecar_rows_total{table=\"t1\"} 1"));
+  CHECK(has_line(text, "chsidecar_rows_total{table=\"t1\"} 2"));
   CHECK(has_line(text, "chsidecar_rows_total{table=\"t2\"} 1"));
-  CHECK(has_line(text, "chsidecar_rows_total{table=\"other\"} 2"));
+  CHECK(has_line(text, "chsidecar_rows_total{table=\"other\"} 3"));
   CHECK(has_line(text, "chsidecar_flushed_total{table=\"t1\"} 1"));
   CHECK(has_line(text, "chsidecar_flushed_total{table=\"other\"} 1"));
   CHECK(text.find("t3") == std::string::npos);
