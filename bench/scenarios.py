@@ -622,6 +622,13 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
                                             / max(fs, 1), 1)
                 r["fsync_ms_mean"] = round(
                     1000 * d("chsidecar_spool_fsync_duration_seconds_sum") / max(fs, 1), 3)
+                # The sidecar's own view of its answers (head read -> answer
+                # queued), beside wrk's, which adds the client's side.
+                hist = "chsidecar_request_duration_seconds_bucket"
+                answers = d(hist, route="insert_batched", le="+Inf")
+                for le in ("0.0025", "0.005"):
+                    r[f"own_within_{le}_pct"] = round(
+                        100 * d(hist, route="insert_batched", le=le) / max(answers, 1), 2)
             if r["flushes_failed"] or r["dead_lettered"]:
                 ctx.anomalies.append({"scenario": label, "what":
                                       f"{r['flushes_failed']:.0f} failed flushes, "
@@ -901,6 +908,11 @@ def table_insert_spool(res: dict) -> str:
             f"p50 / p99 ms, before / after | {pb['p50_ms']:.2f} / {pb['p99_ms']:.2f}, "
             f"{pa['p50_ms']:.2f} / {pa['p99_ms']:.2f} |",
             f"| rows per flush to ClickHouse | {_md_cell(d['rows_per_flush'])} |",
+            *([f"| answers within 2.5 / 5 ms as the sidecar measures them (head read → answer "
+               f"queued; wrk's latency adds the client's side), % | "
+               f"{_md_cell(d['own_within_0.0025_pct'], '{:.2f}')} / "
+               f"{_md_cell(d['own_within_0.005_pct'], '{:.2f}')} |"]
+              if "own_within_0.005_pct" in d else []),
             f"| drain after the load stopped, s | {_md_cell(d['drain_s'], '{:.2f}')} |",
             "| count check (rows in ClickHouse = rows taken in ≥ acked; no duplicate id) | "
             + "; ".join(f"{c['rows_in_clickhouse']} in CH, {c['taken_in_by_sidecar']:.0f} "
