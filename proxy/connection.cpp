@@ -430,13 +430,7 @@ int Connection::on_headers_complete(llhttp_t* parser) noexcept {
   head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
   head.target = std::move(self->url_);
   head.http_minor = parser->http_major == 1 ? parser->http_minor : 0;
-  for (Header& h : self->headers_) {
-    std::string_view v = trim(h.value);
-    if (v.size() == h.value.size()) continue;
-    size_t start = static_cast<size_t>(v.data() - h.value.data());
-    h.value.resize(start + v.size());
-    h.value.erase(0, start);
-  }
+  for (Header& h : self->headers_) h.value.resize(trim(h.value).size());  // trailing blanks
   head.headers = std::move(self->headers_);
   head.keep_alive = llhttp_should_keep_alive(parser) != 0;
   bool chunked = (parser->flags & F_CHUNKED) != 0;

@@ -67,13 +67,13 @@ class Connection {
   // The exchange consumed body bytes; reading may resume.
   void body_consumed();
 
-  // The plan of the last batchable INSERT on this connection, if `key`
-  // (plan_key) matches; else null.
-  const BatchPlan* plan_for(std::string_view key) const {
-    return plan_ != nullptr && key == plan_key_ ? plan_.get() : nullptr;
+  // The plan of the last batchable INSERT on this connection, if it was
+  // made for the same target and headers (plan_key); else null.
+  const BatchPlan* plan_for(std::string_view target, const std::vector<Header>& headers) const {
+    return plan_ != nullptr && plan_key(target, headers) == plan_key_ ? plan_.get() : nullptr;
   }
-  void remember_plan(std::string key, BatchPlan plan) {
-    plan_key_ = std::move(key);
+  void remember_plan(std::string_view target, const std::vector<Header>& headers, BatchPlan plan) {
+    plan_key_ = plan_key(target, headers);
     plan_ = std::make_unique<BatchPlan>(std::move(plan));
   }
 

@@ -222,7 +222,7 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
   bt.upstream_target = std::string(target.path) + "?" + rest + (rest.empty() ? "" : "&") +
                        "query=" + url_encode(sql_text);
   if (plan_reusable && !sql_in_body)
-    connection_.remember_plan(plan_key(head_.target, head_.headers),
+    connection_.remember_plan(head_.target, head_.headers,
                               BatchPlan{insert_, row_format_, row_options_, spool_ack_, bt});
   collect_rows();
   return true;
@@ -233,7 +233,7 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
 bool Exchange::use_plan() {
   if (app_.config().batch_mode != BatchMode::kAuto || head_.method != "POST" || !head_.has_body)
     return false;
-  const BatchPlan* plan = connection_.plan_for(plan_key(head_.target, head_.headers));
+  const BatchPlan* plan = connection_.plan_for(head_.target, head_.headers);
   if (plan == nullptr) return false;
   insert_ = plan->insert;
   row_format_ = plan->format;

@@ -117,7 +117,7 @@ class Family {
   T& at(std::initializer_list<std::string_view> values);
   T& at(const std::vector<std::string>& values);
   // The unlabelled series. REQUIRES: the family has no labels.
-  T& get() { return unlabelled_ != nullptr ? *unlabelled_ : *(unlabelled_ = &at({})); }
+  T& get() { return at({}); }
 
  private:
   friend class Metrics;
@@ -139,7 +139,6 @@ class Family {
   std::vector<LabelSpec> labels_;
   std::vector<double> bounds_;  // histograms only
   std::map<std::vector<std::string>, std::unique_ptr<T>, TupleLess> series_;
-  T* unlabelled_ = nullptr;
 };
 
 using CounterFamily = Family<Counter>;

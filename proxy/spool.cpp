@@ -23,6 +23,16 @@ constexpr char kSegmentSuffix[] = ".log";
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+// Makes the directory's entries (a new or renamed file) durable. Returns 0
+// or errno.
+int sync_directory(const std::string& dir) {
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return errno;
+  int err = ::fsync(dfd) != 0 ? errno : 0;
+  ::close(dfd);
+  return err;
+}
+
 bool read_file(const std::string& path, std::string& out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -151,10 +161,7 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
     error = "cannot create spool segment " + path + ": " + errno_text(errno);
     return false;
   }
-  if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  sync_directory(dir);  // best effort: the probe above proved the directory takes writes
   segments_.push_back(Segment{seq, 0, 0});
   ++segments_created_;
   struct stat spare;
@@ -275,7 +282,6 @@ void Spool::write_group() {
   group_waiters_.swap(pending_waiters_);
   pending_waiters_.clear();
   group_offset_ = segments_.back().bytes;
-  group_bytes_ = group_.size();
   seal_records(group_, 0, segments_.back().seq);
   group_.append(kSpoolFrameBytes, '\0');  // the end mark; the next group writes over it
   group_error_ = 0;
@@ -319,8 +325,9 @@ void Spool::on_written(uv_work_t* work, int status) noexcept {
   }
   ++self->fsyncs_;
   if (self->on_fsync_) self->on_fsync_(double(uv_hrtime() - self->group_started_ns_) / 1e9);
-  self->segments_.back().bytes += self->group_bytes_;
-  self->disk_bytes_ += self->group_bytes_;
+  uint64_t records = self->group_.size() - kSpoolFrameBytes;  // without the end mark
+  self->segments_.back().bytes += records;
+  self->disk_bytes_ += records;
   self->group_done(true);
 }
 
@@ -390,10 +397,7 @@ void Spool::open_segment(uv_work_t* work) noexcept {
     return;
   }
   // The name must be durable before any record in the file is acknowledged.
-  std::string dir = o.path.substr(0, o.path.rfind('/'));
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || ::fsync(dfd) != 0) o.error = errno;
-  if (dfd >= 0) ::close(dfd);
+  o.error = sync_directory(self->config_.spool_dir);
   if (o.error != 0) {
     ::close(fd);
     return;

@@ -144,7 +144,6 @@ class Spool {
   Spare spare_ = Spare::kNone;     // a done segment kept for reuse, as spare.log
   uint64_t rotate_retry_ms_ = 0;   // after a failed rotation, not before this (uv_now)
   uint64_t group_offset_ = 0;
-  uint64_t group_bytes_ = 0;  // of records, without the end mark
   int group_error_ = 0;  // errno from the pool thread
   uint64_t disk_bytes_ = 0;
   uint64_t fsyncs_ = 0;

@@ -24,12 +24,17 @@ void put_str(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-// The CRC of a record also covers its segment's number, so a record left
-// from a reused file's earlier life never reads as valid.
-uint32_t record_crc(std::string_view payload, uint64_t segment) {
-  char seq[8];
-  for (int i = 0; i < 8; ++i) seq[i] = static_cast<char>((segment >> (8 * i)) & 0xFF);
-  return crc32c(payload, crc32c(std::string_view(seq, 8)));
+// Overwrites 4 bytes of `out` at `at` (a frame's length or checksum).
+void store_u32(std::string& out, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+// A record's CRC starts from its segment's number, so a record left from a
+// reused file's earlier life never reads as valid: crc32c(payload, seed).
+uint32_t segment_seed(uint64_t segment) {
+  std::string seq;
+  put_u64(seq, segment);
+  return crc32c(seq);
 }
 
 // Starts a frame in `out`: magic, a length and a checksum filled in later.
@@ -41,14 +46,7 @@ size_t begin_frame(std::string& out) {
 }
 
 void end_frame(std::string& out, size_t at) {
-  uint32_t length = static_cast<uint32_t>(out.size() - at - kSpoolFrameBytes);
-  for (int i = 0; i < 4; ++i) out[at + 4 + i] = static_cast<char>((length >> (8 * i)) & 0xFF);
-}
-
-uint32_t get_u32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-  return v;
+  store_u32(out, at + 4, static_cast<uint32_t>(out.size() - at - kSpoolFrameBytes));
 }
 
 class Reader {
@@ -137,16 +135,18 @@ void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out) {
 }
 
 void seal_records(std::string& records, size_t from, uint64_t segment) {
+  uint32_t seed = segment_seed(segment);
   for (size_t at = from; at + kSpoolFrameBytes <= records.size();) {
-    uint32_t length = get_u32(records.data() + at + 4);
-    uint32_t crc = record_crc(std::string_view(records).substr(at + kSpoolFrameBytes, length), segment);
-    for (int i = 0; i < 4; ++i) records[at + 8 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+    uint32_t length = 0;
+    Reader(std::string_view(records).substr(at + 4, 4)).u32(length);
+    store_u32(records, at + 8, crc32c(std::string_view(records).substr(at + kSpoolFrameBytes, length), seed));
     at += kSpoolFrameBytes + length;
   }
 }
 
 SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
   SpoolScan scan;
+  uint32_t seed = segment_seed(segment);
   size_t pos = 0;
   while (pos < contents.size()) {
     std::string_view rest = contents.substr(pos);
@@ -157,7 +157,7 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
     header.u32(crc);
     if (length == 0 || length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) break;
     std::string_view payload = rest.substr(kSpoolFrameBytes, length);
-    if (record_crc(payload, segment) != crc) break;
+    if (crc32c(payload, seed) != crc) break;
     Reader r(payload);
     uint8_t type;
     r.u8(type);
