@@ -2,18 +2,41 @@
 
 namespace chsidecar {
 
-std::string plan_key(std::string_view target, const std::vector<Header>& headers) {
-  std::string key(target);
-  auto add = [&](const char* name) {
-    key.push_back('\0');
+namespace {
+
+constexpr const char* kEncodingHeader = "Content-Encoding";
+
+// Calls add(part) for each piece of the key, in order.
+template <class Add>
+void key_parts(std::string_view target, const std::vector<Header>& headers, Add add) {
+  add(target);
+  auto header = [&](const char* name) {
+    add(std::string_view("\0", 1));
     if (const Header* h = find_header(headers, name)) {
-      key.push_back('=');  // present, even if empty
-      key.append(h->value);
+      add("=");  // present, even if empty
+      add(h->value);
     }
   };
-  for (const char* name : kBatchKeyHeaders) add(name);
-  add("Content-Encoding");
+  for (const char* name : kBatchKeyHeaders) header(name);
+  header(kEncodingHeader);
+}
+
+}  // namespace
+
+std::string plan_key(std::string_view target, const std::vector<Header>& headers) {
+  std::string key;
+  key_parts(target, headers, [&key](std::string_view part) { key.append(part); });
   return key;
+}
+
+bool plan_key_matches(std::string_view key, std::string_view target,
+                      const std::vector<Header>& headers) {
+  bool same = true;
+  key_parts(target, headers, [&](std::string_view part) {
+    same = same && key.substr(0, part.size()) == part;
+    if (same) key.remove_prefix(part.size());
+  });
+  return same && key.empty();
 }
 
 }  // namespace chsidecar

@@ -28,6 +28,9 @@ struct BatchPlan {
 // The request parts a plan depends on: the target and the headers the
 // routing reads (credentials, database, quota, Content-Encoding).
 std::string plan_key(std::string_view target, const std::vector<Header>& headers);
+// plan_key(target, headers) == key, without building the key.
+bool plan_key_matches(std::string_view key, std::string_view target,
+                      const std::vector<Header>& headers);
 
 // The headers that go into a batch's merge key and are sent with it.
 inline constexpr const char* kBatchKeyHeaders[] = {"Authorization", "X-ClickHouse-User",

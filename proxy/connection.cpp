@@ -12,6 +12,8 @@ namespace {
 // After a final answer and a shutdown, input is read and dropped this long so
 // the client sees the answer instead of a reset.
 constexpr uint64_t kLingerMs = 2'000;
+// Output buffers up to this size stay allocated between answers.
+constexpr size_t kKeptOutputBytes = 4096;
 
 struct WriteRequest {
   uv_write_t req;
@@ -70,8 +72,16 @@ void Connection::start(bool over_capacity) {
   update_reading();
 }
 
+// The deadline moves with every request; the uv timer is only restarted when
+// the deadline comes earlier than the timer's. A timer that fires before the
+// deadline re-arms itself for the rest (on_timer).
 void Connection::arm_timer(uint64_t ms) {
-  if (timer_ != nullptr) uv_timer_start(timer_, &Connection::on_timer, ms, 0);
+  if (timer_ == nullptr) return;
+  deadline_ms_ = uv_now(app_.loop()) + ms;
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(timer_)) || deadline_ms_ < timer_due_ms_) {
+    timer_due_ms_ = deadline_ms_;
+    uv_timer_start(timer_, &Connection::on_timer, ms, 0);
+  }
 }
 
 void Connection::update_reading() {
@@ -152,6 +162,14 @@ void Connection::feed(const char* data, size_t size) {
 }
 
 bool Connection::retire_exchange() {
+  if (retired_ != nullptr) {
+    // The next request's head reuses the buffers of the one before.
+    RequestHead old = retired_->take_head();
+    url_ = std::move(old.target);
+    url_.clear();
+    headers_ = std::move(old.headers);
+    headers_.clear();
+  }
   retired_ = std::move(exchange_);
   message_complete_ = false;
   head_scanner_.reset();
@@ -207,9 +225,7 @@ void Connection::write(std::string_view data) {
 void Connection::flush_output() {
   flush_scheduled_ = false;
   if (state_ == State::kClosing || out_.empty() || uv_write_pending_) return;
-  std::string data = std::move(out_);
-  out_.clear();
-  uv_buf_t buf = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+  uv_buf_t buf = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
   int n = uv_try_write(stream(), &buf, 1);
   if (n < 0 && n != UV_EAGAIN) {
     close("client_write_error");
@@ -217,22 +233,25 @@ void Connection::flush_output() {
   }
   size_t written = n > 0 ? static_cast<size_t>(n) : 0;
   pending_write_bytes_ -= written;
-  if (written < data.size()) {
-    data.erase(0, written);
-    auto* req = new WriteRequest{{}, this, std::move(data)};
-    req->req.data = req;
-    uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-    if (uv_write(&req->req, stream(), &rest, 1, &Connection::on_write) != 0) {
-      pending_write_bytes_ -= req->data.size();
-      delete req;
-      close("client_write_error");
-      return;
-    }
-    uv_write_pending_ = true;
-    arm_active_timer();
+  if (written == out_.size()) {
+    // The buffer is kept for the next answer, unless a large one grew it.
+    if (out_.capacity() > kKeptOutputBytes) out_ = std::string();
+    else out_.clear();
+    after_flush();
     return;
   }
-  after_flush();
+  auto* req = new WriteRequest{{}, this, out_.substr(written)};
+  out_ = std::string();
+  req->req.data = req;
+  uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
+  if (uv_write(&req->req, stream(), &rest, 1, &Connection::on_write) != 0) {
+    pending_write_bytes_ -= req->data.size();
+    delete req;
+    close("client_write_error");
+    return;
+  }
+  uv_write_pending_ = true;
+  arm_active_timer();
 }
 
 void Connection::on_write(uv_write_t* uv_req, int status) noexcept {
@@ -307,7 +326,13 @@ void Connection::on_shutdown(uv_shutdown_t* req, int status) noexcept {
 
 void Connection::on_timer(uv_timer_t* timer) noexcept {
   auto* self = static_cast<Connection*>(timer->data);
-  if (self == nullptr) return;
+  if (self == nullptr || self->deadline_ms_ == kNoDeadline) return;
+  uint64_t now = uv_now(self->app_.loop());
+  if (now < self->deadline_ms_) {
+    self->timer_due_ms_ = self->deadline_ms_;
+    uv_timer_start(timer, &Connection::on_timer, self->deadline_ms_ - now, 0);
+    return;
+  }
   if (self->lingering_) {
     self->close("done");
   } else if (self->state_ == State::kReadingHead) {
@@ -339,7 +364,7 @@ void Connection::arm_active_timer() {
   if (state_ != State::kActive || lingering_) return;
   if (uv_write_pending_) arm_timer(app_.config().write_timeout_ms);
   else if (!message_complete_) arm_timer(app_.config().body_timeout_ms);
-  else if (timer_ != nullptr) uv_timer_stop(timer_);
+  else deadline_ms_ = kNoDeadline;  // the timer may still fire: on_timer ignores it
 }
 
 void Connection::close(const char* reason) {

@@ -69,12 +69,14 @@ class Connection {
 
   // The plan of the last batchable INSERT on this connection, if it was
   // made for the same target and headers (plan_key); else null.
-  const BatchPlan* plan_for(std::string_view target, const std::vector<Header>& headers) const {
-    return plan_ != nullptr && plan_key(target, headers) == plan_key_ ? plan_.get() : nullptr;
+  std::shared_ptr<const BatchPlan> plan_for(std::string_view target,
+                                            const std::vector<Header>& headers) const {
+    return plan_ != nullptr && plan_key_matches(plan_key_, target, headers) ? plan_ : nullptr;
   }
-  void remember_plan(std::string_view target, const std::vector<Header>& headers, BatchPlan plan) {
+  void remember_plan(std::string_view target, const std::vector<Header>& headers,
+                     std::shared_ptr<const BatchPlan> plan) {
     plan_key_ = plan_key(target, headers);
-    plan_ = std::make_unique<BatchPlan>(std::move(plan));
+    plan_ = std::move(plan);
   }
 
   // The App is draining: close now if idle, else after the current answer.
@@ -119,6 +121,9 @@ class Connection {
   App& app_;
   uv_tcp_t* tcp_;
   uv_timer_t* timer_;
+  static constexpr uint64_t kNoDeadline = UINT64_MAX;
+  uint64_t deadline_ms_ = kNoDeadline;  // when on_timer acts (uv_now time)
+  uint64_t timer_due_ms_ = 0;            // when timer_ fires, if active
   llhttp_t parser_;
   State state_ = State::kIdle;
 
@@ -138,7 +143,7 @@ class Connection {
   int check_header_bytes();  // 0, or -1 after answering 431
 
   std::string plan_key_;
-  std::unique_ptr<BatchPlan> plan_;
+  std::shared_ptr<const BatchPlan> plan_;
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<Exchange> retired_;  // freed later: its methods may be on the stack
   std::string pipelined_;              // bytes after a message that waits for its answer

@@ -1,6 +1,7 @@
 #include "exchange.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -170,31 +171,30 @@ static bool consumed_by_batching(std::string_view name) {
 // validated once the whole body is here.
 bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
                          const std::vector<QueryParam>& params, bool plan_reusable) {
-  if (parse_insert(sql, sql_complete, insert_) != InsertParse::kInsert) return false;
-  std::optional<RowFormat> format = row_format(insert_.format);
+  auto plan = std::make_shared<BatchPlan>();
+  InsertQuery& insert = plan->insert;
+  if (parse_insert(sql, sql_complete, insert) != InsertParse::kInsert) return false;
+  std::optional<RowFormat> format = row_format(insert.format);
   if (!format) return false;
   // Rows inside the query parameter itself: ClickHouse reads them before the body.
-  if (!sql_in_body && sql.find_first_not_of(" \t\r\n;", insert_.data_offset) != std::string_view::npos)
+  if (!sql_in_body && sql.find_first_not_of(" \t\r\n;", insert.data_offset) != std::string_view::npos)
     return false;
   const QueryParam* wait = find_param(params, "wait_for_async_insert");
-  spool_ack_ = wait != nullptr ? wait->value == "0" : app_.config().ack_mode == AckMode::kSpool;
-  row_options_ = RowOptions{};
+  plan->spool_ack = wait != nullptr ? wait->value == "0" : app_.config().ack_mode == AckMode::kSpool;
   for (const QueryParam& p : params) {
-    if (p.name == "format_csv_delimiter" && p.value.size() == 1) row_options_.csv_delimiter = p.value[0];
+    if (p.name == "format_csv_delimiter" && p.value.size() == 1) plan->options.csv_delimiter = p.value[0];
     else if (p.name.substr(0, 11) == "format_csv_") return false;  // quoting rules the splitter does not model
   }
   const Header* encoding = find_header(head_.headers, "Content-Encoding");
   if (encoding != nullptr && !decodable_encoding(encoding->value)) return false;
   if (encoding != nullptr && sql_in_body && !iequals(encoding->value, "identity")) return false;
-  row_format_ = *format;
-  route_ = "insert_batched";
-  data_offset_ = sql_in_body ? insert_.data_offset : 0;
+  plan->format = *format;
 
   // The key: everything that must match for two INSERTs to share a batch.
   Target target = split_target(head_.target);
-  BatchTarget& bt = batch_target_;
-  bt.table = insert_.table;
-  bt.format = row_format_;
+  BatchTarget& bt = plan->target;
+  bt.table = insert.table;
+  bt.format = plan->format;
   std::string& key = bt.key;
   auto add = [&key](std::string_view part) {
     key.append(part);
@@ -216,15 +216,13 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
   }
   std::sort(kept.begin(), kept.end());
   for (const std::string& k : kept) add(k);
-  std::string sql_text = insert_sql(insert_);
+  std::string sql_text = insert_sql(insert);
   add(sql_text);
   std::string rest = remove_params(target.query, params, consumed);
   bt.upstream_target = std::string(target.path) + "?" + rest + (rest.empty() ? "" : "&") +
                        "query=" + url_encode(sql_text);
-  if (plan_reusable && !sql_in_body)
-    connection_.remember_plan(head_.target, head_.headers,
-                              BatchPlan{insert_, row_format_, row_options_, spool_ack_, bt});
-  collect_rows();
+  if (plan_reusable && !sql_in_body) connection_.remember_plan(head_.target, head_.headers, plan);
+  use(std::move(plan), sql_in_body ? insert.data_offset : 0);
   return true;
 }
 
@@ -233,27 +231,25 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
 bool Exchange::use_plan() {
   if (app_.config().batch_mode != BatchMode::kAuto || head_.method != "POST" || !head_.has_body)
     return false;
-  const BatchPlan* plan = connection_.plan_for(head_.target, head_.headers);
+  std::shared_ptr<const BatchPlan> plan = connection_.plan_for(head_.target, head_.headers);
   if (plan == nullptr) return false;
-  insert_ = plan->insert;
-  row_format_ = plan->format;
-  row_options_ = plan->options;
-  spool_ack_ = plan->spool_ack;
-  batch_target_ = plan->target;
   upstream_target_ = head_.target;
-  data_offset_ = 0;
-  route_ = "insert_batched";
-  collect_rows();
+  use(std::move(plan), 0);
   return true;
 }
 
-void Exchange::collect_rows() {
+void Exchange::use(std::shared_ptr<const BatchPlan> plan, size_t data_offset) {
+  plan_ = std::move(plan);
+  target_ = std::shared_ptr<const BatchTarget>(plan_, &plan_->target);
+  data_offset_ = data_offset;
+  route_ = "insert_batched";
   state_ = State::kCollecting;
   send_continue();
   if (body_complete_) submit_batch();
 }
 
 void Exchange::submit_batch() {
+  const BatchPlan& plan = *plan_;
   std::string decoded;
   std::string_view data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
   if (const Header* encoding = find_header(head_.headers, "Content-Encoding");
@@ -276,13 +272,13 @@ void Exchange::submit_batch() {
   }
   RowChunk chunk;
   RowError error;
-  if (!split_rows(row_format_, data, chunk, error, row_options_)) {
+  if (!split_rows(plan.format, data, chunk, error, plan.options)) {
     if (error.defer_to_server) {  // maybe valid for ClickHouse: let it judge, unbatched
       forward();
       return;
     }
     respond_error({400, kIncorrectData,
-                   "Cannot parse input in format " + insert_.format + ": row " +
+                   "Cannot parse input in format " + plan.insert.format + ": row " +
                        std::to_string(error.row) + ": " + error.message +
                        "; no row of this INSERT was inserted"});
     return;
@@ -296,26 +292,29 @@ void Exchange::submit_batch() {
   if (!chunk.header.empty()) {
     // The header must name as many columns as the INSERT does, or ClickHouse
     // would read every row against the wrong columns.
-    size_t columns = insert_.column_count;
-    size_t names = header_name_count(row_format_, chunk.header, row_options_);
+    size_t columns = plan.insert.column_count;
+    size_t names = header_name_count(plan.format, chunk.header, plan.options);
     if (columns != 0 && names != columns) {
       respond_error({400, kIncorrectData,
-                     "Cannot parse input in format " + insert_.format + ": the header names " +
+                     "Cannot parse input in format " + plan.insert.format + ": the header names " +
                          std::to_string(names) + " columns but the INSERT names " +
                          std::to_string(columns) + "; no row of this INSERT was inserted"});
       return;
     }
-    batch_target_.header_lines = std::string(chunk.header);
-    batch_target_.key.append(chunk.header);
+    // The header line is part of this request's key: its own copy of the target.
+    auto with_header = std::make_shared<BatchTarget>(plan.target);
+    with_header->header_lines = std::string(chunk.header);
+    with_header->key.append(chunk.header);
+    target_ = std::move(with_header);
   }
-  ticket_ = std::make_shared<BatchTicket>();
-  ticket_->waiter = this;
   state_ = State::kBatched;
-  if (spool_ack_) {
+  if (plan.spool_ack) {
     spool_rows(chunk);
     return;
   }
-  if (app_.batcher().add(batch_target_, chunk, ticket_) == Batcher::Add::kOverCapacity) {
+  ticket_ = std::make_shared<BatchTicket>();
+  ticket_->waiter = this;
+  if (app_.batcher().add(*target_, chunk, ticket_) == Batcher::Add::kOverCapacity) {
     ticket_->waiter = nullptr;
     respond_buffers_full();
     return;
@@ -324,55 +323,70 @@ void Exchange::submit_batch() {
   body_.shrink_to_fit();
 }
 
-// Answers once the rows are fsynced to the spool; the batch commits later.
-void Exchange::spool_rows(const RowChunk& chunk) {
-  auto record = std::make_shared<SpoolData>();
-  record->target = std::move(batch_target_);  // not needed here any more
-  record->rows = std::string(chunk.rows);
-  record->row_count = chunk.row_count;
-  record->needs_newline = chunk.needs_newline;
-  App* app = &app_;
-  std::shared_ptr<BatchTicket> ticket = ticket_;
-  auto durable = [app, record, ticket](bool ok) {
+namespace {
+
+// A spooled request's rows on their way to the batcher; they go there once
+// durable, even if the client has gone away by then.
+struct SpooledRows : BatchTicket {
+  App* app = nullptr;
+  std::shared_ptr<const BatchTarget> target;
+  std::string rows;
+  size_t row_count = 0;
+  bool needs_newline = false;
+  uint64_t id = 0;
+
+  void durable(bool ok) {
     if (ok) {
-      RowChunk rows;
-      rows.rows = record->rows;
-      rows.row_count = record->row_count;
-      rows.needs_newline = record->needs_newline;
-      app->batcher().add(record->target, rows, nullptr, record->id);
+      RowChunk chunk;
+      chunk.rows = rows;
+      chunk.row_count = row_count;
+      chunk.needs_newline = needs_newline;
+      app->batcher().add(*target, chunk, nullptr, id);
     }
-    BatchWaiter* waiter = ticket->waiter;
-    if (waiter == nullptr) return;
-    ticket->waiter = nullptr;
+    BatchWaiter* to = waiter;
+    if (to == nullptr) return;
+    waiter = nullptr;
     if (ok) {
-      app->batch_metrics().rows_acknowledged.at({record->target.table}).inc(double(record->row_count));
+      app->batch_metrics().rows_acknowledged.at({target->table}).inc(double(row_count));
       static const BatchResult kSpooled{200, "OK", {{"Content-Type", "text/plain; charset=UTF-8"}}, ""};
-      waiter->batch_done(kSpooled);
+      to->batch_done(kSpooled);
       return;
     }
     ChError error(503, kTooManySimultaneousQueries,
                   "The rows could not be written to the spool; nothing was inserted");
-    waiter->batch_done(BatchResult{503, status_reason(503),
-                                   {{"Content-Type", "text/plain; charset=UTF-8"},
-                                    {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)},
-                                    {"Retry-After", "1"}},
-                                   error_body(error)});
-  };
+    to->batch_done(BatchResult{503, status_reason(503),
+                               {{"Content-Type", "text/plain; charset=UTF-8"},
+                                {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)},
+                                {"Retry-After", "1"}},
+                               error_body(error)});
+  }
+};
+
+}  // namespace
+
+// Answers once the rows are fsynced to the spool; the batch commits later.
+void Exchange::spool_rows(const RowChunk& chunk) {
   // Spooled rows also wait in memory for their batch: the same cap applies.
-  if (app_.batcher().buffered_bytes() + record->rows.size() > app_.config().buffer_max_bytes) {
-    ticket_->waiter = nullptr;
+  if (app_.batcher().buffered_bytes() + chunk.rows.size() > app_.config().buffer_max_bytes) {
     respond_buffers_full();
     return;
   }
-  uint64_t id = 0;
-  Spool::Append appended = app_.spool().append(*record, id, std::move(durable));
-  record->id = id;
+  auto spooled = std::make_shared<SpooledRows>();
+  spooled->waiter = this;
+  spooled->app = &app_;
+  spooled->target = target_;
+  spooled->rows = std::string(chunk.rows);
+  spooled->row_count = chunk.row_count;
+  spooled->needs_newline = chunk.needs_newline;
+  Spool::Append appended = app_.spool().append(
+      SpoolRows{*target_, chunk.rows, chunk.row_count, chunk.needs_newline}, spooled->id,
+      [spooled](bool ok) { spooled->durable(ok); });
   if (appended == Spool::Append::kQueued) {
+    ticket_ = std::move(spooled);
     body_.clear();
     body_.shrink_to_fit();
     return;
   }
-  ticket_->waiter = nullptr;
   respond_error({503, kTooManySimultaneousQueries,
                  appended == Spool::Append::kFull
                      ? "The spool is full (--spool-max-bytes " +
@@ -392,15 +406,25 @@ void Exchange::batch_done(const BatchResult& result) {
   if (state_ == State::kDone) return;
   answer_status_ = result.status;
   close_after_ = !head_.keep_alive || app_.draining();
-  std::vector<Header> out;  // result.headers are end-to-end only (batcher.h)
-  out.reserve(result.headers.size() + 3);
-  out.insert(out.end(), result.headers.begin(), result.headers.end());
-  out.push_back({"Content-Length", std::to_string(result.body.size())});
-  out.push_back({"Connection", close_after_ ? "close" : "Keep-Alive"});
-  if (!close_after_)
-    out.push_back({"Keep-Alive", "timeout=" + std::to_string(app_.config().idle_timeout_ms / 1000)});
-  connection_.write(serialize_head(result.status, result.reason, out) + result.body);
+  // Once per batched request: built in one buffer kept between answers.
+  static std::string answer;
+  answer.clear();
+  append_status_line(answer, result.status, result.reason);
+  for (const Header& h : result.headers) append_header(answer, h.name, h.value);  // end-to-end only
+  char length[24];
+  append_header(answer, "Content-Length",
+                std::string_view(length, std::to_chars(length, length + sizeof length,
+                                                       result.body.size()).ptr - length));
+  append_header(answer, "Connection", close_after_ ? "close" : "Keep-Alive");
+  if (!close_after_) append_header(answer, "Keep-Alive", keep_alive_value());
+  answer += "\r\n";
+  answer += result.body;
+  connection_.write(answer);
   complete();
+}
+
+std::string Exchange::keep_alive_value() const {
+  return "timeout=" + std::to_string(app_.config().idle_timeout_ms / 1000);
 }
 
 void Exchange::session_turn() {
@@ -561,7 +585,7 @@ void Exchange::send_head() {
     out.push_back({"Connection", "close"});
   } else {
     out.push_back({"Connection", "Keep-Alive"});
-    out.push_back({"Keep-Alive", "timeout=" + std::to_string(app_.config().idle_timeout_ms / 1000)});
+    out.push_back({"Keep-Alive", keep_alive_value()});
   }
   connection_.write(serialize_head(status_, reason_, out));
 }

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "batch_plan.h"
 #include "batcher.h"
 #include "insert_query.h"
 #include "request.h"
@@ -78,6 +79,10 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   // the exchange when the request has also been read to its end.
   bool done() const { return state_ == State::kDone; }
 
+  // The request head, handed back for its buffers' reuse once the exchange
+  // is retired and nothing of it runs any more.
+  RequestHead take_head() { return std::move(head_); }
+
  private:
   enum class State {
     kRouting,      // waiting for enough body to classify the statement
@@ -108,11 +113,12 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   bool try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
                  const std::vector<QueryParam>& params, bool plan_reusable);
   bool use_plan();
-  void collect_rows();
+  void use(std::shared_ptr<const BatchPlan> plan, size_t data_offset);
   void submit_batch();
   void spool_rows(const RowChunk& chunk);
   void respond_buffers_full();
   void send_head();
+  std::string keep_alive_value() const;
   void send_data(const char* data, size_t size);
   void respond_error(const ChError& error, int retry_after_s = 0);
   void complete();
@@ -146,12 +152,9 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   uint64_t session_timeout_ms_ = 60'000;
 
   // Batching.
-  InsertQuery insert_;
-  RowFormat row_format_ = RowFormat::kJSONEachRow;
-  RowOptions row_options_;
-  bool spool_ack_ = false;  // answer once the rows are fsynced to the spool
-  size_t data_offset_ = 0;  // where the rows begin in the body
-  BatchTarget batch_target_;
+  std::shared_ptr<const BatchPlan> plan_;
+  std::shared_ptr<const BatchTarget> target_;  // plan_'s, or a copy with a header line
+  size_t data_offset_ = 0;                     // where the rows begin in the body
   std::shared_ptr<BatchTicket> ticket_;
 
   // Request body.

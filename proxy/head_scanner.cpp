@@ -1,5 +1,7 @@
 #include "head_scanner.h"
 
+#include <cstring>
+
 namespace chsidecar {
 
 HeadScanner::Result HeadScanner::feed(std::string_view data, size_t& used, const char*& problem) {
@@ -7,6 +9,16 @@ HeadScanner::Result HeadScanner::feed(std::string_view data, size_t& used, const
   if (done_) return Result::kDone;
   for (size_t i = 0; i < data.size(); ++i) {
     char c = data[i];
+    if (!in_request_line_ && line_length_ > 0 && c != '\n') {
+      // Past a header line's first byte only its end matters: skip to it.
+      const void* lf = std::memchr(data.data() + i, '\n', data.size() - i);
+      size_t end = lf != nullptr ? static_cast<size_t>(static_cast<const char*>(lf) - data.data())
+                                 : data.size();
+      line_length_ += end - i;
+      prev_ = data[end - 1];
+      i = end - 1;
+      continue;
+    }
     if (c == '\n') {
       if (prev_ != '\r') {
         problem = "bare LF as a line end";

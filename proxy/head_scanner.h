@@ -4,7 +4,8 @@
 // because a server behind it may read them differently (request smuggling):
 // a bare LF as a line end, obs-fold continuation lines, an empty header
 // name, and runs of spaces in the request line. The scanner walks the head
-// byte by byte, before the parser sees it, and stops at the blank line that
+// (the request line byte by byte, a header line up to its first byte and
+// then to its end), before the parser sees it, and stops at the blank line that
 // ends the head, so no body byte is looked at. Pure; one per connection,
 // reset at each request.
 #pragma once

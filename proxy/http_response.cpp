@@ -1,5 +1,6 @@
 #include "http_response.h"
 
+#include <charconv>
 #include <cstdio>
 
 namespace chsidecar {
@@ -25,17 +26,28 @@ const char* status_reason(int status) {
   }
 }
 
-std::string serialize_head(int status, std::string_view reason,
-                           const std::vector<Header>& headers) {
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
+void append_status_line(std::string& out, int status, std::string_view reason) {
+  char code[16];
+  auto end = std::to_chars(code, code + sizeof code, status).ptr;
+  out += "HTTP/1.1 ";
+  out.append(code, static_cast<size_t>(end - code));
+  out += ' ';
   out += reason;
   out += "\r\n";
-  for (const Header& h : headers) {
-    out += h.name;
-    out += ": ";
-    out += h.value;
-    out += "\r\n";
-  }
+}
+
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out += name;
+  out += ": ";
+  out += value;
+  out += "\r\n";
+}
+
+std::string serialize_head(int status, std::string_view reason,
+                           const std::vector<Header>& headers) {
+  std::string out;
+  append_status_line(out, status, reason);
+  for (const Header& h : headers) append_header(out, h.name, h.value);
   out += "\r\n";
   return out;
 }

@@ -22,6 +22,11 @@ const char* status_reason(int status);
 // "HTTP/1.1 200 OK\r\n" followed by `headers` and the blank line.
 std::string serialize_head(int status, std::string_view reason, const std::vector<Header>& headers);
 
+// The same in pieces, appended to `out`: the status line, then each header
+// line; the blank line is the caller's.
+void append_status_line(std::string& out, int status, std::string_view reason);
+void append_header(std::string& out, std::string_view name, std::string_view value);
+
 // The error's body text, newline-terminated.
 std::string error_body(const ChError& error);
 

@@ -179,7 +179,7 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
   return true;
 }
 
-Spool::Append Spool::append(const SpoolData& data, uint64_t& id, Durable durable) {
+Spool::Append Spool::append(const SpoolRows& data, uint64_t& id, Durable durable) {
   if (fd_ < 0 || closed_) return Append::kUnavailable;
   size_t before = pending_.size();
   encode_data_record(data, next_id_, pending_);

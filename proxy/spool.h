@@ -68,8 +68,8 @@ class Spool {
   // call before the loop runs. On failure returns false with `error` set.
   bool open(std::string& error, std::vector<SpoolData>& replay);
 
-  // Appends `data` under a new id, returned in `id` (data.id is not read).
-  Append append(const SpoolData& data, uint64_t& id, Durable durable);
+  // Appends `data` under a new id, returned in `id`.
+  Append append(const SpoolRows& data, uint64_t& id, Durable durable);
 
   // Records ClickHouse committed (or that went to the dead-letter file).
   void committed(const std::vector<uint64_t>& ids);

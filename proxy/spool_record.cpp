@@ -106,7 +106,7 @@ bool decode_data(Reader& r, SpoolData& d) {
 
 }  // namespace
 
-void encode_data_record(const SpoolData& d, uint64_t id, std::string& out) {
+void encode_data_record(const SpoolRows& d, uint64_t id, std::string& out) {
   size_t at = begin_frame(out);
   put_u8(out, kTypeData);
   put_u64(out, id);

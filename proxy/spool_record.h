@@ -34,11 +34,20 @@ struct SpoolData {
   bool needs_newline = false;
 };
 
-// Appends the framed record to `out`, its checksum not yet set. The first
-// form writes data.id, the second `id`.
-void encode_data_record(const SpoolData& data, uint64_t id, std::string& out);
+// A data record's contents by reference: what encoding reads.
+struct SpoolRows {
+  const BatchTarget& target;
+  std::string_view rows;
+  size_t row_count = 0;
+  bool needs_newline = false;
+};
+
+// Appends the framed record to `out`, its checksum not yet set, with `id`
+// (or data.id).
+void encode_data_record(const SpoolRows& data, uint64_t id, std::string& out);
 inline void encode_data_record(const SpoolData& data, std::string& out) {
-  encode_data_record(data, data.id, out);
+  encode_data_record(SpoolRows{data.target, data.rows, data.row_count, data.needs_newline}, data.id,
+                     out);
 }
 void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out);
 
