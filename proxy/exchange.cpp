@@ -327,7 +327,7 @@ namespace {
 
 // A spooled request's rows on their way to the batcher; they go there once
 // durable, even if the client has gone away by then.
-struct SpooledRows : BatchTicket {
+struct SpooledRows final : BatchTicket, SpoolWaiter {
   App* app = nullptr;
   std::shared_ptr<const BatchTarget> target;
   std::string rows;
@@ -335,7 +335,7 @@ struct SpooledRows : BatchTicket {
   bool needs_newline = false;
   uint64_t id = 0;
 
-  void durable(bool ok) {
+  void spool_durable(bool ok) override {
     if (ok) {
       RowChunk chunk;
       chunk.rows = rows;
@@ -379,8 +379,7 @@ void Exchange::spool_rows(const RowChunk& chunk) {
   spooled->row_count = chunk.row_count;
   spooled->needs_newline = chunk.needs_newline;
   Spool::Append appended = app_.spool().append(
-      SpoolRows{*target_, chunk.rows, chunk.row_count, chunk.needs_newline}, spooled->id,
-      [spooled](bool ok) { spooled->durable(ok); });
+      SpoolRows{*target_, chunk.rows, chunk.row_count, chunk.needs_newline}, spooled->id, spooled);
   if (appended == Spool::Append::kQueued) {
     ticket_ = std::move(spooled);
     body_.clear();

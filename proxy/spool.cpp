@@ -179,7 +179,8 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
   return true;
 }
 
-Spool::Append Spool::append(const SpoolRows& data, uint64_t& id, Durable durable) {
+Spool::Append Spool::append(const SpoolRows& data, uint64_t& id,
+                            std::shared_ptr<SpoolWaiter> waiter) {
   if (fd_ < 0 || closed_) return Append::kUnavailable;
   size_t before = pending_.size();
   encode_data_record(data, next_id_, pending_);
@@ -188,7 +189,7 @@ Spool::Append Spool::append(const SpoolRows& data, uint64_t& id, Durable durable
     return Append::kFull;
   }
   id = next_id_++;
-  pending_waiters_.emplace_back(std::move(durable), id);
+  pending_waiters_.emplace_back(std::move(waiter), id);
   kick();
   return Append::kQueued;
 }
@@ -333,11 +334,11 @@ void Spool::on_written(uv_work_t* work, int status) noexcept {
 
 void Spool::group_done(bool ok) {
   Segment& active = segments_.back();
-  std::vector<std::pair<Durable, uint64_t>> waiters = std::move(group_waiters_);
+  Waiters waiters = std::move(group_waiters_);
   group_waiters_.clear();
   group_.clear();
   if (ok) {
-    for (auto& [durable, id] : waiters) {
+    for (auto& [waiter, id] : waiters) {
       segment_of_[id] = active.seq;
       ++active.live;
     }
@@ -346,8 +347,10 @@ void Spool::group_done(bool ok) {
   // failed write left behind.
   state_ = State::kIdle;
   if (ok && active.bytes >= segment_limit()) rotate();
-  for (auto& [durable, id] : waiters) durable(ok);
+  for (auto& [waiter, id] : waiters) waiter->spool_durable(ok);
   if (closed_) return;
+  waiters.clear();
+  if (pending_waiters_.empty()) pending_waiters_.swap(waiters);  // keeps the capacity
   kick();
   if (idle() && on_idle_) on_idle_();
 }

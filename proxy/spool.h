@@ -43,6 +43,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <unordered_map>
 #include <string>
 #include <vector>
@@ -52,10 +53,17 @@
 
 namespace chsidecar {
 
+// Told once whether its record became durable (ok) or could not be written.
+class SpoolWaiter {
+ public:
+  virtual void spool_durable(bool ok) = 0;
+
+ protected:
+  ~SpoolWaiter() = default;
+};
+
 class Spool {
  public:
-  // Called once the record is durable (ok) or could not be written.
-  using Durable = std::function<void(bool ok)>;
   enum class Append { kQueued, kFull, kUnavailable };
 
   // `config` must outlive the spool.
@@ -69,7 +77,7 @@ class Spool {
   bool open(std::string& error, std::vector<SpoolData>& replay);
 
   // Appends `data` under a new id, returned in `id`.
-  Append append(const SpoolRows& data, uint64_t& id, Durable durable);
+  Append append(const SpoolRows& data, uint64_t& id, std::shared_ptr<SpoolWaiter> waiter);
 
   // Records ClickHouse committed (or that went to the dead-letter file).
   void committed(const std::vector<uint64_t>& ids);
@@ -134,9 +142,10 @@ class Spool {
   std::deque<Segment> segments_;          // oldest first; back() takes appends
   std::unordered_map<uint64_t, uint64_t> segment_of_;  // live record id -> segment seq
   std::string pending_;                   // encoded records of the next group
-  std::vector<std::pair<Durable, uint64_t>> pending_waiters_;  // callback, segment seq
+  using Waiters = std::vector<std::pair<std::shared_ptr<SpoolWaiter>, uint64_t>>;  // with record ids
+  Waiters pending_waiters_;
   std::string group_;                     // the group being written
-  std::vector<std::pair<Durable, uint64_t>> group_waiters_;
+  Waiters group_waiters_;
   State state_ = State::kIdle;
   uv_work_t work_{};     // the group being written and synced, or the segment being opened
   Opening opening_;
