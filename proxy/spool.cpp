@@ -140,12 +140,11 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
   uint64_t last_seq = 0;
   size_t replayed_rows = 0;
   for (auto& [seq, scan] : scans) {
-    Segment segment{seq, scan.valid_bytes, 0};
+    Segment segment{seq, scan.valid_bytes};
     for (SpoolData& d : scan.data) {
       next_id_ = std::max(next_id_, d.id + 1);
       if (committed.count(d.id)) continue;
-      ++segment.live;
-      segment_of_[d.id] = seq;
+      segment.add_live(d.id);
       replayed_rows += d.row_count;
       replay.push_back(std::move(d));
     }
@@ -162,7 +161,7 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
     return false;
   }
   sync_directory(dir);  // best effort: the probe above proved the directory takes writes
-  segments_.push_back(Segment{seq, 0, 0});
+  segments_.push_back(Segment{seq});
   ++segments_created_;
   struct stat spare;
   if (::stat(spare_path().c_str(), &spare) == 0) {
@@ -197,11 +196,11 @@ Spool::Append Spool::append(const SpoolRows& data, uint64_t& id,
 void Spool::committed(const std::vector<uint64_t>& ids) {
   if (ids.empty() || closed_) return;
   for (uint64_t id : ids) {
-    auto it = segment_of_.find(id);
-    if (it == segment_of_.end()) continue;
-    for (Segment& s : segments_)
-      if (s.seq == it->second && s.live > 0) --s.live;
-    segment_of_.erase(it);
+    for (Segment& s : segments_) {
+      if (id > s.last_id) continue;
+      if (id >= s.first_id && s.live > 0) --s.live;
+      break;
+    }
   }
   encode_commit_record(ids, pending_);
   recycle();
@@ -338,10 +337,7 @@ void Spool::group_done(bool ok) {
   group_waiters_.clear();
   group_.clear();
   if (ok) {
-    for (auto& [waiter, id] : waiters) {
-      segment_of_[id] = active.seq;
-      ++active.live;
-    }
+    for (auto& [waiter, id] : waiters) active.add_live(id);
   }
   // The next group writes at the end of the valid data, over anything a
   // failed write left behind.
@@ -426,7 +422,7 @@ void Spool::on_opened(uv_work_t* work, int status) noexcept {
     ++(o.reused ? self->segments_reused_ : self->segments_created_);
     log_event(LogLevel::kDebug, "spool_segment_started",
               {{"segment", o.path}, {"reused", o.reused ? "true" : "false"}});
-    self->segments_.push_back(Segment{o.seq, 0, 0});
+    self->segments_.push_back(Segment{o.seq});
     self->recycle();
   }
   o.fd = -1;

@@ -40,11 +40,11 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -108,8 +108,17 @@ class Spool {
   enum class State { kIdle, kWriting, kOpening };
   struct Segment {
     uint64_t seq;
-    uint64_t bytes;
-    size_t live;  // data records not yet committed
+    uint64_t bytes = 0;
+    size_t live = 0;  // data records not yet committed
+    // Ids only grow, so a segment's records have ids in [first_id, last_id]
+    // and no other segment's do.
+    uint64_t first_id = UINT64_MAX;
+    uint64_t last_id = 0;
+    void add_live(uint64_t id) {
+      first_id = std::min(first_id, id);
+      last_id = std::max(last_id, id);
+      ++live;
+    }
   };
   // The segment being opened on the thread pool: a reused one or a new file.
   struct Opening {
@@ -140,7 +149,6 @@ class Spool {
   int fd_ = -1;
   uint64_t next_id_ = 1;
   std::deque<Segment> segments_;          // oldest first; back() takes appends
-  std::unordered_map<uint64_t, uint64_t> segment_of_;  // live record id -> segment seq
   std::string pending_;                   // encoded records of the next group
   using Waiters = std::vector<std::pair<std::shared_ptr<SpoolWaiter>, uint64_t>>;  // with record ids
   Waiters pending_waiters_;
