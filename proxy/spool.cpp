@@ -343,8 +343,14 @@ void Spool::group_done(bool ok) {
   // failed write left behind.
   state_ = State::kIdle;
   if (ok && active.bytes >= segment_limit()) rotate();
+  else if (ok && active.bytes >= segment_limit() / 8 * (spare_ == Spare::kReady ? 4 : 7))
+    prepare_next();  // early if the spare can be reused, else a little later: it may be by then
   for (auto& [waiter, id] : waiters) waiter->spool_durable(ok);
-  if (closed_) return;
+  if (closed_) {
+    if (fd_ >= 0) ::close(fd_);  // close() left it to the write in flight
+    fd_ = -1;
+    return;
+  }
   waiters.clear();
   if (pending_waiters_.empty()) pending_waiters_.swap(waiters);  // keeps the capacity
   kick();
@@ -357,11 +363,29 @@ uint64_t Spool::segment_limit() const {
   return std::min(config_.spool_segment_bytes, config_.spool_max_bytes / 4);
 }
 
-// Opens the next segment on the thread pool; appends wait in pending_
-// meanwhile (their checksums are set when their group is written).
+// Appends move to the next segment if it is open; else it is opened now and
+// appends go on in the active one meanwhile.
 void Spool::rotate() {
-  if (closed_ || uv_now(loop_) < rotate_retry_ms_) return;
-  state_ = State::kOpening;
+  if (next_ != Next::kReady) {
+    prepare_next();
+    return;
+  }
+  next_ = Next::kNone;
+  ::close(fd_);
+  fd_ = opening_.fd;
+  opening_.fd = -1;
+  ++(opening_.reused ? segments_reused_ : segments_created_);
+  log_event(LogLevel::kDebug, "spool_segment_started",
+            {{"segment", opening_.path}, {"reused", opening_.reused ? "true" : "false"}});
+  segments_.push_back(Segment{opening_.seq});
+  recycle();
+}
+
+// Opens the segment after the active one on the thread pool, reusing the
+// spare if there is one.
+void Spool::prepare_next() {
+  if (closed_ || next_ != Next::kNone || uv_now(loop_) < rotate_retry_ms_) return;
+  next_ = Next::kOpening;
   opening_ = Opening{};
   opening_.seq = segments_.back().seq + 1;
   opening_.path = segment_path(opening_.seq);
@@ -369,8 +393,8 @@ void Spool::rotate() {
     opening_.reuse_path = spare_path();
     spare_ = Spare::kNone;
   }
-  work_.data = this;
-  uv_queue_work(loop_, &work_, &Spool::open_segment, &Spool::on_opened);
+  open_work_.data = this;
+  uv_queue_work(loop_, &open_work_, &Spool::open_segment, &Spool::on_opened);
 }
 
 void Spool::open_segment(uv_work_t* work) noexcept {
@@ -407,37 +431,34 @@ void Spool::open_segment(uv_work_t* work) noexcept {
 void Spool::on_opened(uv_work_t* work, int status) noexcept {
   auto* self = static_cast<Spool*>(work->data);
   Opening& o = self->opening_;
-  self->state_ = State::kIdle;
   if (status != 0 && o.error == 0) o.error = -status;
+  if (o.fd >= 0 && self->closed_) {
+    ::close(o.fd);
+    o.fd = -1;
+  }
   if (o.fd < 0) {
+    self->next_ = Next::kNone;
+    if (self->closed_) return;
     // Appends go on in the active segment; another try after a pause.
     constexpr uint64_t kRetryMs = 1000;
     self->rotate_retry_ms_ = uv_now(self->loop_) + kRetryMs;
     log_event(LogLevel::kError, "spool_rotate_failed", {{"segment", o.path}, {"error", errno_text(o.error)}});
-  } else if (self->closed_) {
-    ::close(o.fd);
-  } else {
-    ::close(self->fd_);
-    self->fd_ = o.fd;
-    ++(o.reused ? self->segments_reused_ : self->segments_created_);
-    log_event(LogLevel::kDebug, "spool_segment_started",
-              {{"segment", o.path}, {"reused", o.reused ? "true" : "false"}});
-    self->segments_.push_back(Segment{o.seq});
-    self->recycle();
-  }
-  o.fd = -1;
-  if (self->closed_) {
-    if (self->fd_ >= 0) ::close(self->fd_);
-    self->fd_ = -1;
     return;
   }
-  self->kick();
-  if (self->idle() && self->on_idle_) self->on_idle_();
+  self->next_ = Next::kReady;
+  // Past the limit already with no write in flight: take over now.
+  if (self->state_ == State::kIdle && self->segments_.back().bytes >= self->segment_limit())
+    self->rotate();
 }
 
 void Spool::close() {
   if (closed_) return;
   closed_ = true;
+  if (next_ == Next::kReady) {
+    ::close(opening_.fd);
+    opening_.fd = -1;
+    next_ = Next::kNone;
+  }
   if (fd_ >= 0 && state_ == State::kIdle) {
     ::close(fd_);
     fd_ = -1;

@@ -13,7 +13,11 @@
 //
 // Files: --spool-dir (created 0700) holds segment-<seq>.log files (0600) of
 // framed records (spool_record.h). The newest segment takes appends; once
-// it reaches --spool-segment-bytes the next one takes over. When a batch commits,
+// it reaches --spool-segment-bytes the next one takes over. The next one is
+// opened on the thread pool ahead of need, when the active one is half full
+// (7/8 full if no done segment is ready for reuse yet, which it may be by
+// then), so appends never wait for a file to open (should that open still be
+// running at the limit, appends go on a little past it). When a batch commits,
 // a commit record naming its spooled ids is appended; a segment is done
 // once every data record in it and in all older segments is committed, so
 // segments end oldest first and commit records never outlive their need.
@@ -105,7 +109,7 @@ class Spool {
   void close();
 
  private:
-  enum class State { kIdle, kWriting, kOpening };
+  enum class State { kIdle, kWriting };
   struct Segment {
     uint64_t seq;
     uint64_t bytes = 0;
@@ -135,6 +139,7 @@ class Spool {
   void group_done(bool ok);
   uint64_t segment_limit() const;
   void rotate();
+  void prepare_next();
   void recycle();
   std::string segment_path(uint64_t seq) const;
   static void write_and_sync(uv_work_t* work) noexcept;  // on a pool thread
@@ -155,7 +160,10 @@ class Spool {
   std::string group_;                     // the group being written
   Waiters group_waiters_;
   State state_ = State::kIdle;
-  uv_work_t work_{};     // the group being written and synced, or the segment being opened
+  uv_work_t work_{};  // the group being written and synced
+  enum class Next { kNone, kOpening, kReady };
+  Next next_ = Next::kNone;  // the segment that takes over at the limit
+  uv_work_t open_work_{};
   Opening opening_;
   enum class Spare { kNone, kRenaming, kReady };
   Spare spare_ = Spare::kNone;     // a done segment kept for reuse, as spare.log
