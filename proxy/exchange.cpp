@@ -33,6 +33,15 @@ bool starts_with_insert(std::string_view sql) {
   return sql.size() >= 6 && iequals(sql.substr(0, 6), "INSERT");
 }
 
+// True if `data` has at least `n` lines (the last one may lack its line end).
+bool has_lines(std::string_view data, size_t n) {
+  size_t lines = !data.empty() && data.back() != '\n' ? 1 : 0;
+  for (size_t at = data.find('\n'); at != std::string_view::npos && lines < n;
+       at = data.find('\n', at + 1))
+    ++lines;
+  return lines >= n;
+}
+
 bool is_373(std::string_view body) {
   return body.substr(0, kCodePrefixBytes) == "Code: 373," ||
          body.substr(0, kCodePrefixBytes) == "Code: 373.";
@@ -269,6 +278,13 @@ void Exchange::submit_batch() {
         forward();
         return;
     }
+  }
+  // At least as many lines as --passthrough-rows: a batch already, sent as it
+  // is (lines are never fewer than rows in the line formats). ClickHouse
+  // checks it, so checking it here first would only cost time.
+  if (has_lines(data, app_.config().passthrough_rows)) {
+    forward();
+    return;
   }
   RowChunk chunk;
   RowError error;

@@ -740,3 +740,22 @@ def test_large_requests_are_sent_as_they_are(clickhouse, start_sidecar):
     assert [(st, b) for st, _, b in results] == [(200, b"")] * 2
     assert count(clickhouse, t) == 101
     assert [f[0] for f in flushes(sc, t)] == [1]  # only the small one was batched
+
+
+def test_large_request_with_a_bad_row_gets_clickhouses_answer(clickhouse, start_sidecar):
+    """A request of --passthrough-rows lines or more goes to ClickHouse as it
+    is, unchecked: a bad row in it is refused the way ClickHouse refuses it
+    direct (same status and error code), and nothing of it is inserted."""
+    sc = start(start_sidecar, clickhouse, "--passthrough-rows", "100")
+    t = make_table(clickhouse, uniq("bt_big_bad"))
+    rows = [json.dumps({"id": i, "s": "big", "n": i}) for i in range(150)]
+    rows[120] = '{"id": 120, "s": "big", "n": 12'  # not even JSON
+    r = req(insert_q(t), "\n".join(rows).encode())
+    direct_status, direct_body = send_direct(clickhouse, r)
+    ((status, _, body),) = send_all(sc.url, [r])
+    assert direct_status >= 400 and status == direct_status, (status, direct_status, body)
+    code = re.match(rb"Code: \d+", direct_body)
+    assert code and body.startswith(code.group(0)), (body, direct_body)
+    assert b"chsidecar" not in body, body  # ClickHouse's own words, not the sidecar's
+    assert count(clickhouse, t) == 0
+    assert flushes(sc, t) == []
