@@ -218,7 +218,7 @@ const std::vector<Flag>& flags() {
       count_flag("Batching", "flush-rows", "rows that make a batch flush at once",
                  &Config::flush_rows, 1, 1'000'000),
       count_flag("Batching", "passthrough-rows",
-                 "an INSERT of at least this many rows is a batch already: sent as it is",
+                 "an INSERT of at least this many rows (lines) is a batch already: sent as it is",
                  &Config::passthrough_rows, 1, 1'000'000),
       size_flag("Batching", "flush-bytes", "bytes that make a batch flush at once",
                 &Config::flush_bytes, 1024),
