@@ -5,11 +5,12 @@
 // the spool and the spool was fdatasync'ed. Appends are group-committed:
 // while one write+fdatasync runs, the next group forms, so one fsync serves
 // many requests. Disk I/O runs on libuv's thread pool (uv_queue_work for
-// pwrite+fdatasync of a group, uv_fs_* for the rest), so the loop never
-// waits on the disk; the only blocking I/O is the scan at start-up, before
-// the loop runs. One group is in flight at a time, which keeps the order of
-// writes and syncs obvious; the hand-off is the group_ buffer, which the loop
-// does not touch until the work's completion callback.
+// pwrite+fdatasync of a group and for opening the next segment, uv_fs_* for
+// the rest), so the loop never waits on the disk; the only blocking I/O is
+// the scan at start-up, before the loop runs. One group is in flight at a
+// time (the next segment may be opening beside it, another file), which
+// keeps the order of writes and syncs obvious; the hand-off is the group_
+// buffer, which the loop does not touch until the work's completion callback.
 //
 // Files: --spool-dir (created 0700) holds segment-<seq>.log files (0600) of
 // framed records (spool_record.h). The newest segment takes appends; once
