@@ -430,16 +430,21 @@ void Exchange::batch_done(const BatchResult& result) {
   append_header(answer, "Content-Length",
                 std::string_view(length, std::to_chars(length, length + sizeof length,
                                                        result.body.size()).ptr - length));
-  append_header(answer, "Connection", close_after_ ? "close" : "Keep-Alive");
-  if (!close_after_) append_header(answer, "Keep-Alive", keep_alive_value());
+  append_connection_headers(answer);
   answer += "\r\n";
   answer += result.body;
   connection_.write(answer);
   complete();
 }
 
-std::string Exchange::keep_alive_value() const {
-  return "timeout=" + std::to_string(app_.config().idle_timeout_ms / 1000);
+// Whether the connection stays open after this answer (close_after_).
+void Exchange::append_connection_headers(std::string& out) const {
+  if (close_after_) {
+    append_header(out, "Connection", "close");
+    return;
+  }
+  append_header(out, "Connection", "Keep-Alive");
+  append_header(out, "Keep-Alive", "timeout=" + std::to_string(app_.config().idle_timeout_ms / 1000));
 }
 
 void Exchange::session_turn() {
@@ -580,29 +585,25 @@ void Exchange::send_head() {
   answer_status_ = status_;
   bool head_only = head_.method == "HEAD" || status_ == 204 || status_ == 304;
   bool has_length = false;
-  std::vector<Header> out;
-  out.reserve(response_headers_.size() + 3);
-  for (Header& h : response_headers_) {
+  std::string head;
+  append_status_line(head, status_, reason_);
+  for (const Header& h : response_headers_) {
     if (is_hop_by_hop(h.name)) continue;
     has_length |= iequals(h.name, "Content-Length");
-    out.push_back(std::move(h));
+    append_header(head, h.name, h.value);
   }
   close_after_ = !head_.keep_alive || app_.draining() || (head_.expect_continue && !continue_sent_ && !body_complete_);
   if (!has_length && !head_only) {
     if (head_.http_minor >= 1) {
       chunked_ = true;
-      out.push_back({"Transfer-Encoding", "chunked"});
+      append_header(head, "Transfer-Encoding", "chunked");
     } else {
       close_after_ = true;  // HTTP/1.0: the end of the body is the end of the connection
     }
   }
-  if (close_after_) {
-    out.push_back({"Connection", "close"});
-  } else {
-    out.push_back({"Connection", "Keep-Alive"});
-    out.push_back({"Keep-Alive", keep_alive_value()});
-  }
-  connection_.write(serialize_head(status_, reason_, out));
+  append_connection_headers(head);
+  head += "\r\n";
+  connection_.write(head);
 }
 
 void Exchange::send_data(const char* data, size_t size) {

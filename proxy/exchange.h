@@ -118,7 +118,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   void spool_rows(const RowChunk& chunk);
   void respond_buffers_full();
   void send_head();
-  std::string keep_alive_value() const;
+  void append_connection_headers(std::string& out) const;
   void send_data(const char* data, size_t size);
   void respond_error(const ChError& error, int retry_after_s = 0);
   void complete();
