@@ -211,15 +211,24 @@ void Connection::drain() {
   close_after_answer_ = true;
 }
 
-void Connection::write(std::string_view data) {
-  if (state_ == State::kClosing || data.empty()) return;
+bool Connection::queue_output(std::string_view data) {
+  if (state_ == State::kClosing || data.empty()) return false;
   bytes_written_ += data.size();
   out_.append(data);
   pending_write_bytes_ += data.size();
-  if (!flush_scheduled_) {
-    flush_scheduled_ = true;
-    app_.schedule_flush(this);
-  }
+  return true;
+}
+
+void Connection::write(std::string_view data) {
+  if (!queue_output(data) || flush_scheduled_) return;
+  flush_scheduled_ = true;
+  app_.schedule_flush(this);
+}
+
+// Once scheduled, App's flush list holds the connection: that flush sends
+// the answer too (flushing here would leave the entry behind).
+void Connection::write_now(std::string_view answer) {
+  if (queue_output(answer) && !flush_scheduled_) flush_output();
 }
 
 void Connection::flush_output() {

@@ -50,10 +50,13 @@ class Connection {
   // Starts reading. `over_capacity` answers 503 and closes instead.
   void start(bool over_capacity);
 
-  // Queues bytes for the client; tries a direct write first.
   // Queues bytes for the client. Bytes written during one loop iteration
   // go out together in one system call, when App flushes (flush_output).
   void write(std::string_view data);
+  // For an answer that is whole: hands it to the socket at once (with
+  // anything queued before it), so the client goes on while the loop does
+  // the rest of its iteration.
+  void write_now(std::string_view answer);
 
   // Hands the queued bytes to the socket. Called by App once per iteration.
   void flush_output();
@@ -95,6 +98,7 @@ class Connection {
   void resume_after_exchange();
   void reject(const ChError& error, int retry_after_s = 0);
   void close_when_flushed();
+  bool queue_output(std::string_view data);  // false: closing, or nothing to queue
   void after_flush();
   void linger();
   void update_reading();

@@ -433,7 +433,7 @@ void Exchange::batch_done(const BatchResult& result) {
   append_connection_headers(answer);
   answer += "\r\n";
   answer += result.body;
-  connection_.write(answer);
+  connection_.write_now(answer);
   complete();
 }
 
