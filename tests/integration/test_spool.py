@@ -32,6 +32,7 @@ import urllib.request
 import aiohttp
 import pytest
 
+from metrics_text import fetch_metrics, value
 from netutil import free_port
 from rawhttp import report, uniq
 from spool_load import (RETRY_RE, Load, duplicates, id_counts, kill_rounds,
@@ -137,11 +138,8 @@ def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):
     assert count(clickhouse, table) == before
 
 
-def _metric(sc, name: str) -> float:
-    text = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-        sc.admin_url + "/metrics", timeout=5).read().decode()
-    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
+def _segments_started(sc, how: str) -> float:
+    return value(fetch_metrics(sc.admin_url), "chsidecar_spool_segments_total", how=how)
 
 
 def test_done_segments_are_reused_and_replayed_right(clickhouse, start_sidecar, tmp_path,
@@ -157,9 +155,9 @@ def test_done_segments_are_reused_and_replayed_right(clickhouse, start_sidecar, 
     args = ("--spool-dir", str(spool_dir), "--spool-segment-bytes", "64KiB")
     sc = start_sidecar(clickhouse.http_url, *args)
     load = Load(sc.url, table, first_id=1, concurrency=16, params=SPOOLED).start()
-    wait_for(lambda: _metric(sc, 'chsidecar_spool_segments_total{how="reused"}') >= 5, 20)
-    reused = _metric(sc, 'chsidecar_spool_segments_total{how="reused"}')
-    created = _metric(sc, 'chsidecar_spool_segments_total{how="new"}')
+    wait_for(lambda: _segments_started(sc, "reused") >= 5, 20)
+    reused = _segments_started(sc, "reused")
+    created = _segments_started(sc, "new")
     files = segments(spool_dir)
     sc.stop(signal.SIGKILL)
     load.stop()
