@@ -98,7 +98,7 @@ def segments(spool_dir) -> list[str]:
     return sorted(p for p in os.listdir(spool_dir) if p.startswith("segment-"))
 
 
-# -- kill -9 in the middle of a spooled load ----------------------------------------
+# -- answer order on one connection -------------------------------------------------
 
 def test_pipelined_spooled_and_committed_inserts_answered_in_order(clickhouse, sidecar):
     """One write carrying spooled and committed INSERTs, a bad one and
@@ -133,6 +133,8 @@ def test_pipelined_spooled_and_committed_inserts_answered_in_order(clickhouse, s
     time.sleep(0.3)  # nothing more arrives
     assert clickhouse.query(f"SELECT id FROM {table} ORDER BY id FORMAT TSV") == b"1\n2\n4\n5\n"
 
+
+# -- kill -9 in the middle of a spooled load ----------------------------------------
 
 def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):
     """KILL_ROUNDS times: ~0.3-1 s of 32 concurrent single-row spooled
