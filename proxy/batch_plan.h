@@ -23,6 +23,7 @@ struct BatchPlan {
   RowOptions options;
   bool spool_ack = false;
   BatchTarget target;  // before any *WithNames header line is added
+  std::string passthrough_target;  // where it goes if it is not batched after all
 };
 
 // The request parts a plan depends on: the target and the headers the

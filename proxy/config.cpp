@@ -211,6 +211,10 @@ const std::vector<Flag>& flags() {
       count_flag("Sessions", "session-queue-max",
                  "requests waiting in one session; beyond it 503 with Retry-After",
                  &Config::session_queue_max, 1, 1'000'000),
+      duration_flag("Sessions", "session-lock-wait",
+                    "time a session's request retries ClickHouse's 'session is locked' (373: "
+                    "an earlier query of the session still runs); beyond it the 373 is passed on",
+                    &Config::session_lock_wait_ms, 0),
       choice_flag<BatchMode>("Batching", "batch",
                              "auto: fold small INSERTs in text formats into batches; off: pass through",
                              &Config::batch_mode,

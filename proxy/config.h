@@ -33,10 +33,12 @@ struct Config {
   uint64_t max_header_bytes = 64 * 1024;
   uint64_t max_headers = 100;
   uint64_t max_url_bytes = 16 * 1024;
-  uint64_t header_timeout_ms = 30'000;
+  // A client is never timed out sooner than ClickHouse would (its
+  // receive_timeout and send_timeout are 300 s).
+  uint64_t header_timeout_ms = 300'000;
   uint64_t idle_timeout_ms = 60'000;  // never below ClickHouse's own 3 s
-  uint64_t body_timeout_ms = 60'000;
-  uint64_t write_timeout_ms = 60'000;
+  uint64_t body_timeout_ms = 300'000;
+  uint64_t write_timeout_ms = 300'000;
   uint64_t body_buffer_bytes = 1024 * 1024;
   uint64_t response_buffer_bytes = 1024 * 1024;
 
@@ -54,6 +56,7 @@ struct Config {
   SessionMode session_mode = SessionMode::kAuto;
   uint64_t max_sessions = 10'000;
   uint64_t session_queue_max = 256;
+  uint64_t session_lock_wait_ms = 60'000;  // ClickHouse's default session_timeout
 
   // Batching.
   BatchMode batch_mode = BatchMode::kAuto;

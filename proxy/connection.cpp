@@ -468,6 +468,10 @@ int Connection::on_headers_complete(llhttp_t* parser) noexcept {
   head.headers = std::move(self->headers_);
   head.keep_alive = llhttp_should_keep_alive(parser) != 0;
   bool chunked = (parser->flags & F_CHUNKED) != 0;
+  if (parser->method == HTTP_CONNECT) {  // ClickHouse answers 501 too; no tunnel here
+    self->reject({501, kNotImplemented, "Method CONNECT is not supported"});
+    return -1;
+  }
   if (parser->http_major != 1) {  // HTTP/0.9 (no version) or 2.0 in an HTTP/1 request line
     self->reject({400, kBadRequestParameter, "Malformed HTTP request: HTTP version not supported"});
     return -1;

@@ -21,8 +21,12 @@ namespace {
 
 // Enough of a body to find the leading keywords of the SQL in it.
 constexpr size_t kSqlHeadBytes = 4096;
-// A 373 is raised before the query runs; retry after these pauses.
-constexpr uint64_t kRetry373DelaysMs[] = {5, 20, 80};
+// A 373 is raised before the query runs, so a retry is safe. The session is
+// busy with a request of another client, or with a query of its own that
+// ClickHouse still runs after the sidecar answered (an upstream timeout, a
+// cut answer): retry after 5, 20, 80 ms, ... up to 1 s apart.
+constexpr uint64_t kRetry373FirstDelayMs = 5;
+constexpr uint64_t kRetry373MaxDelayMs = 1'000;
 constexpr size_t kCodePrefixBytes = 10;  // "Code: 373,"
 
 // True if the SQL text begins with INSERT (after blanks); for the route label only.
@@ -60,8 +64,9 @@ Exchange::~Exchange() { close_handle(retry_timer_); }
 
 void Exchange::start() {
   app_.proxy_metrics().requests_in_flight.get().add(1);
-  Target target = split_target(head_.target);
-  if (target.path == "/ping" && (head_.method == "GET" || head_.method == "HEAD")) {
+  // Only the bare "/ping" is ClickHouse's ping; with a query string it is a
+  // query whose parameters the server checks (code 115 for an unknown one).
+  if (head_.target == "/ping" && (head_.method == "GET" || head_.method == "HEAD")) {
     route_ = "ping";
     answer_status_ = 200;
     close_after_ = !head_.keep_alive || app_.draining();
@@ -93,19 +98,20 @@ void Exchange::route() {
   bool opted_out = async_insert != nullptr && async_insert->value == "0";
   bool batching = app_.config().batch_mode == BatchMode::kAuto && head_.method == "POST" &&
                   head_.has_body && !pinned && !opted_out;
-  // Parameters not to forward: a server without async inserts would refuse
-  // them (code 115), and "do not batch" is all they meant here.
+  const QueryParam* query = find_param(params, "query");
+  bool sql_in_body = query == nullptr || query->value.empty();
+  if (!sql_in_body) route_ = starts_with_insert(query->value) ? "insert_passthrough" : "query";
+  else if (!body_.empty()) route_ = starts_with_insert(body_) ? "insert_passthrough" : "query";
+  // Parameters not to forward. A server without async inserts refuses them
+  // (code 115); on an INSERT they are the sidecar's (batch, spool), so one it
+  // passes on unbatched goes without them and is answered once committed.
   std::vector<std::string_view> dropped;
-  if (opted_out && !app_.server_facts().async_insert) {
+  if (!app_.server_facts().async_insert && (opted_out || std::string_view(route_) == "insert_passthrough")) {
     for (const QueryParam& p : params)
       if (p.name == "async_insert" || p.name == "wait_for_async_insert" ||
           p.name.substr(0, 13) == "async_insert_")
         dropped.push_back(p.name);
   }
-  const QueryParam* query = find_param(params, "query");
-  bool sql_in_body = query == nullptr || query->value.empty();
-  if (!sql_in_body) route_ = starts_with_insert(query->value) ? "insert_passthrough" : "query";
-  else if (!body_.empty()) route_ = starts_with_insert(body_) ? "insert_passthrough" : "query";
   sniff_insert_ = sql_in_body && body_.empty() && head_.has_body;
   std::string_view sql;
   bool sql_complete = true;
@@ -230,6 +236,7 @@ bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_bo
   std::string rest = remove_params(target.query, params, consumed);
   bt.upstream_target = std::string(target.path) + "?" + rest + (rest.empty() ? "" : "&") +
                        "query=" + url_encode(sql_text);
+  plan->passthrough_target = upstream_target_;
   if (plan_reusable && !sql_in_body) connection_.remember_plan(head_.target, head_.headers, plan);
   use(std::move(plan), sql_in_body ? insert.data_offset : 0);
   return true;
@@ -242,7 +249,7 @@ bool Exchange::use_plan() {
     return false;
   std::shared_ptr<const BatchPlan> plan = connection_.plan_for(head_.target, head_.headers);
   if (plan == nullptr) return false;
-  upstream_target_ = head_.target;
+  upstream_target_ = plan->passthrough_target;
   use(std::move(plan), 0);
   return true;
 }
@@ -563,8 +570,9 @@ bool Exchange::upstream_rewind_body() {
 }
 
 bool Exchange::holds_for_373() const {
+  uint64_t wait_ns = app_.config().session_lock_wait_ms * 1'000'000;
   return in_session_ && status_ == 500 && body_rewindable_ &&
-         retries_373_ < static_cast<int>(std::size(kRetry373DelaysMs));
+         (first_373_ns_ == 0 ? wait_ns > 0 : uv_hrtime() - first_373_ns_ < wait_ns);
 }
 
 void Exchange::upstream_response_head(int status, std::string reason,
@@ -701,7 +709,13 @@ void Exchange::schedule_373_retry() {
   }
   log_event(LogLevel::kDebug, "session_locked_retry", {{"attempt", std::to_string(retries_373_ + 1)}});
   app_.proxy_metrics().upstream_retries.at({pool_->display_name(), "session_locked"}).inc();
-  uv_timer_start(retry_timer_, &Exchange::on_retry_timer, kRetry373DelaysMs[retries_373_], 0);
+  uint64_t now = uv_hrtime();
+  if (first_373_ns_ == 0) first_373_ns_ = now;
+  uint64_t left_ms = app_.config().session_lock_wait_ms - std::min(
+      app_.config().session_lock_wait_ms, (now - first_373_ns_) / 1'000'000);
+  uint64_t delay_ms = kRetry373MaxDelayMs;
+  if (retries_373_ < 5) delay_ms = std::min(delay_ms, kRetry373FirstDelayMs << (2 * retries_373_));
+  uv_timer_start(retry_timer_, &Exchange::on_retry_timer, std::min(delay_ms, left_ms), 0);
   ++retries_373_;
 }
 

@@ -176,6 +176,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   std::string held_body_;
   bool retry_373_ = false;
   int retries_373_ = 0;
+  uint64_t first_373_ns_ = 0;  // when the first 373 came; 0: none yet
   uv_timer_t* retry_timer_ = nullptr;
 };
 

@@ -18,6 +18,7 @@ struct ChCode {
   int number;
   const char* name;
 };
+inline constexpr ChCode kNotImplemented{48, "NOT_IMPLEMENTED"};
 inline constexpr ChCode kIncorrectData{117, "INCORRECT_DATA"};
 inline constexpr ChCode kTimeoutExceeded{159, "TIMEOUT_EXCEEDED"};
 inline constexpr ChCode kTooManySimultaneousQueries{202, "TOO_MANY_SIMULTANEOUS_QUERIES"};

@@ -27,6 +27,12 @@ struct Slot {
   bool retried = false;
   uint64_t started_ns = 0;  // uv_hrtime() at start, for the duration histogram
   std::string error_head;   // first bytes of an error answer: its "Code: N"
+  // --upstream-timeout: the transfer ends when the upstream moved no byte
+  // for that long while it was not paused for the client (curl's own
+  // low-speed check averages over 5 s and counts the request's bytes, so a
+  // 1 s limit fired after 6 s).
+  uv_timer_t* idle_timer = nullptr;
+  uint64_t last_progress_ms = 0;  // uv_now() of the last byte either way
 };
 
 namespace {
@@ -52,6 +58,22 @@ std::string display_name_of(std::string_view url) {
   return std::string(rest);
 }
 
+// The request line's target for the upstream. curl would parse a URL and
+// change it (drop a #fragment, refuse "*" or an absolute-form target, which
+// ClickHouse answers), so the client's target goes as it came, after the
+// base URL's path if it has one.
+std::string request_target(std::string_view prefix, std::string_view target) {
+  if (prefix.empty()) return std::string(target);
+  if (size_t scheme = target.find("://");
+      scheme != std::string_view::npos && target.find_first_of("/?") > scheme) {
+    // absolute-form: only its path and query can follow a prefix
+    size_t rest = target.find_first_of("/?", scheme + 3);
+    target = rest == std::string_view::npos ? "/" : target.substr(rest);
+  }
+  if (target.empty() || (target[0] != '/' && target[0] != '?')) return std::string(target);
+  return std::string(prefix) + (target[0] == '?' ? "/" : "") + std::string(target);
+}
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
@@ -64,6 +86,10 @@ std::string_view trim(std::string_view s) {
 UpstreamPool::UpstreamPool(uv_loop_t* loop, const Config& config, std::string base_url)
     : loop_(loop), config_(config), base_url_(std::move(base_url)),
       display_name_(display_name_of(base_url_)) {
+  size_t authority = base_url_.find("://");
+  size_t path = base_url_.find('/', authority == std::string::npos ? 0 : authority + 3);
+  origin_url_ = base_url_.substr(0, path) + "/";
+  if (path != std::string::npos) path_prefix_ = base_url_.substr(path);
   multi_ = curl_multi_init();
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &UpstreamPool::on_socket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
@@ -79,6 +105,9 @@ UpstreamPool::UpstreamPool(uv_loop_t* loop, const Config& config, std::string ba
     auto slot = std::make_unique<Slot>();
     slot->pool = this;
     slot->easy = curl_easy_init();
+    slot->idle_timer = make_handle<uv_timer_t>();
+    uv_timer_init(loop_, slot->idle_timer);
+    slot->idle_timer->data = slot.get();
     slots_.push_back(std::move(slot));
   }
 }
@@ -94,7 +123,10 @@ void UpstreamPool::close() {
       release(*slot);
     }
   }
-  for (auto& slot : slots_) curl_easy_cleanup(slot->easy);
+  for (auto& slot : slots_) {
+    curl_easy_cleanup(slot->easy);
+    close_handle(slot->idle_timer);
+  }
   slots_.clear();
   curl_multi_cleanup(multi_);  // closes cached connections through on_socket
   multi_ = nullptr;
@@ -147,6 +179,7 @@ void UpstreamPool::resume_response(UpstreamClient* client) {
 }
 
 void UpstreamPool::apply_pause(Slot& slot) {
+  slot.last_progress_ms = uv_now(loop_);  // the wait for the client is over
   int mask = (slot.send_paused ? CURLPAUSE_SEND : 0) | (slot.recv_paused ? CURLPAUSE_RECV : 0);
   curl_easy_pause(slot.easy, mask);
 }
@@ -159,7 +192,28 @@ void UpstreamPool::start(Slot& slot, UpstreamClient* client, UpstreamRequest req
   ++busy_;
   slot.started_ns = uv_hrtime();
   configure(slot);
+  slot.last_progress_ms = uv_now(loop_);
+  uv_timer_start(slot.idle_timer, &UpstreamPool::on_idle_timer, config_.upstream_timeout_ms, 0);
   curl_multi_add_handle(multi_, slot.easy);
+}
+
+void UpstreamPool::on_idle_timer(uv_timer_t* timer) noexcept {
+  auto* slot = static_cast<Slot*>(timer->data);
+  if (slot == nullptr || slot->client == nullptr) return;
+  UpstreamPool* pool = slot->pool;
+  uint64_t limit = pool->config_.upstream_timeout_ms;
+  uint64_t now = uv_now(pool->loop_);
+  if (slot->send_paused || slot->recv_paused) slot->last_progress_ms = now;  // the client's turn
+  uint64_t idle = now - slot->last_progress_ms;
+  if (idle < limit) {
+    uv_timer_start(timer, &UpstreamPool::on_idle_timer, limit - idle, 0);
+    return;
+  }
+  std::snprintf(slot->error, sizeof slot->error,
+                "Operation too slow: no byte from the upstream for %llu ms",
+                static_cast<unsigned long long>(idle));
+  pool->finish(*slot, CURLE_OPERATION_TIMEDOUT);
+  pool->start_queued();
 }
 
 void UpstreamPool::configure(Slot& slot) {
@@ -175,19 +229,14 @@ void UpstreamPool::configure(Slot& slot) {
   slot.error[0] = '\0';
   slot.error_head.clear();
 
-  std::string url = base_url_ + r.target;
-  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_URL, origin_url_.c_str());
+  curl_easy_setopt(e, CURLOPT_REQUEST_TARGET, request_target(path_prefix_, r.target).c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, &slot);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, slot.error);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.connect_timeout_ms));
-  // "No byte for upstream-timeout": curl skips paused transfers in this check.
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-                   static_cast<long>(std::max<uint64_t>(1, config_.upstream_timeout_ms / 1000)));
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
   curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 64L * 1024);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &UpstreamPool::on_header);
@@ -236,6 +285,7 @@ void UpstreamPool::configure(Slot& slot) {
 }
 
 void UpstreamPool::release(Slot& slot) {
+  uv_timer_stop(slot.idle_timer);
   if (slot.client != nullptr) {
     slot.client->upstream_slot_ = nullptr;
     slot.client = nullptr;
@@ -287,7 +337,11 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   count_transfer(slot, result);
   bool aborted_here = code == CURLE_WRITE_ERROR || code == CURLE_ABORTED_BY_CALLBACK ||
                       code == CURLE_READ_ERROR;
-  if (health_observer_ && !aborted_here) {
+  // A request curl could not even start says nothing of the server's health.
+  bool local_error = code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL ||
+                     code == CURLE_BAD_FUNCTION_ARGUMENT || code == CURLE_OUT_OF_MEMORY ||
+                     code == CURLE_FAILED_INIT;
+  if (health_observer_ && !aborted_here && !local_error) {
     bool failed = (code != CURLE_OK && !slot.response_started) || slot.status == 502 ||
                   slot.status == 503 || slot.status == 504;
     health_observer_(!failed);
@@ -378,6 +432,7 @@ size_t UpstreamPool::on_header(char* data, size_t size, size_t n, void* slot_ptr
   size_t len = size * n;
   std::string_view line(data, len);
   if (slot.client == nullptr) return 0;
+  slot.last_progress_ms = uv_now(slot.pool->loop_);
   if (line.substr(0, 5) == "HTTP/") {
     // A new status line: an interim 1xx answer resets what came before.
     slot.response_headers.clear();
@@ -412,6 +467,7 @@ size_t UpstreamPool::on_header(char* data, size_t size, size_t n, void* slot_ptr
 size_t UpstreamPool::on_write(char* data, size_t size, size_t n, void* slot_ptr) noexcept {
   auto& slot = *static_cast<Slot*>(slot_ptr);
   if (slot.client == nullptr) return 0;
+  slot.last_progress_ms = uv_now(slot.pool->loop_);
   if (slot.status >= 400 && slot.error_head.size() < kErrorHeadBytes)
     slot.error_head.append(data, std::min(size * n, kErrorHeadBytes - slot.error_head.size()));
   size_t taken = slot.client->upstream_response_data(data, size * n);
@@ -424,6 +480,7 @@ size_t UpstreamPool::on_read(char* buf, size_t size, size_t n, void* slot_ptr) n
   if (slot.client == nullptr) return CURL_READFUNC_ABORT;
   size_t got = slot.client->upstream_read_body(buf, size * n);
   if (got == kUpstreamPause) slot.send_paused = true;
+  else slot.last_progress_ms = uv_now(slot.pool->loop_);
   return got;
 }
 

@@ -39,7 +39,7 @@ struct ProxyMetrics;
 
 struct UpstreamRequest {
   std::string method;
-  std::string target;           // path and query string, appended to the base URL
+  std::string target;           // the request target, sent byte for byte (see request_target)
   std::vector<Header> headers;  // end-to-end headers to send (already filtered)
   bool has_body = false;
   int64_t body_length = -1;     // -1: unknown, sent chunked
@@ -151,6 +151,7 @@ class UpstreamPool {
   static int on_socket(CURL* easy, curl_socket_t fd, int action, void* pool, void* socket_ctx) noexcept;
   static int on_timer_request(CURLM* multi, long timeout_ms, void* pool) noexcept;
   static void on_timer(uv_timer_t* timer) noexcept;
+  static void on_idle_timer(uv_timer_t* timer) noexcept;
   static void on_poll(uv_poll_t* poll, int status, int events) noexcept;
   static size_t on_header(char* data, size_t size, size_t n, void* slot) noexcept;
   static size_t on_write(char* data, size_t size, size_t n, void* slot) noexcept;
@@ -160,6 +161,8 @@ class UpstreamPool {
   uv_loop_t* loop_;
   const Config& config_;
   std::string base_url_;
+  std::string origin_url_;   // scheme://authority/ of base_url_: where curl connects
+  std::string path_prefix_;  // base_url_'s path, put before origin-form targets
   std::string display_name_;
   CURLM* multi_ = nullptr;
   uv_timer_t* timer_ = nullptr;

@@ -350,3 +350,32 @@ def test_errors_in_a_stateful_session_same_as_direct(clickhouse, sidecar):
     assert [w[0] for w in want] == [st for _, st in steps], want
     assert want[3][1] == b"1\n"
     assert got == want
+
+
+@pytest.mark.parametrize("lock_wait,want", [("60s", (200, b"1\n")), ("300ms", (500, b"373"))])
+def test_query_left_running_by_an_upstream_timeout_holds_the_session(
+        clickhouse, start_sidecar, lock_wait, want):
+    """The sidecar answers 504 when ClickHouse sends nothing for
+    --upstream-timeout, but the server runs the query on and keeps the
+    session locked. The session's next request waits for it (retrying the
+    373) up to --session-lock-wait; beyond that ClickHouse's 373 is passed on."""
+    sc = start_sidecar(clickhouse.http_url, "--upstream-timeout", "1s",
+                       "--session-lock-wait", lock_wait)
+    p = {"session_id": new_session()}
+
+    async def run():
+        async with client_session() as s:
+            assert (await _post(s, sc.url, "SET max_threads = 1", p))[0] == 200
+            slow = await _post(s, sc.url, "SELECT sleep(3) FROM numbers(2) "
+                                          "SETTINGS max_block_size = 1", p)
+            t0 = time.monotonic()
+            after = await _post(s, sc.url, "SELECT 1", p)
+            return slow, after, time.monotonic() - t0
+
+    slow, after, took = asyncio.run(run())
+    assert slow[0] == 504 and slow[2].get("X-ClickHouse-Exception-Code") == "159", slow[:2]
+    if want[0] == 200:
+        assert after[:2] == want and took > 1.0, (after[:2], took)  # waited for the query's end
+    else:
+        assert after[0] == 500 and after[1].startswith(b"Code: 373,"), after[:2]  # as 18.16 sends it
+        assert took < 2.0, took

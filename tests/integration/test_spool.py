@@ -134,6 +134,35 @@ def test_pipelined_spooled_and_committed_inserts_answered_in_order(clickhouse, s
     assert clickhouse.query(f"SELECT id FROM {table} ORDER BY id FORMAT TSV") == b"1\n2\n4\n5\n"
 
 
+# -- an early answer asked for, on an INSERT that is not batched ----------------------
+
+def test_unbatched_early_ack_insert_is_committed_not_refused(clickhouse, start_sidecar,
+                                                              tmp_path):
+    """An INSERT asking for an early answer that the sidecar sends on as it
+    is (here: as many rows as --passthrough-rows, a batch already) goes to
+    a server without async inserts without those settings, which it would
+    refuse (code 115): it is answered once committed, whatever its size,
+    also when the connection's previous INSERT was batched."""
+    sc = start_sidecar(clickhouse.http_url, "--passthrough-rows", "10",
+                       "--spool-dir", str(tmp_path / "spool"))
+    table = make_table(clickhouse, uniq("unbatched"))
+    rows = lambda first, n: b"".join(b'{"id":%d,"r":1}\n' % i for i in range(first, first + n))
+    early = [SPOOLED, {"async_insert": "1", "wait_for_async_insert": "0",
+                       "async_insert_busy_timeout_ms": "100"}]
+    for i, params in enumerate(early):
+        status, _, body = post(sc.url, table, rows(100 * i, 20), params)
+        assert (status, body) == (200, b""), body[:300]
+        assert count(clickhouse, table) == 20 * (i + 1)  # committed before the answer
+    # One connection: a batched INSERT, then the same URL with a batch's worth
+    # of rows (the connection's remembered plan passes it on).
+    qs = urllib.parse.urlencode({"query": f"INSERT INTO {table} FORMAT JSONEachRow", **SPOOLED})
+    with RawConn(sc.url, timeout=30) as c:
+        for body in (rows(1000, 1), rows(2000, 20)):
+            r = c.request(rawhttp.post("/?" + qs, body), "POST")
+            assert (r.status, r.body) == (200, b""), r.body[:300]
+    assert wait_for(lambda: count(clickhouse, table) == 61, 10)
+
+
 # -- kill -9 in the middle of a spooled load ----------------------------------------
 
 def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):

@@ -160,7 +160,16 @@ def test_query_string_byte_for_byte(clickhouse, sidecar, target):
     (b"GET /any/path?query=SELECT%201 HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),
     (b"GET /?query=SELECT%201 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET"),
     (b"PUT /?query=SELECT%203 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "PUT"),
-], ids=["head", "options", "other_path", "http10_keepalive", "put"])
+    (b"GET /ping?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),  # a query, not the ping
+    # Targets other than origin-form (RFC 9112 3.2): the server answers them
+    (b"GET http://x/?query=SELECT%204 HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),
+    (b"POST HTTP://x:99?query=SELECT%205 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "POST"),
+    (b"GET http://x HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),
+    (b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", "GET"),
+    (b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "OPTIONS"),
+], ids=["head", "options", "other_path", "http10_keepalive", "put", "ping_with_query",
+        "absolute_form", "absolute_form_post", "absolute_form_no_query", "asterisk_get",
+        "asterisk_options"])
 def test_methods_and_paths_same_answer(clickhouse, sidecar, raw, method):
     answers = []
     for url in (clickhouse.http_url, sidecar.url):
@@ -169,6 +178,48 @@ def test_methods_and_paths_same_answer(clickhouse, sidecar, raw, method):
             r = c.read_response(method)
             answers.append((r.status, answer_headers(r.headers), r.body))
     assert answers[1] == answers[0]
+
+
+def test_odd_request_targets_leave_the_upstream_healthy(start_sidecar, clickhouse):
+    """Targets curl cannot parse as a URL once made the upstream look down
+    (three in a row ejected it); they are the client's, not the server's."""
+    sc = start_sidecar(clickhouse.http_url, "--eject-after", "2", "--health-interval", "60s")
+    for _ in range(3):
+        for raw in (b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET http://x/?query=SELECT%201 HTTP/1.1\r\nHost: x\r\n\r\n"):
+            with RawConn(sc.url, timeout=5) as c:
+                c.send(raw)
+                assert c.read_response("GET").status in (200, 404)
+    status = httpx.get(sc.admin_url + "/status").json()
+    assert [u["healthy"] for u in status["upstreams"]] == [True]
+
+
+def test_connect_refused_with_501_like_clickhouse(clickhouse, sidecar):
+    raw = b"CONNECT x:80 HTTP/1.1\r\nHost: x:80\r\n\r\n"
+    statuses = []
+    for url in (clickhouse.http_url, sidecar.url):
+        with RawConn(url, timeout=5) as c:
+            c.send(raw)
+            r = c.read_response("GET")
+            statuses.append(r.status)
+    assert statuses == [501, 501]
+    rawhttp.assert_sidecar_error(r.status, r.headers, r.body, 501)
+
+
+def test_upstream_url_path_goes_before_every_target(start_sidecar, clickhouse):
+    """--upstream http://host:port/pfx (a server behind a path-routing proxy):
+    the path is put before each target, absolute-form ones included. The
+    server names a target it has no handler for, which shows what it got."""
+    sc = start_sidecar(clickhouse.http_url + "/pfx")
+    cases = [(b"GET / HTTP/1.1", 404, b"There is no handle /pfx/\n"),
+             (b"GET /a/b HTTP/1.1", 404, b"There is no handle /pfx/a/b\n"),
+             (b"GET http://x/c HTTP/1.1", 404, b"There is no handle /pfx/c\n"),
+             (b"GET /?query=SELECT%201 HTTP/1.1", 200, b"1\n"),
+             (b"GET http://x?query=SELECT%203 HTTP/1.1", 200, b"3\n")]
+    for line, status, first_line in cases:
+        with RawConn(sc.url, timeout=5) as c:
+            r = c.request(line + b"\r\nHost: x\r\n\r\n")
+            assert (r.status, r.body.split(b"\n")[0] + b"\n") == (status, first_line), line
 
 
 # -- errors -----------------------------------------------------------------------
