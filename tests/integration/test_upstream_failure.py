@@ -103,9 +103,18 @@ def test_upstream_url_credentials_not_leaked(start_sidecar, client):
     assert "secret" not in sc.stderr_text()
 
 
-def test_upstream_timeout_504(clickhouse, start_sidecar, client):
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_upstream_timeout_504(clickhouse, start_sidecar, client, method):
+    """A POST's body bytes once counted as upstream activity: 504 came
+    seconds late."""
     sc = start_sidecar(clickhouse.http_url, "--upstream-timeout", "1s")
-    r, took = get(client, sc.url, "SELECT sleep(3)")
+    if method == "GET":
+        r, took = get(client, sc.url, "SELECT sleep(3)")
+    else:
+        t0 = time.monotonic()
+        r = client.post(sc.url + "/", content=b"SELECT sleep(3) FROM numbers(2) "
+                                              b"SETTINGS max_block_size = 1")
+        took = time.monotonic() - t0
     assert_sidecar_error(r.status_code, r.headers, r.content, 504)
     assert 0.9 <= took < 2.5, f"504 after {took:.2f} s with --upstream-timeout 1s"
     assert f"127.0.0.1:{clickhouse.http_port}".encode() in r.content
