@@ -14,8 +14,8 @@ namespace chsidecar {
 
 enum class ErrorClass {
   kTransient,  // the same bytes may succeed later: retry with backoff
-  kData,       // the rows are wrong: isolate them (bisection)
-  kPermanent,  // the request is wrong (table, auth, syntax): fail it as it is
+  kData,       // maybe one request's rows: isolate them (bisection)
+  kPermanent,  // the request is wrong as a whole (table, auth): fail it as it is
 };
 
 // The exception code of an error answer; 0 when none is found.

@@ -360,6 +360,32 @@ def test_poison_request_isolated(clickhouse, start_sidecar, capsys):
     report(capsys, f"poison: 1001 requests, {len(fl)} upstream INSERTs, {bisects} bisections")
 
 
+@pytest.mark.parametrize("fmt,good,bad", [
+    ("JSONEachRow", '{{"id":{i},"e":"a"}}', '{"id":5000,"e":"zzz"}'),  # unknown Enum element
+    ("Values", "({i},'b')", "(5000,no_such_identifier)"),
+    ("Values", "({i},'a')", "(5000,no_such_function(1))"),
+], ids=["json_enum", "values_identifier", "values_function"])
+def test_row_errors_with_other_codes_isolated(clickhouse, start_sidecar, fmt, good, bad):
+    """ClickHouse reports some bad rows with codes that are not parse
+    errors (an unknown Enum element, an identifier or a function in a Values
+    row): the batch is split all the same, and only the bad request fails,
+    with ClickHouse's own answer."""
+    sc = start(start_sidecar, clickhouse)
+    cols = "id UInt32, e Enum8('a' = 1, 'b' = 2)"
+    t = make_table(clickhouse, uniq("bt_rowcode"), cols)
+    reqs = [req(insert_q(t, fmt), good.format(i=i).encode()) for i in range(60)]
+    reqs.insert(30, req(insert_q(t, fmt), bad.encode()))
+    results = send_all(sc.url, reqs, concurrency=61)
+    assert_all_ok(results[:30] + results[31:], "good neighbours of the bad request")
+    twin = make_table(clickhouse, uniq("bt_rowcode_twin"), cols)
+    dst, dbody = send_direct(clickhouse, req(insert_q(twin, fmt), bad.encode()))
+    assert dst != 200 and not dbody.startswith((b"Code: 27", b"Code: 26")), (dst, dbody[:200])
+    assert results[30][0] == dst and results[30][2] == dbody
+    assert count(clickhouse, t) == 60
+    assert any(m.group(1) == t for m in BISECT_RE.finditer(sc.stderr_text())), \
+        "the bad request was not in a batch with others"
+
+
 def test_unknown_table_every_request_gets_clickhouse_error(clickhouse, start_sidecar):
     sc = start(start_sidecar, clickhouse)
     t = uniq("bt_missing")
