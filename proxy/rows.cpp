@@ -49,8 +49,14 @@ struct JsonValidator {
   }
 };
 
+// ClickHouse skips a UTF-8 byte order mark at the start of JSONEachRow and
+// CSV data (not TSV); inside a batch it would land in the first value.
+std::string_view skip_byte_order_mark(std::string_view data) {
+  return data.substr(0, 3) == "\xEF\xBB\xBF" ? data.substr(3) : data;
+}
+
 bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
-  if (data.substr(0, 3) == "\xEF\xBB\xBF") data.remove_prefix(3);  // byte order mark
+  data = skip_byte_order_mark(data);
   size_t pos = 0;
   while (pos < data.size() && is_blank(data[pos])) ++pos;
   chunk.rows = data.substr(pos);
@@ -229,9 +235,11 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
   char d = options.csv_delimiter;
   switch (format) {
     case RowFormat::kJSONEachRow: return split_json(data, chunk, error);
-    case RowFormat::kCSV: return split_lines(data, 0, true, chunk, error, d);
-    case RowFormat::kCSVWithNames: return split_lines(data, 1, true, chunk, error, d);
-    case RowFormat::kCSVWithNamesAndTypes: return split_lines(data, 2, true, chunk, error, d);
+    case RowFormat::kCSV: return split_lines(skip_byte_order_mark(data), 0, true, chunk, error, d);
+    case RowFormat::kCSVWithNames:
+      return split_lines(skip_byte_order_mark(data), 1, true, chunk, error, d);
+    case RowFormat::kCSVWithNamesAndTypes:
+      return split_lines(skip_byte_order_mark(data), 2, true, chunk, error, d);
     case RowFormat::kTSV: return split_lines(data, 0, false, chunk, error);
     case RowFormat::kTSVWithNames: return split_lines(data, 1, false, chunk, error);
     case RowFormat::kTSVWithNamesAndTypes: return split_lines(data, 2, false, chunk, error);

@@ -12,6 +12,10 @@ namespace {
 std::string next_word(std::string_view sql, size_t& pos, bool& truncated) {
   for (;;) {
     while (pos < sql.size() && std::isspace(static_cast<unsigned char>(sql[pos]))) ++pos;
+    if (pos + 1 == sql.size() && (sql[pos] == '-' || sql[pos] == '/')) {
+      truncated = true;  // maybe the start of a comment
+      return {};
+    }
     if (sql.substr(pos, 2) == "--" || (pos < sql.size() && sql[pos] == '#')) {
       size_t nl = sql.find('\n', pos);
       if (nl == std::string_view::npos) {

@@ -95,6 +95,17 @@ TEST_CASE("JSONEachRow accepts a UTF-8 byte order mark") {
   CHECK(count(kJSON, "\xEF\xBB{\"a\":1}") == -1);
 }
 
+TEST_CASE("CSV drops a UTF-8 byte order mark, TSV keeps it, as ClickHouse does") {
+  for (RowFormat f : {RowFormat::kCSV, RowFormat::kCSVWithNames}) {
+    Split s = split(f, "\xEF\xBB\xBFx,y\n1,2\n");
+    REQUIRE(s.ok);
+    CHECK(s.chunk.rows.substr(0, 1) == (f == RowFormat::kCSV ? "x" : "1"));
+  }
+  Split s = split(RowFormat::kTSV, "\xEF\xBB\xBFx\ty\n");
+  REQUIRE(s.ok);
+  CHECK(s.chunk.rows.substr(0, 3) == "\xEF\xBB\xBF");
+}
+
 TEST_CASE("JSONEachRow keeps nested objects, arrays and tricky strings") {
   CHECK(count(kJSON, R"({"a":{"b":[1,{"c":[[2],{}]}]},"d":[]})") == 1);
   CHECK(count(kJSON, R"({"a":{"b":{"c":{}}}}{"x":[{"y":1}]})") == 2);

@@ -138,6 +138,11 @@ TEST_CASE("truncated text is kUnknown unless it is the whole text") {
   CHECK(head("# comment") == kUnknown);
   CHECK(head("/* comment") == kUnknown);
   CHECK(head("/* comment *") == kUnknown);
+  // Cut right after the first character of a comment's opener (found by fuzzing:
+  // "-" was taken for a statement of its own, "--\nSET" for the whole text).
+  CHECK(head("-") == kUnknown);
+  CHECK(head("  /") == kUnknown);
+  CHECK(head("CREATE -") == kUnknown);
   // The second keyword of CREATE/DROP is missing or cut.
   CHECK(head("CREATE") == kUnknown);
   CHECK(head("CREATE ") == kUnknown);
