@@ -284,7 +284,9 @@ void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result
     if (part.spool_id != 0) {
       if (!committed && metrics_ != nullptr)
         metrics_->rows_dead_lettered.at({table.target.table}).inc(double(part.rows));
-      if (!committed && spool_ != nullptr) {
+      if (committed) {
+        done_ids.push_back(part.spool_id);
+      } else if (spool_ != nullptr) {  // committed in the spool once the line is on disk
         SpoolData data;
         data.id = part.spool_id;
         data.target = table.target;
@@ -292,7 +294,6 @@ void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result
         data.row_count = part.rows;
         spool_->dead_letter(data, result.body);
       }
-      done_ids.push_back(part.spool_id);
     }
     if (part.ticket != nullptr && part.ticket->waiter != nullptr) {
       BatchWaiter* waiter = part.ticket->waiter;

@@ -13,6 +13,7 @@
 
 #include "json_text.h"
 #include "log.h"
+#include "uv_handle.h"
 
 namespace chsidecar {
 
@@ -47,6 +48,21 @@ bool read_file(const std::string& path, std::string& out) {
   ::close(fd);
   return true;
 }
+
+// pwrite of all of `data` at `offset`; 0 or errno.
+int write_fully(int fd, std::string_view data, off_t offset) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += n;
+  }
+  return 0;
+}
+
+// A dead letter that could not be written is tried again after this.
+constexpr uint64_t kDeadLetterRetryMs = 5'000;
 
 // A fire-and-forget uv_fs request that owns its buffer.
 struct OwnedFsRequest {
@@ -128,6 +144,7 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
       log_event(LogLevel::kWarn, "spool_tail_truncated",
                 {{"segment", path},
                  {"valid_bytes", std::to_string(scan.valid_bytes)},
+                 {"skipped_bytes", std::to_string(scan.skipped_bytes)},
                  {"dropped_bytes", std::to_string(contents.size() - scan.valid_bytes)}});
       if (::truncate(path.c_str(), static_cast<off_t>(scan.valid_bytes)) != 0) {
         error = "cannot truncate damaged spool segment " + path + ": " + errno_text(errno);
@@ -135,6 +152,9 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
       }
     }
     committed.insert(scan.committed.begin(), scan.committed.end());
+    // New ids must never be taken for committed ones, even if every data
+    // record of an id were gone.
+    for (uint64_t id : scan.committed) next_id_ = std::max(next_id_, id + 1);
     scans.emplace_back(seq, std::move(scan));
   }
   uint64_t last_seq = 0;
@@ -242,31 +262,86 @@ void Spool::on_spare_renamed(uv_fs_t* req) noexcept {
 
 void Spool::dead_letter(const SpoolData& data, std::string_view error) {
   dead_lettered_rows_ += data.row_count;
-  auto* req = new OwnedFsRequest{};
-  std::string& line = req->data;
-  line = "{\"spool_id\":" + std::to_string(data.id) + ",\"table\":";
+  std::string& line = dead_pending_;
+  line += "{\"spool_id\":" + std::to_string(data.id) + ",\"table\":";
   append_json_string(line, data.target.table);
   line += ",\"rows\":" + std::to_string(data.row_count) + ",\"error\":";
   append_json_string(line, error);
   line += ",\"data\":";
   append_json_string(line, data.rows);
   line += "}\n";
+  dead_pending_ids_.push_back(data.id);
   log_event(LogLevel::kWarn, "rows_dead_lettered",
             {{"table", data.target.table}, {"rows", std::to_string(data.row_count)}});
-  std::string path = config_.spool_dir + "/dead-letter.jsonl";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    log_event(LogLevel::kError, "dead_letter_write_failed", {{"error", errno_text(errno)}});
-    delete req;
+  write_dead_letters();
+}
+
+// The lines go to the file on the thread pool, one write at a time; their
+// records count as committed only once the file is synced, so a line that
+// could not be written (a full disk) leaves its rows in the spool, and the
+// write is tried again later (or the rows replayed after a restart).
+void Spool::write_dead_letters() {
+  bool waiting_to_retry = dead_retry_timer_ != nullptr &&
+                          uv_is_active(reinterpret_cast<uv_handle_t*>(dead_retry_timer_));
+  if (dead_busy_ || dead_pending_.empty() || closed_ || waiting_to_retry) return;
+  dead_busy_ = true;
+  dead_writing_.swap(dead_pending_);
+  dead_writing_ids_.swap(dead_pending_ids_);
+  dead_error_ = 0;
+  dead_work_.data = this;
+  uv_queue_work(loop_, &dead_work_, &Spool::append_dead_letters, &Spool::on_dead_letters_written);
+}
+
+void Spool::append_dead_letters(uv_work_t* work) noexcept {
+  auto* self = static_cast<Spool*>(work->data);
+  std::string path = self->config_.spool_dir + "/dead-letter.jsonl";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    self->dead_error_ = errno;
+    if (fd >= 0) ::close(fd);
     return;
   }
-  uv_buf_t buf = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
-  // The write is queued on the thread pool; the fd closes once it is done.
-  req->req.data = reinterpret_cast<void*>(static_cast<intptr_t>(fd));
-  uv_fs_write(loop_, &req->req, fd, &buf, 1, -1, [](uv_fs_t* r) noexcept {
-    ::close(static_cast<int>(reinterpret_cast<intptr_t>(r->data)));
-    on_owned_done(r);
-  });
+  int err = write_fully(fd, self->dead_writing_, st.st_size);
+  if (err == 0 && ::fdatasync(fd) != 0) err = errno;
+  if (err == 0 && st.st_size == 0) err = sync_directory(self->config_.spool_dir);  // a new file
+  if (err != 0 && ::ftruncate(fd, st.st_size) == 0) ::fdatasync(fd);  // no torn line stays
+  ::close(fd);
+  self->dead_error_ = err;
+}
+
+void Spool::on_dead_letters_written(uv_work_t* work, int status) noexcept {
+  auto* self = static_cast<Spool*>(work->data);
+  self->dead_busy_ = false;
+  int error = status != 0 ? -status : self->dead_error_;
+  if (error == 0) {
+    std::vector<uint64_t> ids = std::move(self->dead_writing_ids_);
+    self->dead_writing_ids_.clear();
+    self->dead_writing_.clear();
+    self->committed(ids);
+  } else {
+    log_event(LogLevel::kError, "dead_letter_write_failed",
+              {{"error", errno_text(error)},
+               {"rows_kept_in_spool", std::to_string(self->dead_writing_ids_.size())},
+               {"retry_in_ms", std::to_string(kDeadLetterRetryMs)}});
+    self->dead_pending_.insert(0, self->dead_writing_);
+    self->dead_pending_ids_.insert(self->dead_pending_ids_.begin(), self->dead_writing_ids_.begin(),
+                                   self->dead_writing_ids_.end());
+    self->dead_writing_.clear();
+    self->dead_writing_ids_.clear();
+    if (!self->closed_) {
+      if (self->dead_retry_timer_ == nullptr) {
+        self->dead_retry_timer_ = make_handle<uv_timer_t>();
+        uv_timer_init(self->loop_, self->dead_retry_timer_);
+        self->dead_retry_timer_->data = self;
+      }
+      uv_timer_start(self->dead_retry_timer_, [](uv_timer_t* t) noexcept {
+        if (auto* spool = static_cast<Spool*>(t->data)) spool->write_dead_letters();
+      }, kDeadLetterRetryMs, 0);
+    }
+  }
+  if (self->idle() && self->on_idle_) self->on_idle_();
+  if (!self->closed_) self->write_dead_letters();
 }
 
 void Spool::kick() {
@@ -293,20 +368,7 @@ void Spool::write_group() {
 
 void Spool::write_and_sync(uv_work_t* work) noexcept {
   auto* self = static_cast<Spool*>(work->data);
-  const char* data = self->group_.data();
-  size_t left = self->group_.size();
-  off_t offset = static_cast<off_t>(self->group_offset_);
-  while (left > 0) {
-    ssize_t n = ::pwrite(self->fd_, data, left, offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      self->group_error_ = n < 0 ? errno : EIO;
-      break;
-    }
-    data += n;
-    left -= static_cast<size_t>(n);
-    offset += n;
-  }
+  self->group_error_ = write_fully(self->fd_, self->group_, static_cast<off_t>(self->group_offset_));
   if (self->group_error_ == 0 && ::fdatasync(self->fd_) != 0) self->group_error_ = errno;
   if (self->group_error_ != 0) {
     // Its requests are refused: whole records of the group that did reach
@@ -454,6 +516,8 @@ void Spool::on_opened(uv_work_t* work, int status) noexcept {
 void Spool::close() {
   if (closed_) return;
   closed_ = true;
+  close_handle(dead_retry_timer_);
+  dead_retry_timer_ = nullptr;
   if (next_ == Next::kReady) {
     ::close(opening_.fd);
     opening_.fd = -1;

@@ -33,9 +33,12 @@
 // as records; each write ends with zeros that mark the end. Other done
 // segments are deleted.
 //
-// Start-up reads every segment, truncates a torn or corrupt tail at the
-// last valid record (counted and logged) and hands back the records not
-// known committed, for replay. Note: records carry the request's
+// Start-up reads every segment, skips damaged records (reading on from the
+// next valid one), truncates a torn or corrupt tail at the last valid record
+// (counted and logged) and hands back the records not known committed, for
+// replay. Rows ClickHouse refuses after their early answer go to
+// dead-letter.jsonl (appended and synced on the thread pool); their records
+// count as committed only once that write succeeded. Note: records carry the request's
 // credential headers (needed to replay them); the directory is 0700 and
 // the files 0600.
 //
@@ -88,11 +91,14 @@ class Spool {
   void committed(const std::vector<uint64_t>& ids);
 
   // Writes rows that ClickHouse refused on their own, with the error, to
-  // dead-letter.jsonl in the spool directory (without credentials).
+  // dead-letter.jsonl in the spool directory (without credentials), and
+  // then marks the record committed: only once the line is synced.
   void dead_letter(const SpoolData& data, std::string_view error);
 
-  // True while nothing is waiting to be written or synced.
-  bool idle() const { return state_ == State::kIdle && pending_.empty(); }
+  // True while nothing is waiting to be written or synced (dead letters
+  // waiting to be tried again after a failed write do not count: their
+  // records stay in the spool).
+  bool idle() const { return state_ == State::kIdle && pending_.empty() && !dead_busy_; }
   uint64_t bytes() const { return disk_bytes_ + pending_.size(); }
   uint64_t fsyncs() const { return fsyncs_; }
   // Segments started since start-up: as new files, and by reusing a done one.
@@ -147,6 +153,9 @@ class Spool {
   static void on_written(uv_work_t* work, int status) noexcept;
   std::string spare_path() const;
   static void on_spare_renamed(uv_fs_t* req) noexcept;
+  void write_dead_letters();
+  static void append_dead_letters(uv_work_t* work) noexcept;  // on a pool thread
+  static void on_dead_letters_written(uv_work_t* work, int status) noexcept;
   static void open_segment(uv_work_t* work) noexcept;  // on a pool thread
   static void on_opened(uv_work_t* work, int status) noexcept;
 
@@ -176,6 +185,15 @@ class Spool {
   uint64_t segments_created_ = 0;
   uint64_t segments_reused_ = 0;
   uint64_t dead_lettered_rows_ = 0;
+  // Dead-letter lines waiting, and the ones being written (one write at a time).
+  std::string dead_pending_;
+  std::vector<uint64_t> dead_pending_ids_;
+  std::string dead_writing_;
+  std::vector<uint64_t> dead_writing_ids_;
+  bool dead_busy_ = false;
+  int dead_error_ = 0;  // errno from the pool thread
+  uv_work_t dead_work_{};
+  uv_timer_t* dead_retry_timer_ = nullptr;
   bool closed_ = false;
   std::function<void()> on_idle_;
   std::function<void(double)> on_fsync_;

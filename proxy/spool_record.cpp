@@ -144,44 +144,69 @@ void seal_records(std::string& records, size_t from, uint64_t segment) {
   }
 }
 
+namespace {
+
+// Reads the record framed at `at` into `scan`; returns its length with the
+// frame, or 0 if there is no valid record there.
+size_t read_record(std::string_view contents, size_t at, uint32_t seed, SpoolScan& scan) {
+  std::string_view rest = contents.substr(at);
+  if (rest.size() < kSpoolFrameBytes || std::memcmp(rest.data(), kMagic, 4) != 0) return 0;
+  Reader header(rest.substr(4, 8));
+  uint32_t length, crc;
+  header.u32(length);
+  header.u32(crc);
+  if (length == 0 || length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) return 0;
+  std::string_view payload = rest.substr(kSpoolFrameBytes, length);
+  if (crc32c(payload, seed) != crc) return 0;
+  Reader r(payload);
+  uint8_t type;
+  r.u8(type);
+  if (type == kTypeData) {
+    SpoolData d;
+    if (!decode_data(r, d)) return 0;
+    scan.data.push_back(std::move(d));
+  } else if (type == kTypeCommit) {
+    uint32_t n;
+    if (!r.u32(n) || n > (payload.size() - 5) / 8) return 0;  // the ids must fit the payload
+    std::vector<uint64_t> ids(n);
+    bool ok = true;
+    for (uint32_t i = 0; i < n && ok; ++i) ok = r.u64(ids[i]);
+    if (!ok || !r.done()) return 0;
+    scan.committed.insert(scan.committed.end(), ids.begin(), ids.end());
+  } else {
+    return 0;
+  }
+  return kSpoolFrameBytes + length;
+}
+
+}  // namespace
+
 SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
   SpoolScan scan;
   uint32_t seed = segment_seed(segment);
   size_t pos = 0;
   while (pos < contents.size()) {
-    std::string_view rest = contents.substr(pos);
-    if (rest.size() < kSpoolFrameBytes || std::memcmp(rest.data(), kMagic, 4) != 0) break;
-    Reader header(rest.substr(4, 8));
-    uint32_t length, crc;
-    header.u32(length);
-    header.u32(crc);
-    if (length == 0 || length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) break;
-    std::string_view payload = rest.substr(kSpoolFrameBytes, length);
-    if (crc32c(payload, seed) != crc) break;
-    Reader r(payload);
-    uint8_t type;
-    r.u8(type);
-    if (type == kTypeData) {
-      SpoolData d;
-      if (!decode_data(r, d)) break;
-      scan.data.push_back(std::move(d));
-    } else if (type == kTypeCommit) {
-      uint32_t n;
-      if (!r.u32(n) || n > (payload.size() - 5) / 8) break;  // the ids must fit the payload
-      std::vector<uint64_t> ids(n);
-      bool ok = true;
-      for (uint32_t i = 0; i < n && ok; ++i) ok = r.u64(ids[i]);
-      if (!ok || !r.done()) break;
-      scan.committed.insert(scan.committed.end(), ids.begin(), ids.end());
-    } else {
-      break;
+    if (size_t n = read_record(contents, pos, seed, scan)) {
+      pos += n;
+      scan.valid_bytes = pos;
+      continue;
     }
-    pos += kSpoolFrameBytes + length;
+    // Every write ends with a frame's worth of zeros: finding them is a clean end.
+    if (contents.substr(pos, kSpoolFrameBytes).find_first_not_of('\0') == std::string_view::npos)
+      break;
+    // Damage: a torn last write, or bytes changed in place. Whole records
+    // may follow (found by their checksum, which no record of another
+    // segment or of the file's earlier use passes), so read on from the next.
+    scan.damaged = true;
+    size_t next = pos;
+    size_t found = 0;
+    while ((next = contents.find(std::string_view(kMagic, 4), next + 1)) != std::string_view::npos)
+      if ((found = read_record(contents, next, seed, scan)) != 0) break;
+    if (found == 0) break;
+    scan.skipped_bytes += next - pos;
+    pos = next + found;
+    scan.valid_bytes = pos;
   }
-  scan.valid_bytes = pos;
-  // Every write ends with a frame's worth of zeros: finding them is a clean end.
-  std::string_view rest = contents.substr(pos, kSpoolFrameBytes);
-  scan.damaged = rest.find_first_not_of('\0') != std::string_view::npos;
   return scan;
 }
 

@@ -59,11 +59,15 @@ void seal_records(std::string& records, size_t from, uint64_t segment);
 struct SpoolScan {
   std::vector<SpoolData> data;       // in file order
   std::vector<uint64_t> committed;   // ids named by commit records
-  size_t valid_bytes = 0;            // length of the valid prefix
-  bool damaged = false;              // no zeros (or end of file) at valid_bytes
+  size_t valid_bytes = 0;            // end of the last valid record
+  bool damaged = false;              // bytes that are no record, before valid_bytes or after it
+  size_t skipped_bytes = 0;          // damaged bytes between valid records
 };
 
-// Reads every valid record of segment number `segment`'s contents.
+// Reads every valid record of segment number `segment`'s contents: up to
+// the zeros that end the last write, or the end of the file. Damaged bytes
+// are skipped up to the next valid record; after the last one they are the
+// segment's torn tail.
 SpoolScan scan_segment(std::string_view contents, uint64_t segment);
 
 // Bytes the frame adds to a payload.

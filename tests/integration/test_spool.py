@@ -272,7 +272,7 @@ def _spool_records_offline(start_sidecar, spool_dir, table: str, n: int) -> list
     return ids
 
 
-def test_torn_tail_recovers_valid_prefix(clickhouse, start_sidecar, tmp_path, capsys):
+def test_torn_tail_and_damaged_records(clickhouse, start_sidecar, tmp_path, capsys):
     table = uniq("spool_torn")
     n = 12
     base = tmp_path / "base"
@@ -288,32 +288,33 @@ def test_torn_tail_recovers_valid_prefix(clickhouse, start_sidecar, tmp_path, ca
 
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    cases = []  # (name, new bytes, number of intact leading records, damaged)
+    every = list(range(n))
+    cases = []  # (name, new bytes, the records that must be replayed, damaged)
     for _ in range(3):  # truncate inside a record (header or payload)
         j = rng.randrange(1, n)
         off, ln = recs[j]
         cut = off + rng.randrange(1, ln)
-        cases.append((f"truncate@{cut} (record {j})", data[:cut], j, True))
-    for _ in range(3):  # flip one byte of a record in the tail
-        j = rng.randrange(n // 2, n)
+        cases.append((f"truncate@{cut} (record {j})", data[:cut], every[:j], True))
+    for _ in range(3):  # flip one byte of a record: only that record is lost
+        j = rng.randrange(0, n)
         off, ln = recs[j]
         at = off + rng.randrange(0, ln)
         b = bytearray(data)
         b[at] ^= 1 << rng.randrange(8)
-        cases.append((f"flip@{at} (record {j})", bytes(b), j, True))
+        cases.append((f"flip@{at} (record {j})", bytes(b), every[:j] + every[j + 1:], True))
     j = n - 1  # a huge length field must not make start-up wait or allocate
     b = bytearray(data)
     struct.pack_into("<I", b, recs[j][0] + 4, 0xFFFFFFF0)
-    cases.append((f"length=0xfffffff0 (record {j})", bytes(b), j, True))
+    cases.append((f"length=0xfffffff0 (record {j})", bytes(b), every[:j], True))
     garbage = bytes(rng.randrange(1, 256) for _ in range(777))
-    cases.append(("garbage instead of the end mark", data[:-END_MARK] + garbage, n, True))
-    cases.append(("end mark cut short", data[:-5], n, False))
+    cases.append(("garbage instead of the end mark", data[:-END_MARK] + garbage, every, True))
+    cases.append(("end mark cut short", data[:-5], every, False))
     # what follows the end mark is not read: a reused segment's old bytes
-    cases.append(("old bytes after the end mark", data + garbage, n, False))
-    cases.append(("zeroed tail", data + b"\0" * 4096, n, False))
+    cases.append(("old bytes after the end mark", data + garbage, every, False))
+    cases.append(("zeroed tail", data + b"\0" * 4096, every, False))
 
     results = []
-    for name, content, intact, damaged in cases:
+    for name, content, kept, damaged in cases:
         clickhouse.query(f"DROP TABLE IF EXISTS {table}")
         make_table(clickhouse, table)
         d = tmp_path / f"case{len(results)}"
@@ -323,18 +324,18 @@ def test_torn_tail_recovers_valid_prefix(clickhouse, start_sidecar, tmp_path, ca
         sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(d), ready_timeout=10)
         started = time.monotonic() - t0
         opened = wait_for(lambda: spool_opened(sc.stderr_text()), 5)
-        want = sorted(i for rows in req_ids[:intact] for i in rows)
+        want = sorted(i for j in kept for i in req_ids[j])
         missing, counts = wait_present(clickhouse, table, want, 10)
         time.sleep(0.3)  # anything beyond the valid prefix would land by now
         rc = sc.stop()
         counts = id_counts(clickhouse, table)
         err = sc.stderr_text()
-        results.append((name, intact, opened and opened["replay_records"], started))
+        results.append((name, len(kept), opened and opened["replay_records"], started))
         assert opened is not None, f"{name}: no spool_opened line\n{err[-3000:]}"
-        assert opened["replay_records"] == intact, (name, opened)
+        assert opened["replay_records"] == len(kept), (name, opened)
         assert ("spool_tail_truncated" in err) == damaged, (name, err[-2000:])
         assert not missing, f"{name}: rows of intact records missing: {sorted(missing)}"
-        assert sorted(counts) == want, f"{name}: rows beyond the valid prefix landed"
+        assert sorted(counts) == want, f"{name}: rows of damaged or cut records landed"
         assert duplicates(counts) == 0, name
         assert rc == 0, f"{name}: exit {rc}"
         # Once replayed and committed, the old segment is recycled.
@@ -521,6 +522,31 @@ def test_poisoned_spooled_row_is_dead_lettered(clickhouse, start_sidecar, tmp_pa
     sc2.stop()
     assert opened is not None and opened["replay_records"] == 0, opened
     assert len([l for l in dl.read_text().splitlines() if l.strip()]) == 1
+
+
+def test_dead_letter_not_written_keeps_the_rows(clickhouse, start_sidecar, tmp_path):
+    """A row refused after its early answer whose dead-letter line cannot be
+    written (here the file is /dev/full) stays in the spool: it is written
+    once it can be, after a restart at the latest, and never vanishes."""
+    table = make_table(clickhouse, uniq("spool_dlfull"), "id UInt64, r UInt32")
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir(mode=0o700)
+    dl = spool_dir / "dead-letter.jsonl"
+    dl.symlink_to("/dev/full")
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    assert post(sc.url, table, b'{"id":999,"r":"not a number"}\n', SPOOLED)[0] == 200
+    assert wait_for(lambda: "dead_letter_write_failed" in sc.stderr_text(), 10), sc.stderr_text()
+    sc.stop(signal.SIGKILL)
+    dl.unlink()
+    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
+    assert opened is not None and opened["replay_records"] == 1, opened
+    assert wait_for(lambda: dl.exists() and b"not a number" in dl.read_bytes(), 10)
+    assert sc2.stop() == 0
+    sc3 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    opened = wait_for(lambda: spool_opened(sc3.stderr_text()), 5)
+    assert opened is not None and opened["replay_records"] == 0, opened  # written: committed
+    assert len(dl.read_text().splitlines()) == 1
 
 
 # -- unusable spool directory ----------------------------------------------------------------

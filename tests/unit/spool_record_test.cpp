@@ -256,12 +256,13 @@ TEST_CASE("records sealed for another segment do not read") {
   CHECK(scan.damaged);
 }
 
-TEST_CASE("a flipped bit stops the scan at its record") {
-  std::string first, second, third;
+TEST_CASE("a flipped bit loses its own record only") {
+  std::string first, second, third, fourth;
   add_data(sample(1), first);
   add_data(sample(2), second);
-  add_commit({1, 2}, third);
-  std::string file = first + second + third;
+  add_data(sample(3), third);
+  add_commit({1, 2}, fourth);
+  std::string file = first + second + third + fourth;
   for (size_t at = first.size(); at < first.size() + second.size(); ++at) {
     for (int bit : {0, 7}) {
       CAPTURE(at);
@@ -269,13 +270,29 @@ TEST_CASE("a flipped bit stops the scan at its record") {
       std::string bad = file;
       bad[at] = static_cast<char>(bad[at] ^ (1 << bit));
       SpoolScan scan = read_back(bad);
-      REQUIRE(scan.data.size() == 1);
+      REQUIRE(scan.data.size() == 2);
       CHECK(scan.data[0].id == 1);
-      CHECK(scan.committed.empty());  // the commit record after it is not read
-      CHECK(scan.valid_bytes == first.size());
+      CHECK(scan.data[1].id == 3);  // the records after it are read on
+      CHECK(scan.committed == std::vector<uint64_t>{1, 2});
+      CHECK(scan.valid_bytes == file.size());
+      CHECK(scan.skipped_bytes == second.size());
       CHECK(scan.damaged);
     }
   }
+}
+
+TEST_CASE("damage in the middle and a torn tail: the records between are kept") {
+  std::string first, second, third;
+  add_data(sample(1), first);
+  add_data(sample(2), second);
+  add_data(sample(3), third);
+  std::string file = first + std::string(40, 'x') + second + third.substr(0, third.size() - 5);
+  SpoolScan scan = read_back(file);
+  REQUIRE(scan.data.size() == 2);
+  CHECK(scan.data[1].id == 2);
+  CHECK(scan.skipped_bytes == 40);
+  CHECK(scan.valid_bytes == first.size() + 40 + second.size());
+  CHECK(scan.damaged);
 }
 
 TEST_CASE("commit records whose count exceeds the payload are corrupt") {
