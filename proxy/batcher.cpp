@@ -58,6 +58,12 @@ class Batcher::Flush final : public UpstreamClient {
   Batch& batch() { return batch_; }
   const BatchResult& result() const { return result_; }
   int attempts() const { return attempts_; }
+  // Batches the batcher had committed when this one first failed.
+  uint64_t commits_at_first_failure() const { return commits_at_first_failure_; }
+  void note_failure(uint64_t commits) {
+    if (!failed_) commits_at_first_failure_ = commits;
+    failed_ = true;
+  }
 
   // Prepares the next try: the same bytes, a fresh answer.
   void begin_try() {
@@ -111,6 +117,8 @@ class Batcher::Flush final : public UpstreamClient {
   Batch batch_;
   size_t sent_ = 0;
   int attempts_ = 0;
+  bool failed_ = false;
+  uint64_t commits_at_first_failure_ = 0;
   BatchResult result_;
   uv_timer_t* retry_timer_ = nullptr;
 };
@@ -319,6 +327,21 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
     code = exception_code(result.body, result.headers);
     // An answer without a code (a proxy's 502/503) is not about the data.
     error_class = code != 0 ? classify_error(code) : ErrorClass::kTransient;
+  }
+  if (committed) ++commits_;
+  else done.note_failure(commits_);
+  // A transient code that outlasts --retry-limit tries while other batches
+  // commit is about this batch (a setting, a row too large for memory), not
+  // the server: split it like bad data, so it cannot hold the spool forever.
+  // Too many parts (252) is the table's state, and it passes.
+  bool give_up = error_class == ErrorClass::kTransient && code != 0 && code != 252 &&
+                 static_cast<uint64_t>(done.attempts()) >= config_.retry_limit &&
+                 commits_ > done.commits_at_first_failure();
+  if (give_up) {
+    log_event(LogLevel::kWarn, "batch_retry_limit",
+              {{"table", table.target.table}, {"attempts", std::to_string(done.attempts())},
+               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())}});
+    error_class = ErrorClass::kData;
   }
   if (metrics_ != nullptr) {
     const char* label = committed                                  ? "ok"

@@ -159,6 +159,7 @@ class Batcher {
   std::list<std::unique_ptr<Flush>> flushes_;
   std::vector<std::unique_ptr<Flush>> finished_;  // freed later: may be on the stack
   uint64_t buffered_bytes_ = 0;
+  uint64_t commits_ = 0;  // batches committed so far
   bool flush_now_ = false;
   bool dedup_token_ = false;
   class Spool* spool_ = nullptr;

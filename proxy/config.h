@@ -78,6 +78,7 @@ struct Config {
   uint64_t spool_segment_bytes = 8 * 1024 * 1024;
   uint64_t retry_backoff_min_ms = 100;
   uint64_t retry_backoff_max_ms = 10'000;
+  uint64_t retry_limit = 20;
 
   // Observability.
   HostPort admin_listen{"127.0.0.1", 9124};

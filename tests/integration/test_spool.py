@@ -524,6 +524,40 @@ def test_poisoned_spooled_row_is_dead_lettered(clickhouse, start_sidecar, tmp_pa
     assert len([l for l in dl.read_text().splitlines() if l.strip()]) == 1
 
 
+def test_transient_error_of_one_request_does_not_hold_the_spool(clickhouse, start_sidecar,
+                                                                tmp_path):
+    """A spooled INSERT whose own setting makes ClickHouse answer 241
+    (memory limit) on every try. While nothing else commits it is retried,
+    as in an outage; once other batches commit, it is given up after
+    --retry-limit tries: dead-lettered with the error, so its record stops
+    holding the spool's segments."""
+    stuck = make_table(clickhouse, uniq("spool_stuck"), "id UInt64, r UInt32")
+    healthy = make_table(clickhouse, uniq("spool_healthy"), "id UInt64, r UInt32")
+    spool_dir = tmp_path / "spool"
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir), "--retry-limit", "3",
+                       "--retry-backoff-min", "10ms", "--retry-backoff-max", "50ms")
+    params = {**SPOOLED, "max_memory_usage": "1"}
+    assert post(sc.url, stuck, b'{"id":7,"r":1}\n', params)[0] == 200
+    retries = lambda: sc.stderr_text().count("batch_retry ")
+    assert wait_for(lambda: retries() >= 6, 10), sc.stderr_text()[-2000:]
+    dl = spool_dir / "dead-letter.jsonl"
+    assert not dl.exists(), "given up while nothing else committed"
+    for i in range(20):
+        assert post(sc.url, healthy, b'{"id":%d,"r":1}\n' % i, SPOOLED)[0] == 200
+    assert wait_for(lambda: dl.exists() and b"Code: 241" in dl.read_bytes(), 10), \
+        sc.stderr_text()[-2000:]
+    assert "batch_retry_limit" in sc.stderr_text()
+    line = json.loads(dl.read_text().splitlines()[0])
+    assert line["table"] == stuck and '"id":7' in line["data"], line
+    missing, _ = wait_present(clickhouse, healthy, range(20), 10)
+    assert not missing
+    assert count(clickhouse, stuck) == 0
+    assert sc.stop() == 0
+    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
+    assert opened is not None and opened["replay_records"] == 0, opened
+
+
 def test_dead_letter_not_written_keeps_the_rows(clickhouse, start_sidecar, tmp_path):
     """A row refused after its early answer whose dead-letter line cannot be
     written (here the file is /dev/full) stays in the spool: it is written
