@@ -64,6 +64,10 @@ class Batcher::Flush final : public UpstreamClient {
     if (!failed_) commits_at_first_failure_ = commits;
     failed_ = true;
   }
+  // A try ended without an answer after the whole batch went out: the
+  // server may have inserted it.
+  void note_unknown_outcome() { maybe_inserted_ |= sent_ == batch_.data.size(); }
+  bool maybe_inserted() const { return maybe_inserted_; }
 
   // Prepares the next try: the same bytes, a fresh answer.
   void begin_try() {
@@ -118,6 +122,7 @@ class Batcher::Flush final : public UpstreamClient {
   size_t sent_ = 0;
   int attempts_ = 0;
   bool failed_ = false;
+  bool maybe_inserted_ = false;
   uint64_t commits_at_first_failure_ = 0;
   BatchResult result_;
   uv_timer_t* retry_timer_ = nullptr;
@@ -277,6 +282,13 @@ BatchResult Batcher::not_committed_result(const Table&) {
                            " did not accept them within --upstream-timeout"});
 }
 
+BatchResult Batcher::unknown_outcome_result(const Table&) {
+  return error_result({503, kUnknownStatusOfInsert,
+                       "The rows may or may not have been inserted: upstream " +
+                           replicas_.choose().display_name() +
+                           " took the whole batch but gave no answer within --upstream-timeout"});
+}
+
 void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result) {
   bool committed = result.status == 200;
   if (metrics_ != nullptr && committed) {
@@ -330,6 +342,7 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   }
   if (committed) ++commits_;
   else done.note_failure(commits_);
+  if (!committed && outcome.code != CURLE_OK) done.note_unknown_outcome();
   // A transient code that outlasts --retry-limit tries while other batches
   // commit is about this batch (a setting, a row too large for memory), not
   // the server: split it like bad data, so it cannot hold the spool forever.
@@ -405,7 +418,8 @@ void Batcher::retry(Flush& flush) {
       if (waiting) {
         BatchWaiter* waiter = part.ticket->waiter;
         part.ticket->waiter = nullptr;
-        waiter->batch_done(not_committed_result(table));
+        waiter->batch_done(flush.maybe_inserted() ? unknown_outcome_result(table)
+                                                  : not_committed_result(table));
       }
     }
   }

@@ -147,6 +147,7 @@ class Batcher {
   void retire(Flush& flush);
   void answer(const Table& table, Batch& batch, const BatchResult& result);
   BatchResult not_committed_result(const Table& table);
+  BatchResult unknown_outcome_result(const Table& table);
   static Batch rebuild(const Table& table, const Batch& batch, size_t begin, size_t end,
                        const std::vector<bool>* keep);
   void maybe_idle();

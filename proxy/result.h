@@ -25,6 +25,7 @@ inline constexpr ChCode kTooManySimultaneousQueries{202, "TOO_MANY_SIMULTANEOUS_
 inline constexpr ChCode kNoFreeConnection{203, "NO_FREE_CONNECTION"};
 inline constexpr ChCode kNetworkError{210, "NETWORK_ERROR"};
 inline constexpr ChCode kLimitExceeded{290, "LIMIT_EXCEEDED"};
+inline constexpr ChCode kUnknownStatusOfInsert{319, "UNKNOWN_STATUS_OF_INSERT"};
 inline constexpr ChCode kBadRequestParameter{457, "BAD_REQUEST_PARAMETER"};
 
 struct ChError {

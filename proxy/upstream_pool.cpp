@@ -33,6 +33,7 @@ struct Slot {
   // 1 s limit fired after 6 s).
   uv_timer_t* idle_timer = nullptr;
   uint64_t last_progress_ms = 0;  // uv_now() of the last byte either way
+  curl_off_t sent = 0, received = 0;  // bytes on the wire so far, from curl's progress
 };
 
 namespace {
@@ -239,6 +240,10 @@ void UpstreamPool::configure(Slot& slot) {
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.connect_timeout_ms));
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
   curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 64L * 1024);
+  slot.sent = slot.received = 0;
+  curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &UpstreamPool::on_progress);
+  curl_easy_setopt(e, CURLOPT_XFERINFODATA, &slot);
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &UpstreamPool::on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &slot);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &UpstreamPool::on_write);
@@ -480,8 +485,20 @@ size_t UpstreamPool::on_read(char* buf, size_t size, size_t n, void* slot_ptr) n
   if (slot.client == nullptr) return CURL_READFUNC_ABORT;
   size_t got = slot.client->upstream_read_body(buf, size * n);
   if (got == kUpstreamPause) slot.send_paused = true;
-  else slot.last_progress_ms = uv_now(slot.pool->loop_);
   return got;
+}
+
+// Bytes that left for the upstream or came from it (a body trickling out
+// through a full socket buffer is progress too).
+int UpstreamPool::on_progress(void* slot_ptr, curl_off_t, curl_off_t received, curl_off_t,
+                              curl_off_t sent) noexcept {
+  auto& slot = *static_cast<Slot*>(slot_ptr);
+  if (sent != slot.sent || received != slot.received) {
+    slot.sent = sent;
+    slot.received = received;
+    slot.last_progress_ms = uv_now(slot.pool->loop_);
+  }
+  return 0;
 }
 
 int UpstreamPool::on_seek(void* slot_ptr, curl_off_t offset, int origin) noexcept {
