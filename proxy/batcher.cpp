@@ -67,6 +67,10 @@ class Batcher::Flush final : public UpstreamClient {
   // A try ended without an answer after the whole batch went out: the
   // server may have inserted it.
   void note_unknown_outcome() { maybe_inserted_ |= sent_ == batch_.data.size(); }
+  // Tries the server answered with a transient code that may be this
+  // batch's own (memory, time limits).
+  int own_transient_failures() const { return own_transient_failures_; }
+  void note_own_transient_failure() { ++own_transient_failures_; }
   bool maybe_inserted() const { return maybe_inserted_; }
 
   // Prepares the next try: the same bytes, a fresh answer.
@@ -123,6 +127,7 @@ class Batcher::Flush final : public UpstreamClient {
   int attempts_ = 0;
   bool failed_ = false;
   bool maybe_inserted_ = false;
+  int own_transient_failures_ = 0;
   uint64_t commits_at_first_failure_ = 0;
   BatchResult result_;
   uv_timer_t* retry_timer_ = nullptr;
@@ -342,13 +347,17 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   }
   if (committed) ++commits_;
   else done.note_failure(commits_);
-  if (!committed && outcome.code != CURLE_OK) done.note_unknown_outcome();
-  // A transient code that outlasts --retry-limit tries while other batches
-  // commit is about this batch (a setting, a row too large for memory), not
-  // the server: split it like bad data, so it cannot hold the spool forever.
-  // Too many parts (252) is the table's state, and it passes.
-  bool give_up = error_class == ErrorClass::kTransient && code != 0 && code != 252 &&
-                 static_cast<uint64_t>(done.attempts()) >= config_.retry_limit &&
+  if (!committed && outcome.code != CURLE_OK && !outcome.response_started)
+    done.note_unknown_outcome();
+  // A memory or time limit (241, 159) that outlasts --retry-limit tries
+  // while other batches commit is about this batch (a setting, a row too
+  // large), not the server: split it like bad data, so it cannot hold the
+  // spool forever. Other transient codes are the server's or the table's
+  // state (too many parts, read-only, ZooKeeper, network), and they pass.
+  bool own_limit = error_class == ErrorClass::kTransient && (code == 241 || code == 159);
+  if (own_limit) done.note_own_transient_failure();
+  bool give_up = own_limit &&
+                 static_cast<uint64_t>(done.own_transient_failures()) >= config_.retry_limit &&
                  commits_ > done.commits_at_first_failure();
   if (give_up) {
     log_event(LogLevel::kWarn, "batch_retry_limit",

@@ -270,9 +270,9 @@ const std::vector<Flag>& flags() {
       duration_flag("Acknowledgement", "retry-backoff-max", "longest pause between tries of a batch",
                     &Config::retry_backoff_max_ms, 1),
       count_flag("Acknowledgement", "retry-limit",
-                 "tries of a batch that ClickHouse refuses with a transient code while other "
-                 "batches commit; then it is split and a request failing alone gets the error "
-                 "(dead-lettered if answered early). 252 and unreachable servers: no limit",
+                 "tries of a batch that ClickHouse refuses with a memory or time limit (241, 159) "
+                 "while other batches commit; then it is split and a request failing alone gets "
+                 "the error (dead-lettered if answered early). Other transient errors: no limit",
                  &Config::retry_limit, 1, 1'000'000),
       {"Observability", "admin-listen", Kind::kText,
        "address of /metrics /live /ready /status (host:port), or off",

@@ -104,9 +104,12 @@ void Exchange::route() {
   else if (!body_.empty()) route_ = starts_with_insert(body_) ? "insert_passthrough" : "query";
   // Parameters not to forward. A server without async inserts refuses them
   // (code 115); on an INSERT they are the sidecar's (batch, spool), so one it
-  // passes on unbatched goes without them and is answered once committed.
+  // passes on unbatched goes without them and is answered once committed
+  // (also when its SQL, in a body not read yet, may be one).
+  bool maybe_insert = std::string_view(route_) == "insert_passthrough" ||
+                      (sql_in_body && body_.empty() && head_.has_body);
   std::vector<std::string_view> dropped;
-  if (!app_.server_facts().async_insert && (opted_out || std::string_view(route_) == "insert_passthrough")) {
+  if (!app_.server_facts().async_insert && (opted_out || maybe_insert)) {
     for (const QueryParam& p : params)
       if (p.name == "async_insert" || p.name == "wait_for_async_insert" ||
           p.name.substr(0, 13) == "async_insert_")

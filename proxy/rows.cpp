@@ -51,8 +51,10 @@ struct JsonValidator {
 
 // ClickHouse skips a UTF-8 byte order mark at the start of JSONEachRow and
 // CSV data (not TSV); inside a batch it would land in the first value.
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+
 std::string_view skip_byte_order_mark(std::string_view data) {
-  return data.substr(0, 3) == "\xEF\xBB\xBF" ? data.substr(3) : data;
+  return data.substr(0, 3) == kByteOrderMark ? data.substr(3) : data;
 }
 
 bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
@@ -214,6 +216,17 @@ bool split_values(std::string_view data, RowChunk& chunk, RowError& error) {
   return true;
 }
 
+bool split_csv(std::string_view data, size_t header_lines, RowChunk& chunk, RowError& error,
+               char delimiter) {
+  data = skip_byte_order_mark(data);
+  if (data.substr(0, 3) == kByteOrderMark) {  // data to ClickHouse, but a mark first in a batch
+    error = {1, "a second byte order mark"};
+    error.defer_to_server = true;
+    return false;
+  }
+  return split_lines(data, header_lines, true, chunk, error, delimiter);
+}
+
 }  // namespace
 
 std::optional<RowFormat> row_format(std::string_view name) {
@@ -235,11 +248,9 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
   char d = options.csv_delimiter;
   switch (format) {
     case RowFormat::kJSONEachRow: return split_json(data, chunk, error);
-    case RowFormat::kCSV: return split_lines(skip_byte_order_mark(data), 0, true, chunk, error, d);
-    case RowFormat::kCSVWithNames:
-      return split_lines(skip_byte_order_mark(data), 1, true, chunk, error, d);
-    case RowFormat::kCSVWithNamesAndTypes:
-      return split_lines(skip_byte_order_mark(data), 2, true, chunk, error, d);
+    case RowFormat::kCSV: return split_csv(data, 0, chunk, error, d);
+    case RowFormat::kCSVWithNames: return split_csv(data, 1, chunk, error, d);
+    case RowFormat::kCSVWithNamesAndTypes: return split_csv(data, 2, chunk, error, d);
     case RowFormat::kTSV: return split_lines(data, 0, false, chunk, error);
     case RowFormat::kTSVWithNames: return split_lines(data, 1, false, chunk, error);
     case RowFormat::kTSVWithNamesAndTypes: return split_lines(data, 2, false, chunk, error);

@@ -340,8 +340,8 @@ void Spool::on_dead_letters_written(uv_work_t* work, int status) noexcept {
       }, kDeadLetterRetryMs, 0);
     }
   }
+  self->write_dead_letters();  // lines queued meanwhile
   if (self->idle() && self->on_idle_) self->on_idle_();
-  if (!self->closed_) self->write_dead_letters();
 }
 
 void Spool::kick() {

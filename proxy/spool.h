@@ -98,7 +98,12 @@ class Spool {
   // True while nothing is waiting to be written or synced (dead letters
   // waiting to be tried again after a failed write do not count: their
   // records stay in the spool).
-  bool idle() const { return state_ == State::kIdle && pending_.empty() && !dead_busy_; }
+  bool idle() const {
+    bool retrying = dead_retry_timer_ != nullptr &&
+                    uv_is_active(reinterpret_cast<const uv_handle_t*>(dead_retry_timer_));
+    return state_ == State::kIdle && pending_.empty() && !dead_busy_ &&
+           (dead_pending_.empty() || retrying);
+  }
   uint64_t bytes() const { return disk_bytes_ + pending_.size(); }
   uint64_t fsyncs() const { return fsyncs_; }
   // Segments started since start-up: as new files, and by reusing a done one.

@@ -194,15 +194,20 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
     // Every write ends with a frame's worth of zeros: finding them is a clean end.
     if (contents.substr(pos, kSpoolFrameBytes).find_first_not_of('\0') == std::string_view::npos)
       break;
-    // Damage: a torn last write, or bytes changed in place. Whole records
-    // may follow (found by their checksum, which no record of another
-    // segment or of the file's earlier use passes), so read on from the next.
+    // Damage. A frame whose header is whole (magic, a length that fits) but
+    // whose checksum fails had bytes changed in place: the next record starts
+    // where its length says, so only this one is lost. Anything else is a
+    // torn last write: the end. (The scan never looks for frames inside a
+    // payload, which holds client data and could imitate one.)
     scan.damaged = true;
-    size_t next = pos;
-    size_t found = 0;
-    while ((next = contents.find(std::string_view(kMagic, 4), next + 1)) != std::string_view::npos)
-      if ((found = read_record(contents, next, seed, scan)) != 0) break;
-    if (found == 0) break;
+    std::string_view rest = contents.substr(pos);
+    if (rest.size() < kSpoolFrameBytes || std::memcmp(rest.data(), kMagic, 4) != 0) break;
+    uint32_t length = 0;
+    Reader(rest.substr(4, 4)).u32(length);
+    if (length == 0 || length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) break;
+    size_t next = pos + kSpoolFrameBytes + length;
+    size_t found = next < contents.size() ? read_record(contents, next, seed, scan) : 0;
+    if (found == 0) break;  // nothing whole after it: a torn tail after all
     scan.skipped_bytes += next - pos;
     pos = next + found;
     scan.valid_bytes = pos;

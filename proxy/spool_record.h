@@ -65,9 +65,9 @@ struct SpoolScan {
 };
 
 // Reads every valid record of segment number `segment`'s contents: up to
-// the zeros that end the last write, or the end of the file. Damaged bytes
-// are skipped up to the next valid record; after the last one they are the
-// segment's torn tail.
+// the zeros that end the last write, or the end of the file. A record whose
+// frame is whole but whose checksum fails is skipped when a valid record
+// follows it; other damage is the segment's torn tail.
 SpoolScan scan_segment(std::string_view contents, uint64_t segment);
 
 // Bytes the frame adds to a payload.

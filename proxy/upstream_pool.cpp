@@ -34,6 +34,7 @@ struct Slot {
   uv_timer_t* idle_timer = nullptr;
   uint64_t last_progress_ms = 0;  // uv_now() of the last byte either way
   curl_off_t sent = 0, received = 0;  // bytes on the wire so far, from curl's progress
+  bool connected = false;             // the request's connection is open (or reused)
 };
 
 namespace {
@@ -193,7 +194,6 @@ void UpstreamPool::start(Slot& slot, UpstreamClient* client, UpstreamRequest req
   ++busy_;
   slot.started_ns = uv_hrtime();
   configure(slot);
-  slot.last_progress_ms = uv_now(loop_);
   uv_timer_start(slot.idle_timer, &UpstreamPool::on_idle_timer, config_.upstream_timeout_ms, 0);
   curl_multi_add_handle(multi_, slot.easy);
 }
@@ -204,7 +204,8 @@ void UpstreamPool::on_idle_timer(uv_timer_t* timer) noexcept {
   UpstreamPool* pool = slot->pool;
   uint64_t limit = pool->config_.upstream_timeout_ms;
   uint64_t now = uv_now(pool->loop_);
-  if (slot->send_paused || slot->recv_paused) slot->last_progress_ms = now;  // the client's turn
+  // The client's turn, or the connection still opening (--connect-timeout's part).
+  if (slot->send_paused || slot->recv_paused || !slot->connected) slot->last_progress_ms = now;
   uint64_t idle = now - slot->last_progress_ms;
   if (idle < limit) {
     uv_timer_start(timer, &UpstreamPool::on_idle_timer, limit - idle, 0);
@@ -241,6 +242,10 @@ void UpstreamPool::configure(Slot& slot) {
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
   curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 64L * 1024);
   slot.sent = slot.received = 0;
+  slot.connected = false;
+  slot.last_progress_ms = uv_now(loop_);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &UpstreamPool::on_connected);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, &slot);
   curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, &UpstreamPool::on_progress);
   curl_easy_setopt(e, CURLOPT_XFERINFODATA, &slot);
@@ -499,6 +504,13 @@ int UpstreamPool::on_progress(void* slot_ptr, curl_off_t, curl_off_t received, c
     slot.last_progress_ms = uv_now(slot.pool->loop_);
   }
   return 0;
+}
+
+int UpstreamPool::on_connected(void* slot_ptr, char*, char*, int, int) noexcept {
+  auto& slot = *static_cast<Slot*>(slot_ptr);
+  slot.connected = true;
+  slot.last_progress_ms = uv_now(slot.pool->loop_);
+  return CURL_PREREQFUNC_OK;
 }
 
 int UpstreamPool::on_seek(void* slot_ptr, curl_off_t offset, int origin) noexcept {

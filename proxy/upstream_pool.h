@@ -157,6 +157,8 @@ class UpstreamPool {
   static size_t on_write(char* data, size_t size, size_t n, void* slot) noexcept;
   static size_t on_read(char* buf, size_t size, size_t n, void* slot) noexcept;
   static int on_seek(void* slot, curl_off_t offset, int origin) noexcept;
+  static int on_connected(void* slot, char* remote_ip, char* local_ip, int remote_port,
+                          int local_port) noexcept;
   static int on_progress(void* slot, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                          curl_off_t ulnow) noexcept;
 

@@ -69,11 +69,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   SpoolScan scan = scan_segment(contents, kSegment);
   FUZZ_CHECK(scan.valid_bytes <= contents.size());
-  if (scan.valid_bytes == contents.size()) FUZZ_CHECK(!scan.damaged);
+  FUZZ_CHECK(scan.skipped_bytes <= scan.valid_bytes);
+  if (scan.skipped_bytes > 0) FUZZ_CHECK(scan.damaged);
+  if (scan.valid_bytes == contents.size()) FUZZ_CHECK(scan.damaged == (scan.skipped_bytes > 0));
 
-  // The valid prefix alone scans to the same records, undamaged.
+  // Up to the end of the last valid record, the same records, and damage
+  // only where bytes were skipped between them.
   SpoolScan prefix = scan_segment(contents.substr(0, scan.valid_bytes), kSegment);
-  FUZZ_CHECK(!prefix.damaged);
+  FUZZ_CHECK(prefix.damaged == (scan.skipped_bytes > 0));
+  FUZZ_CHECK(prefix.skipped_bytes == scan.skipped_bytes);
   FUZZ_CHECK(prefix.valid_bytes == scan.valid_bytes);
   FUZZ_CHECK(prefix.data.size() == scan.data.size());
   FUZZ_CHECK(prefix.committed == scan.committed);
