@@ -154,6 +154,10 @@ bool split_lines(std::string_view data, size_t header_lines, bool csv, RowChunk&
     }
     if (!ok) {
       error = {row, csv ? "unterminated quoted field" : "data ends inside an escape sequence"};
+      // ClickHouse reads an open CSV quote to the end of the data, and takes
+      // the row when the columns work out: its answer, unbatched (in a batch
+      // the quote would swallow the next request's rows).
+      error.defer_to_server = csv;
       return false;
     }
     if (row == header_lines) rows_start = pos;

@@ -173,7 +173,6 @@ class UpstreamPool {
   std::vector<std::unique_ptr<Slot>> slots_;
   std::deque<Pending> queue_;
   size_t busy_ = 0;
-  bool in_socket_action_ = false;
   ProxyMetrics* metrics_ = nullptr;
   std::function<void(bool)> health_observer_;
 };
