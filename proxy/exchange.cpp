@@ -106,8 +106,8 @@ void Exchange::route() {
   // (code 115); on an INSERT they are the sidecar's (batch, spool), so one it
   // passes on unbatched goes without them and is answered once committed
   // (also when its SQL, in a body not read yet, may be one).
-  bool maybe_insert = std::string_view(route_) == "insert_passthrough" ||
-                      (sql_in_body && body_.empty() && head_.has_body);
+  sniff_insert_ = sql_in_body && body_.empty() && head_.has_body;
+  bool maybe_insert = std::string_view(route_) == "insert_passthrough" || sniff_insert_;
   std::vector<std::string_view> dropped;
   if (!app_.server_facts().async_insert && (opted_out || maybe_insert)) {
     for (const QueryParam& p : params)
@@ -115,7 +115,6 @@ void Exchange::route() {
           p.name.substr(0, 13) == "async_insert_")
         dropped.push_back(p.name);
   }
-  sniff_insert_ = sql_in_body && body_.empty() && head_.has_body;
   std::string_view sql;
   bool sql_complete = true;
   if ((has_session && !pinned) || batching) {

@@ -281,9 +281,7 @@ void Spool::dead_letter(const SpoolData& data, std::string_view error) {
 // could not be written (a full disk) leaves its rows in the spool, and the
 // write is tried again later (or the rows replayed after a restart).
 void Spool::write_dead_letters() {
-  bool waiting_to_retry = dead_retry_timer_ != nullptr &&
-                          uv_is_active(reinterpret_cast<uv_handle_t*>(dead_retry_timer_));
-  if (dead_busy_ || dead_pending_.empty() || closed_ || waiting_to_retry) return;
+  if (dead_busy_ || dead_pending_.empty() || closed_ || dead_letters_wait_for_retry()) return;
   dead_busy_ = true;
   dead_writing_.swap(dead_pending_);
   dead_writing_ids_.swap(dead_pending_ids_);

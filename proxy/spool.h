@@ -33,14 +33,14 @@
 // as records; each write ends with zeros that mark the end. Other done
 // segments are deleted.
 //
-// Start-up reads every segment, skips damaged records (reading on from the
-// next valid one), truncates a torn or corrupt tail at the last valid record
-// (counted and logged) and hands back the records not known committed, for
-// replay. Rows ClickHouse refuses after their early answer go to
-// dead-letter.jsonl (appended and synced on the thread pool); their records
-// count as committed only once that write succeeded. Note: records carry the request's
-// credential headers (needed to replay them); the directory is 0700 and
-// the files 0600.
+// Start-up reads every segment, skips a record changed in place (reading on
+// where its length says the next one starts), truncates a torn or corrupt
+// tail at the last valid record (counted and logged) and hands back the
+// records not known committed, for replay. Rows ClickHouse refuses after
+// their early answer go to dead-letter.jsonl (appended and synced on the
+// thread pool); their records count as committed only once that write
+// succeeded. Note: records carry the request's credential headers (needed
+// to replay them); the directory is 0700 and the files 0600.
 //
 // Bounded by --spool-max-bytes: append() refuses beyond it (records' bytes;
 // the segment kept for reuse adds at most one segment). Loop thread only.
@@ -99,10 +99,8 @@ class Spool {
   // waiting to be tried again after a failed write do not count: their
   // records stay in the spool).
   bool idle() const {
-    bool retrying = dead_retry_timer_ != nullptr &&
-                    uv_is_active(reinterpret_cast<const uv_handle_t*>(dead_retry_timer_));
     return state_ == State::kIdle && pending_.empty() && !dead_busy_ &&
-           (dead_pending_.empty() || retrying);
+           (dead_pending_.empty() || dead_letters_wait_for_retry());
   }
   uint64_t bytes() const { return disk_bytes_ + pending_.size(); }
   uint64_t fsyncs() const { return fsyncs_; }
@@ -159,6 +157,11 @@ class Spool {
   std::string spare_path() const;
   static void on_spare_renamed(uv_fs_t* req) noexcept;
   void write_dead_letters();
+  // A dead-letter write failed and the next try is timed.
+  bool dead_letters_wait_for_retry() const {
+    return dead_retry_timer_ != nullptr &&
+           uv_is_active(reinterpret_cast<const uv_handle_t*>(dead_retry_timer_));
+  }
   static void append_dead_letters(uv_work_t* work) noexcept;  // on a pool thread
   static void on_dead_letters_written(uv_work_t* work, int status) noexcept;
   static void open_segment(uv_work_t* work) noexcept;  // on a pool thread

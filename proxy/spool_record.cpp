@@ -146,20 +146,28 @@ void seal_records(std::string& records, size_t from, uint64_t segment) {
 
 namespace {
 
+// The payload length of a whole frame header at the start of `rest` (magic,
+// and a length that fits what follows), or 0.
+uint32_t frame_length(std::string_view rest) {
+  if (rest.size() < kSpoolFrameBytes || std::memcmp(rest.data(), kMagic, 4) != 0) return 0;
+  uint32_t length = 0;
+  Reader(rest.substr(4, 4)).u32(length);
+  if (length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) return 0;
+  return length;
+}
+
 // Reads the record framed at `at` into `scan`; returns its length with the
 // frame, or 0 if there is no valid record there.
 size_t read_record(std::string_view contents, size_t at, uint32_t seed, SpoolScan& scan) {
   std::string_view rest = contents.substr(at);
-  if (rest.size() < kSpoolFrameBytes || std::memcmp(rest.data(), kMagic, 4) != 0) return 0;
-  Reader header(rest.substr(4, 8));
-  uint32_t length, crc;
-  header.u32(length);
-  header.u32(crc);
-  if (length == 0 || length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) return 0;
+  uint32_t length = frame_length(rest);
+  if (length == 0) return 0;
+  uint32_t crc = 0;
+  Reader(rest.substr(8, 4)).u32(crc);
   std::string_view payload = rest.substr(kSpoolFrameBytes, length);
   if (crc32c(payload, seed) != crc) return 0;
   Reader r(payload);
-  uint8_t type;
+  uint8_t type = 0;
   r.u8(type);
   if (type == kTypeData) {
     SpoolData d;
@@ -200,11 +208,8 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
     // torn last write: the end. (The scan never looks for frames inside a
     // payload, which holds client data and could imitate one.)
     scan.damaged = true;
-    std::string_view rest = contents.substr(pos);
-    if (rest.size() < kSpoolFrameBytes || std::memcmp(rest.data(), kMagic, 4) != 0) break;
-    uint32_t length = 0;
-    Reader(rest.substr(4, 4)).u32(length);
-    if (length == 0 || length > kSpoolMaxRecordBytes || length > rest.size() - kSpoolFrameBytes) break;
+    uint32_t length = frame_length(contents.substr(pos));
+    if (length == 0) break;
     size_t next = pos + kSpoolFrameBytes + length;
     size_t found = next < contents.size() ? read_record(contents, next, seed, scan) : 0;
     if (found == 0) break;  // nothing whole after it: a torn tail after all
