@@ -215,7 +215,7 @@ def test_ready_503_while_draining(clickhouse, start_sidecar):
     assert sc.proc.wait(15) == 0, sc.stderr_text()[-2000:]
 
 
-def test_admin_port_in_use_fails_clearly(clickhouse, sidecar_bin):
+def test_admin_port_in_use_fails_clearly(clickhouse, sidecar_bin, tmp_path):
     import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -224,7 +224,8 @@ def test_admin_port_in_use_fails_clearly(clickhouse, sidecar_bin):
         p = subprocess.run([sidecar_bin, "--upstream", clickhouse.http_url,
                             "--listen", f"127.0.0.1:{free_port()}",
                             "--admin-listen", f"127.0.0.1:{busy}"],
-                           capture_output=True, timeout=10, stdin=subprocess.DEVNULL)
+                           capture_output=True, timeout=10, stdin=subprocess.DEVNULL,
+                           cwd=tmp_path)  # its default spool directory goes there
     assert p.returncode == 1
     assert b"admin_listen_failed" in p.stderr
 
