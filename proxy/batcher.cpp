@@ -1,7 +1,9 @@
 #include "batcher.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <deque>
 #include <random>
 
 #include "ch_errors.h"
@@ -38,7 +40,9 @@ BatchResult error_result(const ChError& error) {
 struct Batcher::Table {
   Batcher* owner = nullptr;
   BatchTarget target;
-  Batch pending;
+  size_t max_rows = 0;     // --flush-rows, or the INSERT's own smaller max_insert_block_size
+  Batch pending;           // the batch forming now
+  std::deque<Batch> full;  // batches at the size limit, waiting for a flush slot
   uv_timer_t* timer = nullptr;
   bool timer_armed = false;
   uint64_t last_flush_ms = 0;
@@ -164,21 +168,50 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
     slot->timer = make_handle<uv_timer_t>();
     uv_timer_init(loop_, slot->timer);
     slot->timer->data = slot.get();
+    slot->max_rows = row_limit(target, config_.flush_rows);
   }
   Table& table = *slot;
   uint64_t now = uv_now(loop_);
   table.last_used_ms = now;
   if (metrics_ != nullptr) metrics_->rows_received.at({target.table}).inc(double(chunk.row_count));
+  // A batch never grows past the limits, also while flushes wait for a slot:
+  // beyond max_insert_block_size ClickHouse commits it in pieces, and a
+  // piece committed before a bad row would be sent again by the bisection.
+  if (!table.pending.parts.empty() &&
+      (table.pending.rows + chunk.row_count > table.max_rows ||
+       table.pending.data.size() + chunk.rows.size() + 1 > config_.flush_bytes))
+    seal(table);
   size_t before = table.pending.data.size();
   append(table.pending, table, chunk.rows, chunk.needs_newline,
          Part{0, 0, chunk.row_count, std::move(ticket), spool_id, now + config_.upstream_timeout_ms});
   buffered_bytes_ += table.pending.data.size() - before;
-  if (flush_now_ || table.pending.rows >= config_.flush_rows ||
-      table.pending.data.size() >= config_.flush_bytes)
-    flush(table);
-  else
-    schedule(table);
+  if (table.pending.rows >= table.max_rows || table.pending.data.size() >= config_.flush_bytes)
+    seal(table);
+  if (flush_now_ || !table.full.empty()) flush(table, flush_now_);
+  schedule(table);
   return Add::kAccepted;
+}
+
+// The INSERT's own max_insert_block_size, when it sets one below `limit`.
+size_t Batcher::row_limit(const BatchTarget& target, size_t limit) {
+  std::string_view query = split_target(target.upstream_target).query;
+  if (const QueryParam* p = find_param(parse_query(query), "max_insert_block_size")) {
+    uint64_t rows = 0;
+    auto [end, ec] = std::from_chars(p->value.data(), p->value.data() + p->value.size(), rows);
+    if (ec == std::errc() && end == p->value.data() + p->value.size() && rows > 0)
+      limit = std::min<uint64_t>(limit, rows);
+  }
+  return limit;
+}
+
+// The forming batch is full: it waits for a flush slot as it is.
+void Batcher::seal(Table& table) {
+  if (table.timer_armed) {
+    uv_timer_stop(table.timer);
+    table.timer_armed = false;
+  }
+  table.full.push_back(std::move(table.pending));
+  table.pending = Batch{};
 }
 
 void Batcher::append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
@@ -226,20 +259,29 @@ void Batcher::on_timer(uv_timer_t* timer) noexcept {
   if (table == nullptr) return;
   table->timer_armed = false;
   table->owner->finished_.clear();
-  table->owner->flush(*table);
+  table->owner->flush(*table, true);
 }
 
-void Batcher::flush(Table& table) {
-  if (table.pending.parts.empty()) return;
-  if (table.inflight >= static_cast<int>(config_.max_inflight_flushes)) return;  // flush_done() resumes
-  if (table.timer_armed) {
-    uv_timer_stop(table.timer);
-    table.timer_armed = false;
+void Batcher::flush(Table& table, bool forming) {
+  // Without a free slot, retire() resumes.
+  while (table.inflight < static_cast<int>(config_.max_inflight_flushes)) {
+    Batch batch;
+    if (!table.full.empty()) {
+      batch = std::move(table.full.front());
+      table.full.pop_front();
+    } else if (forming && !table.pending.parts.empty()) {
+      if (table.timer_armed) {
+        uv_timer_stop(table.timer);
+        table.timer_armed = false;
+      }
+      batch = std::move(table.pending);
+      table.pending = Batch{};
+    } else {
+      return;
+    }
+    table.last_flush_ms = uv_now(loop_);
+    send(table, std::move(batch));
   }
-  table.last_flush_ms = uv_now(loop_);
-  Batch batch = std::move(table.pending);
-  table.pending = Batch{};
-  send(table, std::move(batch));
 }
 
 void Batcher::send(Table& table, Batch batch) {
@@ -457,10 +499,8 @@ void Batcher::retire(Flush& done) {
       break;
     }
   }
-  if (!table.pending.parts.empty() &&
-      (flush_now_ || table.pending.rows >= config_.flush_rows ||
-       table.pending.data.size() >= config_.flush_bytes || !table.timer_armed))
-    flush(table);
+  // The forming batch goes too if its timer fired while every slot was busy.
+  flush(table, flush_now_ || !table.timer_armed);
   maybe_idle();
 }
 
@@ -471,14 +511,17 @@ double Batcher::oldest_row_age_seconds() const {
     if (!batch.parts.empty())
       oldest = std::min(oldest, batch.parts.front().deadline_ms - config_.upstream_timeout_ms);
   };
-  for (const auto& [key, table] : tables_) consider(table->pending);
+  for (const auto& [key, table] : tables_) {
+    consider(table->pending);
+    for (const Batch& batch : table->full) consider(batch);
+  }
   for (const auto& flush : flushes_) consider(flush->batch());
   return double(now - oldest) / 1000.0;
 }
 
 void Batcher::flush_all() {
   flush_now_ = true;
-  for (auto& [key, table] : tables_) flush(*table);
+  for (auto& [key, table] : tables_) flush(*table, true);
   maybe_idle();
 }
 
@@ -490,30 +533,35 @@ void Batcher::expire(uint64_t now_ms) {
   finished_.clear();
   // Clients waiting for a commit stop waiting at their deadline, also while
   // their rows are still buffered behind flushes that keep failing.
-  for (auto& [key, table] : tables_) {
-    Batch& pending = table->pending;
-    std::vector<bool> keep(pending.parts.size(), true);
+  auto expire_batch = [&](Table& table, Batch& batch) {
+    std::vector<bool> keep(batch.parts.size(), true);
     bool dropped = false;
-    for (size_t i = 0; i < pending.parts.size(); ++i) {
-      Part& part = pending.parts[i];
+    for (size_t i = 0; i < batch.parts.size(); ++i) {
+      Part& part = batch.parts[i];
       if (part.spool_id != 0 || now_ms < part.deadline_ms) continue;
       keep[i] = false;
       dropped = true;
       if (part.ticket != nullptr && part.ticket->waiter != nullptr) {
         BatchWaiter* waiter = part.ticket->waiter;
         part.ticket->waiter = nullptr;
-        waiter->batch_done(not_committed_result(*table));
+        waiter->batch_done(not_committed_result(table));
       }
     }
-    if (!dropped) continue;
-    Batch kept = rebuild(*table, pending, 0, pending.parts.size(), &keep);
-    buffered_bytes_ -= pending.data.size();
+    if (!dropped) return;
+    Batch kept = rebuild(table, batch, 0, batch.parts.size(), &keep);
+    buffered_bytes_ -= batch.data.size();
     buffered_bytes_ += kept.data.size();
-    pending = std::move(kept);
+    batch = std::move(kept);
+  };
+  for (auto& [key, table] : tables_) {
+    expire_batch(*table, table->pending);
+    for (Batch& batch : table->full) expire_batch(*table, batch);
+    std::erase_if(table->full, [](const Batch& batch) { return batch.parts.empty(); });
   }
   for (auto it = tables_.begin(); it != tables_.end();) {
     Table& t = *it->second;
-    if (t.inflight == 0 && t.pending.parts.empty() && now_ms > t.last_used_ms + kTableIdleMs) {
+    if (t.inflight == 0 && t.pending.parts.empty() && t.full.empty() &&
+        now_ms > t.last_used_ms + kTableIdleMs) {
       close_handle(t.timer);
       it = tables_.erase(it);
     } else {

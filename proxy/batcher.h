@@ -7,7 +7,10 @@
 // waited the flush delay. The delay adapts: a quiet table is flushed after
 // flush_delay_min; a busy one waits up to flush_delay_max so that it gets
 // about max_parts_per_second new parts. At most max_inflight_flushes
-// flushes of one key run at once.
+// flushes of one key run at once; meanwhile full batches queue as they are.
+// No batch is larger than flush_rows (or the INSERT's own smaller
+// max_insert_block_size) and flush_bytes, except one request that is larger
+// alone: so ClickHouse reads a batch as one block and commits all or none.
 //
 // Every request is answered only with ClickHouse's answer for its rows: 200
 // once the batch holding them was committed, or the error. When ClickHouse
@@ -138,8 +141,11 @@ class Batcher {
 
   void append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
               const Part& part);
+  static size_t row_limit(const BatchTarget& target, size_t limit);
+  void seal(Table& table);
   void schedule(Table& table);
-  void flush(Table& table);
+  // Sends full batches, then the forming one if `forming`, while flush slots are free.
+  void flush(Table& table, bool forming);
   void send(Table& table, Batch batch);
   void submit(Flush& flush);
   void flush_done(Flush& flush, const UpstreamOutcome& outcome);

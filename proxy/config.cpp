@@ -2,8 +2,11 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
+
+#include "log.h"
 
 namespace chsidecar {
 
@@ -18,7 +21,7 @@ struct Flag {
   const char* help;
   // Applies a value; returns false with `error` set when the value is wrong.
   std::function<bool(Config&, std::string_view, std::string& error)> apply;
-  std::function<std::string(const Config&)> show_default;
+  std::function<std::string(const Config&)> show;  // the value in effect
 };
 
 std::string env_name(const char* flag) {
@@ -185,7 +188,12 @@ const std::vector<Flag>& flags() {
          }
          return true;
        },
-       [](const Config&) { return std::string("none, required"); }},
+       [](const Config& c) {
+         if (c.upstreams.empty()) return std::string("none, required");
+         std::string urls;
+         for (const std::string& url : c.upstreams) urls += (urls.empty() ? "" : ",") + redact_url(url);
+         return urls;
+       }},
       duration_flag("Upstream", "health-interval", "time between GET /ping health checks of each upstream",
                     &Config::health_interval_ms, 100),
       count_flag("Upstream", "eject-after",
@@ -468,10 +476,20 @@ std::string config_help() {
                        : f.kind == Kind::kBool     ? " [=on|off]"
                                                    : "";
     out += std::string("  --") + f.name + unit + "\n      " + f.help + "\n      default " +
-           f.show_default(defaults) + ", env " + env_name(f.name) + "\n";
+           f.show(defaults) + ", env " + env_name(f.name) + "\n";
   }
   out += "\n  --check-config  validate the flags and environment, print the result, exit 0 (2 if wrong)"
          "\n  --help          this text\n  --version       print the version and exit\n";
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> config_summary(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const Flag& f : flags()) {
+    std::string name = f.name;
+    std::replace(name.begin(), name.end(), '-', '_');
+    out.emplace_back(std::move(name), f.show(config));
+  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace chsidecar {
@@ -109,6 +110,11 @@ ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup&
 // The text of --help: every flag grouped by concern, with default, unit and
 // environment variable.
 std::string config_help();
+
+// Every flag's effective value, as (name with '_' for '-', value) in the
+// order of --help: what the start-up line shows. Upstream URLs appear
+// without credentials.
+std::vector<std::pair<std::string, std::string>> config_summary(const Config& config);
 
 // Value parsers, exposed for tests. Each returns false on a malformed value.
 bool parse_size(std::string_view text, uint64_t& bytes);         // 64KiB, 16MiB, 1024

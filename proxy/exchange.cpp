@@ -46,6 +46,16 @@ bool has_lines(std::string_view data, size_t n) {
   return lines >= n;
 }
 
+// A session_timeout every ClickHouse with the default max_session_timeout
+// takes: digits only, at most 3600 seconds.
+bool plain_session_timeout(std::string_view value) {
+  constexpr uint64_t kDefaultMaxSessionTimeout = 3600;
+  uint64_t seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  return !value.empty() && ec == std::errc() && end == value.data() + value.size() &&
+         seconds <= kDefaultMaxSessionTimeout;
+}
+
 bool is_373(std::string_view body) {
   return body.substr(0, kCodePrefixBytes) == "Code: 373," ||
          body.substr(0, kCodePrefixBytes) == "Code: 373.";
@@ -93,6 +103,11 @@ void Exchange::route() {
     pinned = app_.config().session_mode == SessionMode::kPin || app_.sessions().is_stateful(key);
     if (const QueryParam* check = find_param(params, "session_check"))
       pinned |= !check->value.empty() && check->value != "0";
+    // ClickHouse refuses a session_timeout that is not a whole number of
+    // seconds within its max_session_timeout (3600 by default) with 374:
+    // such a request goes with its session, for ClickHouse to judge.
+    if (const QueryParam* timeout = find_param(params, "session_timeout"))
+      pinned |= !plain_session_timeout(timeout->value);
   }
   const QueryParam* async_insert = find_param(params, "async_insert");
   bool opted_out = async_insert != nullptr && async_insert->value == "0";
@@ -667,9 +682,10 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
       connection_.close("upstream_failed_mid_response");
       return;
     }
-    // Nothing reached a server that refused the connection: another replica
-    // may take the request (a stateful session may not move).
-    bool never_sent = outcome.code == CURLE_COULDNT_CONNECT || outcome.code == CURLE_COULDNT_RESOLVE_HOST;
+    // Without a connection (refused, unresolved, or the connect timed out)
+    // nothing reached the server: another replica may take the request (a
+    // stateful session may not move).
+    bool never_sent = !outcome.connected;
     if (never_sent && !in_session_ && failovers_ + 1 < app_.replicas().size() && upstream_rewind_body()) {
       ++failovers_;
       size_t next = app_.replicas().choose_index(app_.replicas().index_of(pool_));

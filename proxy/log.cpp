@@ -29,16 +29,17 @@ uint64_t monotonic_ms() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
 }
 
-void write_line(LogLevel level, std::string_view event, std::initializer_list<LogField> fields);
+void write_line(LogLevel level, std::string_view event, std::span<const LogField> fields);
 
 // Writes the "suppressed" summary of a finished window and starts a new one.
 void roll_window(std::string_view event, Burst& b, uint64_t now) {
   if (b.suppressed > 0) {
     uint64_t n = b.suppressed;
     b.suppressed = 0;
-    write_line(LogLevel::kWarn, "log_suppressed",
-               {{"event", std::string(event)}, {"count", std::to_string(n)},
-                {"message", "suppressed " + std::to_string(n) + " repeats"}});
+    const LogField fields[] = {{"event", std::string(event)},
+                               {"count", std::to_string(n)},
+                               {"message", "suppressed " + std::to_string(n) + " repeats"}};
+    write_line(LogLevel::kWarn, "log_suppressed", fields);
   }
   b.window_start_ms = now;
   b.written = 0;
@@ -81,6 +82,10 @@ void log_setup(LogLevel level, LogFormat format) {
 bool log_enabled(LogLevel level) { return level >= g_level; }
 
 void log_event(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+  log_event(level, event, std::span<const LogField>(fields.begin(), fields.size()));
+}
+
+void log_event(LogLevel level, std::string_view event, std::span<const LogField> fields) {
   if (!log_enabled(level) || !admit(level, event)) return;
   write_line(level, event, fields);
 }
@@ -94,7 +99,7 @@ void log_flush_suppressed() {
 uint64_t log_suppressed_total() { return g_suppressed_total; }
 
 namespace {
-void write_line(LogLevel level, std::string_view event, std::initializer_list<LogField> fields) {
+void write_line(LogLevel level, std::string_view event, std::span<const LogField> fields) {
   timeval tv;
   gettimeofday(&tv, nullptr);
   tm utc;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,6 +28,7 @@ using LogField = std::pair<std::string_view, std::string>;
 void log_setup(LogLevel level, LogFormat format);
 bool log_enabled(LogLevel level);
 void log_event(LogLevel level, std::string_view event, std::initializer_list<LogField> fields = {});
+void log_event(LogLevel level, std::string_view event, std::span<const LogField> fields);
 
 inline constexpr int kLogBurst = 10;
 

@@ -29,14 +29,18 @@ int main(int argc, char** argv) {
     case ConfigAction::kError:
       std::fprintf(stderr, "chsidecar: %s\n", parsed.error.c_str());
       return 2;
-    case ConfigAction::kCheck:
+    case ConfigAction::kCheck: {
+      std::string upstreams;  // all of them, without credentials
+      for (const auto& [name, value] : config_summary(config))
+        if (name == "upstream") upstreams = value;
       std::printf("chsidecar: configuration ok (upstream %s, listen %s:%d, admin %s)\n",
-                  redact_url(config.upstreams.front()).c_str(), config.listen.host.c_str(),
+                  upstreams.c_str(), config.listen.host.c_str(),
                   config.listen.port,
                   config.admin_enabled
                       ? (config.admin_listen.host + ":" + std::to_string(config.admin_listen.port)).c_str()
                       : "off");
       return 0;
+    }
     case ConfigAction::kRun:
       break;
   }
@@ -59,18 +63,19 @@ int main(int argc, char** argv) {
                 {{"listen", config.listen.host + ":" + std::to_string(config.listen.port)},
                  {"error", uv_strerror(rc)}});
     } else {
-      log_event(LogLevel::kInfo, "started",
-                {{"version", CHSIDECAR_VERSION},
-                 {"listen", config.listen.host + ":" + std::to_string(config.listen.port)},
-                 {"admin", app.admin() ? config.admin_listen.host + ":" +
-                                             std::to_string(app.admin()->port())
-                                       : std::string("off")},
-                 {"access_log", config.access_log ? "on" : "off"},
-                 {"upstream", redact_url(config.upstreams.front())},
-                 {"pool_size", std::to_string(config.pool_size)},
-                 {"queue_max", std::to_string(config.queue_max)},
-                 {"max_connections", std::to_string(config.max_connections)},
-                 {"session_mode", config.session_mode == SessionMode::kPin ? "pin" : "auto"}});
+      // Every effective setting, so that a log shows what the process ran with.
+      std::vector<std::pair<std::string, std::string>> settings = config_summary(config);
+      std::vector<LogField> fields{{"version", CHSIDECAR_VERSION}};
+      for (const auto& [name, value] : settings) {
+        if (name == "admin_listen") {
+          fields.emplace_back("admin", app.admin() ? config.admin_listen.host + ":" +
+                                                         std::to_string(app.admin()->port())
+                                                   : std::string("off"));
+        } else {
+          fields.emplace_back(name, value);
+        }
+      }
+      log_event(LogLevel::kInfo, "started", fields);
     }
     if (rc == 0) uv_run(&loop, UV_RUN_DEFAULT);
   }

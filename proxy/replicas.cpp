@@ -123,6 +123,7 @@ void Replicas::on_health_timer(uv_timer_t* timer) noexcept {
     UpstreamRequest request;
     request.method = "GET";
     request.target = "/ping";
+    request.tells_health = false;  // counted once, by Ping::upstream_done
     r->ping->running = true;
     if (r->pool->submit(r->ping.get(), std::move(request)) == UpstreamPool::Submit::kQueueFull)
       r->ping->running = false;

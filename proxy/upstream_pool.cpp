@@ -336,6 +336,7 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   UpstreamOutcome outcome;
   outcome.code = code;
   outcome.response_started = slot.response_started;
+  outcome.connected = slot.connected;
   if (code != CURLE_OK) outcome.error = slot.error[0] ? slot.error : curl_easy_strerror(code);
   const char* result = code == CURLE_OPERATION_TIMEDOUT ? "timeout"
                        : slot.status >= 400             ? "http_error"
@@ -351,7 +352,7 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   bool local_error = code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL ||
                      code == CURLE_BAD_FUNCTION_ARGUMENT || code == CURLE_OUT_OF_MEMORY ||
                      code == CURLE_FAILED_INIT;
-  if (health_observer_ && !aborted_here && !local_error) {
+  if (health_observer_ && slot.request.tells_health && !aborted_here && !local_error) {
     bool failed = (code != CURLE_OK && !slot.response_started) || slot.status == 502 ||
                   slot.status == 503 || slot.status == 504;
     health_observer_(!failed);

@@ -43,12 +43,14 @@ struct UpstreamRequest {
   std::vector<Header> headers;  // end-to-end headers to send (already filtered)
   bool has_body = false;
   int64_t body_length = -1;     // -1: unknown, sent chunked
+  bool tells_health = true;     // its outcome goes to the health observer (a ping reports its own)
 };
 
 struct UpstreamOutcome {
   CURLcode code = CURLE_OK;
   std::string error;         // curl's description when code != CURLE_OK
   bool response_started = false;
+  bool connected = false;    // a connection was open for it: bytes of it may have gone out
 };
 
 // Returned by UpstreamClient::upstream_read_body to say "no byte yet".

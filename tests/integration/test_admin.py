@@ -18,6 +18,7 @@ import uuid
 import httpx
 import pytest
 
+import rawhttp
 from metrics_text import parse_metrics, value
 from netutil import free_port
 
@@ -183,6 +184,71 @@ def test_started_line_names_the_admin_port(clickhouse, start_sidecar):
     m = re.search(r"admin=127\.0\.0\.1:(\d+)", sc.stderr_text())
     assert m and int(m.group(1)) != 0, sc.stderr_text()
     assert httpx.get(f"http://127.0.0.1:{m.group(1)}/live").status_code == 200
+
+
+def test_batch_and_spool_metrics_follow_the_rows(clickhouse, start_sidecar):
+    """Rows in, rows acknowledged, rows committed, rows dead-lettered,
+    fsyncs: the batch and spool metrics count what happened to the rows."""
+    sc = start_with_admin(start_sidecar, clickhouse)
+    table = make_table(clickhouse)
+    _, before = scrape(sc)
+    q = {"query": f"INSERT INTO {table} FORMAT JSONEachRow"}
+    with httpx.Client(base_url=sc.url, timeout=30) as c:
+        for i in range(10):  # the first 6 answered on commit, the rest once spooled
+            params = q if i < 6 else {**q, "wait_for_async_insert": "0"}
+            r = c.post("/", params=params, content=f'{{"id":{i},"s":"ok"}}\n')
+            assert r.status_code == 200, r.text
+        # acknowledged from the spool, then refused by ClickHouse: dead-lettered
+        r = c.post("/", params={**q, "wait_for_async_insert": "0"}, content='{"id":"x","s":"bad"}\n')
+        assert r.status_code == 200, r.text
+
+    def settled():
+        m = scrape(sc)[1]
+        return value(m, "chsidecar_batch_rows_dead_lettered_total", table=table) == 1 and \
+            value(m, "chsidecar_batch_buffered_bytes") == 0
+    assert rawhttp.wait_until(settled, 10), scrape(sc)[0]
+    _, after = scrape(sc)
+
+    def grew(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+    assert clickhouse.query(f"SELECT count() FROM {table}").strip() == b"10"
+    assert grew("chsidecar_batch_rows_received_total", table=table) == 11
+    assert grew("chsidecar_batch_rows_acknowledged_total", table=table) == 11
+    assert grew("chsidecar_batch_rows_flushed_total", table=table) == 10
+    assert grew("chsidecar_batch_flushes_total", result="ok") >= 1
+    assert grew("chsidecar_batch_flushes_total", result="data_error") >= 1
+    assert grew("chsidecar_spool_fsyncs_total") >= 1
+    assert grew("chsidecar_spool_fsync_duration_seconds_count") == grew("chsidecar_spool_fsyncs_total")
+    assert value(after, "chsidecar_batch_oldest_row_age_seconds") == 0
+
+
+def test_json_log_lines_are_json(clickhouse, start_sidecar):
+    sc = start_sidecar(clickhouse.http_url, "--log-format", "json", "--access-log")
+    with httpx.Client(base_url=sc.url, timeout=10) as c:
+        assert c.get("/", params={"query": "SELECT 'a \"quoted\" = value'"}).status_code == 200
+        assert c.get("/no/such/path?x=\"").status_code == 404
+    sc.stop(signal.SIGTERM, timeout=10)
+    lines = [json.loads(line) for line in sc.stderr_text().splitlines() if line]
+    assert all({"ts", "level", "event"} <= set(line) for line in lines), lines
+    events = [line["event"] for line in lines]
+    assert "started" in events and events.count("access") == 2, events
+
+
+def test_started_line_shows_every_setting(clickhouse, start_sidecar, sidecar_bin):
+    """The start-up line names every upstream (credentials removed) and the
+    value in effect of every flag, so a log shows what the process ran with."""
+    sc = start_sidecar(clickhouse.http_url, "--upstream", "http://bob:Pw-START@127.0.0.1:1",
+                       "--max-header-bytes", "32KiB", "--retry-limit", "7")
+    assert rawhttp.wait_until(lambda: " started " in sc.stderr_text(), 5), sc.stderr_text()
+    line = next(ln for ln in sc.stderr_text().splitlines() if " started " in ln)
+    assert f" upstream={clickhouse.http_url},http://127.0.0.1:1 " in line, line
+    assert "Pw-START" not in sc.stderr_text() and "bob" not in line
+    assert " max_header_bytes=32KiB " in line and " retry_limit=7 " in line, line
+    help_text = subprocess.run([sidecar_bin, "--help"], capture_output=True, timeout=10).stdout.decode()
+    flags = re.findall(r"^  --([a-z-]+)", help_text, re.M)
+    shown = {f.replace("-", "_") for f in flags} - {"check_config", "help", "version", "admin_listen"}
+    missing = [name for name in shown if f" {name}=" not in line]
+    assert len(shown) > 40 and not missing, missing
 
 
 def test_ready_503_while_draining(clickhouse, start_sidecar):

@@ -29,6 +29,7 @@ import aiohttp
 import pytest
 
 import rawhttp
+from fault_relay import FaultRelay
 from rawhttp import RawConn, assert_sidecar_error
 from rawhttp import report, uniq
 
@@ -358,6 +359,39 @@ def test_poison_request_isolated(clickhouse, start_sidecar, capsys):
     fl = wait_flush_lines(sc, t, 1)
     bisects = len([m for m in BISECT_RE.finditer(sc.stderr_text()) if m.group(1) == t])
     report(capsys, f"poison: 1001 requests, {len(fl)} upstream INSERTs, {bisects} bisections")
+
+
+@pytest.mark.parametrize("flags,params,limit", [
+    (["--flush-rows", "100"], {}, 100),
+    ([], {"max_insert_block_size": "30", "min_insert_block_size_rows": "30"}, 30),
+], ids=["flush_rows", "client_block_size"])
+def test_rows_queued_behind_a_slow_flush_keep_the_batch_limit(clickhouse, start_sidecar, capsys,
+                                                               flags, params, limit):
+    """Rows that pile up while the only flush slot is busy (a slow link)
+    form batches of at most --flush-rows, or of the INSERT's own smaller
+    max_insert_block_size. ClickHouse commits a larger INSERT block by
+    block, so a bad row in a later block would leave the earlier blocks in
+    while the bisection sent them again: rows twice."""
+    with FaultRelay("127.0.0.1", clickhouse.http_port).start() as relay:
+        sc = start_sidecar(relay.url, "--log-level", "debug", "--max-inflight-flushes", "1",
+                           *flags)
+        t = make_table(clickhouse, uniq("bt_queued"))
+        relay.set("trickle", chunk=512, delay=0.05)
+        reqs = [req(insert_q(t), b"".join(
+                    json.dumps({"id": i * 10 + j, "s": "good", "n": j}).encode() + b"\n"
+                    for j in range(10)), params) for i in range(50)]
+        bad = req(insert_q(t), b'{"id":9999,"s":"bad","n":"not a number"}\n', params)
+        reqs.insert(40, bad)
+        results = send_all(sc.url, reqs, concurrency=64)
+    st, _, body = results[40]
+    assert_all_ok(results[:40] + results[41:], "good neighbours of the bad request")
+    assert st == 500 and body.startswith(b"Code: 27"), (st, body[:300])
+    assert scalar(clickhouse, f"SELECT count(), uniqExact(id), countIf(s != 'good') FROM {t} "
+                              f"FORMAT TSV") == "500\t500\t0"
+    sizes = [rows for rows, _, _ in wait_flush_lines(sc, t, 51)]
+    report(capsys, f"51 requests behind a slow flush: batches of {sizes} rows")
+    assert max(sizes) <= limit, sizes
+    assert len(sizes) < 51  # they were still batched
 
 
 @pytest.mark.parametrize("fmt,good,bad", [

@@ -218,7 +218,26 @@ def test_shutdown_grace_bounds_the_wait(clickhouse, start_sidecar):
     took = time.monotonic() - t0
     t.join(10)
     assert took < 2.5, f"exited {took:.1f} s after SIGTERM with 1 s grace"
-    assert rc is not None and rc >= 0, rc
+    assert rc == 0 and "shutdown_grace_expired" in sc.stderr_text(), (rc, sc.stderr_text()[-2000:])
+
+
+def test_second_signal_exits_at_once(clickhouse, start_sidecar):
+    """A second SIGTERM during the drain ends the process at once, exit 1."""
+    sc = start_sidecar(clickhouse.http_url, "--shutdown-grace", "30s")
+    out: dict = {}
+    t = threading.Thread(target=_slow_request, args=(sc.url, out, 3.0))
+    t.start()
+    time.sleep(0.3)
+    sc.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert sc.proc.poll() is None, "exited before the slow query ended, on the first signal"
+    t0 = time.monotonic()
+    sc.proc.send_signal(signal.SIGTERM)
+    rc = sc.proc.wait(10)
+    took = time.monotonic() - t0
+    t.join(10)
+    assert rc == 1 and "shutdown_forced" in sc.stderr_text(), (rc, sc.stderr_text()[-2000:])
+    assert took < 2, f"exited {took:.1f} s after the second signal"
 
 
 def test_port_in_use_fails_clearly(clickhouse, sidecar_bin):

@@ -13,6 +13,7 @@ batched INSERT row is present.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -21,6 +22,8 @@ import uuid
 import httpx
 
 import rawhttp
+from metrics_text import fetch_metrics, value
+from netutil import free_port
 from rawhttp import report
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -164,3 +167,57 @@ def test_failover_under_load(clickhouse_factory, start_sidecar, capsys):
     missing = acked - present()
     assert not missing, f"{len(missing)} acknowledged INSERTs missing: {sorted(missing)[:10]}"
     assert health(sc)[name[survivor]]
+
+
+def dropping_listener() -> tuple[socket.socket, list[socket.socket]]:
+    """A port whose accept queue is full and never drained: the kernel drops
+    further SYNs, so connecting to it times out (a host that is down or
+    firewalled, as seen from the client). Keep both returned objects alive."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fill = []
+    for _ in range(8):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(listener.getsockname())
+        except BlockingIOError:
+            pass
+        fill.append(c)
+    return listener, fill
+
+
+def test_replica_that_drops_connections_is_passed_over(clickhouse, start_sidecar):
+    """A replica that never completes the TCP handshake got nothing of the
+    request: it goes to the other replica after --connect-timeout instead of
+    failing. The high --eject-after keeps the replica in the rotation, so
+    each request meets it first (ties go to the first replica)."""
+    listener, fill = dropping_listener()
+    try:
+        dead = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        sc = start_sidecar(dead, "--upstream", clickhouse.http_url, "--connect-timeout", "300ms",
+                           "--health-interval", "60s", "--eject-after", "100")
+        with httpx.Client(timeout=10) as c:
+            answers = [c.post(sc.url + "/", content=f"SELECT {i} + 1".encode()) for i in range(6)]
+        assert [(r.status_code, r.text) for r in answers] == [(200, f"{i + 1}\n") for i in range(6)]
+        m = fetch_metrics(sc.admin_url)
+        assert value(m, "chsidecar_upstream_requests_total",
+                     upstream=dead.removeprefix("http://"), result="timeout") >= 1
+    finally:
+        for c in fill:
+            c.close()
+        listener.close()
+
+
+def test_each_failed_ping_counts_once_towards_eject_after(clickhouse, start_sidecar):
+    """--eject-after 4: the replica whose port refuses is ejected after its
+    fourth failed ping, not its second (a ping failure was counted by the
+    ping and again by the pool's request observer)."""
+    dead_port = free_port()
+    sc = start_sidecar(clickhouse.http_url, "--upstream", f"http://127.0.0.1:{dead_port}",
+                       "--health-interval", "300ms", "--eject-after", "4")
+    name = f"127.0.0.1:{dead_port}"
+    assert rawhttp.wait_until(lambda: not health(sc)[name], 10, interval=0.02), status(sc)
+    pings = value(fetch_metrics(sc.admin_url), "chsidecar_upstream_requests_total", upstream=name)
+    assert pings >= 4, f"ejected after {pings} pings"

@@ -119,6 +119,18 @@ def test_session_check_unknown_session_same_as_direct(clickhouse, sidecar):
     assert s[:2] == d[:2]
 
 
+@pytest.mark.parametrize("timeout", ["abc", "-5", "100000", "", "30", "3600"])
+def test_session_timeout_judged_as_clickhouse_does(clickhouse, sidecar, timeout):
+    """A stateless session's session_timeout never reaches ClickHouse when
+    the sidecar drops the session; one ClickHouse would refuse (374) must
+    still get ClickHouse's answer, and a good one must still work."""
+    params = {"session_timeout": timeout}
+    d = burst(clickhouse.http_url, 1, "SELECT 1", {**params, "session_id": new_session()})[0]
+    s = burst(sidecar.url, 1, "SELECT 1", {**params, "session_id": new_session()})[0]
+    assert s[:2] == d[:2], (s, d)
+    assert (d[0] == 200) == (timeout in ("30", "3600")), d
+
+
 # -- a session with state ---------------------------------------------------------
 
 MODES = [pytest.param((), id="auto"),
