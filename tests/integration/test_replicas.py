@@ -221,3 +221,40 @@ def test_each_failed_ping_counts_once_towards_eject_after(clickhouse, start_side
     assert rawhttp.wait_until(lambda: not health(sc)[name], 10, interval=0.02), status(sc)
     pings = value(fetch_metrics(sc.admin_url), "chsidecar_upstream_requests_total", upstream=name)
     assert pings >= 4, f"ejected after {pings} pings"
+
+
+def test_requests_eject_a_refusing_replica_without_pings(clickhouse, start_sidecar):
+    """Passive ejection: with pings an hour apart, --eject-after failed
+    requests take the replica out (each of them went on to the other one)."""
+    dead_port = free_port()
+    name = f"127.0.0.1:{dead_port}"
+    sc = start_sidecar(f"http://{name}", "--upstream", clickhouse.http_url,
+                       "--health-interval", "3600s", "--eject-after", "3")
+    with httpx.Client(timeout=10) as c:
+        answers = [c.post(sc.url + "/", content=f"SELECT {i}".encode()) for i in range(8)]
+    assert [(r.status_code, r.text) for r in answers] == [(200, f"{i}\n") for i in range(8)]
+    assert health(sc)[name] is False, status(sc)
+    tried = value(fetch_metrics(sc.admin_url), "chsidecar_upstream_requests_total", upstream=name)
+    # the start-up probe may be one of the three
+    assert 3 <= tried <= 4, f"{tried} requests tried the replica, 8 were sent"
+
+
+def test_concurrent_work_spreads_over_replicas(clickhouse, start_sidecar):
+    """Least outstanding requests: 24 concurrent slow queries over two
+    replicas (the same server under two names) land on both, about evenly."""
+    port = clickhouse.http_port
+    sc = start_sidecar(f"http://127.0.0.1:{port}", "--upstream", f"http://localhost:{port}",
+                       "--pool-size", "16")
+
+    def one(_):
+        with httpx.Client(timeout=30) as c:
+            return c.post(sc.url + "/", content=b"SELECT sleep(0.3)").status_code
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(24) as ex:
+        statuses = list(ex.map(one, range(24)))
+    assert statuses == [200] * 24
+    m = fetch_metrics(sc.admin_url)
+    per = [value(m, "chsidecar_upstream_requests_total", upstream=u, result="ok")
+           for u in (f"127.0.0.1:{port}", f"localhost:{port}")]
+    assert min(per) >= 8, per
