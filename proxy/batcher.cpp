@@ -533,6 +533,9 @@ void Batcher::expire(uint64_t now_ms) {
   finished_.clear();
   // Clients waiting for a commit stop waiting at their deadline, also while
   // their rows are still buffered behind flushes that keep failing.
+  // Answered only after every buffer is changed: an answer may let its
+  // client's next, pipelined request in, and add() it to these buffers.
+  std::vector<std::pair<BatchWaiter*, BatchResult>> answers;
   auto expire_batch = [&](Table& table, Batch& batch) {
     std::vector<bool> keep(batch.parts.size(), true);
     bool dropped = false;
@@ -542,9 +545,8 @@ void Batcher::expire(uint64_t now_ms) {
       keep[i] = false;
       dropped = true;
       if (part.ticket != nullptr && part.ticket->waiter != nullptr) {
-        BatchWaiter* waiter = part.ticket->waiter;
+        answers.emplace_back(part.ticket->waiter, not_committed_result(table));
         part.ticket->waiter = nullptr;
-        waiter->batch_done(not_committed_result(table));
       }
     }
     if (!dropped) return;
@@ -568,6 +570,7 @@ void Batcher::expire(uint64_t now_ms) {
       ++it;
     }
   }
+  for (auto& [waiter, result] : answers) waiter->batch_done(result);
 }
 
 }  // namespace chsidecar

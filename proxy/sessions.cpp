@@ -38,10 +38,17 @@ void SessionTable::next_turn(Session& session, uint64_t now_ms) {
   session.running->session_turn();
 }
 
-void SessionTable::finished(const std::string& key, SessionWaiter* waiter, uint64_t now_ms) {
+void SessionTable::finished(const std::string& key, SessionWaiter* waiter, uint64_t now_ms,
+                            bool refused) {
   auto it = sessions_.find(key);
   if (it == sessions_.end() || it->second.running != waiter) return;
-  next_turn(it->second, now_ms);
+  Session& s = it->second;
+  s.confirmed |= !refused;
+  if (refused && !s.confirmed && s.waiting.empty()) {
+    sessions_.erase(it);
+    return;
+  }
+  next_turn(s, now_ms);
 }
 
 void SessionTable::cancel(const std::string& key, SessionWaiter* waiter, uint64_t now_ms) {

@@ -54,8 +54,11 @@ class SessionTable {
   Admit admit(const std::string& key, SessionWaiter* waiter, uint64_t timeout_ms);
 
   // `waiter`, which held the session, is done; the next queued request gets
-  // its turn. `now_ms` starts the idle clock.
-  void finished(const std::string& key, SessionWaiter* waiter, uint64_t now_ms);
+  // its turn. `now_ms` starts the idle clock. `refused`: ClickHouse answered
+  // that it has no such session (372) or would not open it (374); a session
+  // it never confirmed is then forgotten, so that it holds no slot.
+  void finished(const std::string& key, SessionWaiter* waiter, uint64_t now_ms,
+                bool refused = false);
 
   // Removes `waiter` whether it holds the session or waits in it.
   void cancel(const std::string& key, SessionWaiter* waiter, uint64_t now_ms);
@@ -83,6 +86,7 @@ class SessionTable {
     uint64_t timeout_ms = 60'000;
     uint64_t idle_since_ms = 0;
     size_t replica = SIZE_MAX;
+    bool confirmed = false;  // a request of it ran on the server
   };
 
   void next_turn(Session& session, uint64_t now_ms);

@@ -30,6 +30,7 @@ import pytest
 
 import rawhttp
 from fault_relay import FaultRelay
+from netutil import free_port
 from rawhttp import RawConn, assert_sidecar_error
 from rawhttp import report, uniq
 
@@ -392,6 +393,28 @@ def test_rows_queued_behind_a_slow_flush_keep_the_batch_limit(clickhouse, start_
     report(capsys, f"51 requests behind a slow flush: batches of {sizes} rows")
     assert max(sizes) <= limit, sizes
     assert len(sizes) < 51  # they were still batched
+
+
+def test_pipelined_insert_behind_an_expired_one_is_answered(start_sidecar, tmp_path):
+    """A commit-mode INSERT whose --upstream-timeout passes while its rows
+    wait gets its 503; the request its client pipelined behind it is read
+    in that moment and joins the same table's buffer. It must get its own
+    answer, not be dropped with the expired rows."""
+    dead = free_port()
+    sc = start_sidecar(f"http://127.0.0.1:{dead}", "--upstream-timeout", "1s", "--flush-rows", "3",
+                       "--max-inflight-flushes", "1", "--spool-dir", str(tmp_path / "spool"))
+    q = urllib.parse.quote("INSERT INTO t FORMAT JSONEachRow")
+    # a spooled row holds the table's only flush slot (the upstream refuses)
+    with RawConn(sc.url, timeout=10) as c:
+        r = c.request(rawhttp.post(f"/?query={q}&wait_for_async_insert=0", b'{"id":0}\n'), "POST")
+        assert r.status == 200, r.body
+    time.sleep(0.3)  # its flush is out (and failing): the rows below wait in the buffer
+    two = b'{"id":1}\n{"id":2}\n'
+    with RawConn(sc.url, timeout=10) as c:
+        c.send(rawhttp.post(f"/?query={q}", two) + rawhttp.post(f"/?query={q}", two))
+        answers = [c.read_response("POST") for _ in range(2)]
+    for r in answers:
+        assert r.status == 503 and r.body.startswith(b"Code: 159"), (r.status, r.body)
 
 
 @pytest.mark.parametrize("fmt,good,bad", [

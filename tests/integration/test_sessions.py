@@ -14,8 +14,11 @@ import time
 import uuid
 
 import aiohttp
+import httpx
 import pytest
 
+from metrics_text import fetch_metrics, value
+from netutil import free_port
 from rawhttp import assert_sidecar_error
 from rawhttp import report
 
@@ -129,6 +132,28 @@ def test_session_timeout_judged_as_clickhouse_does(clickhouse, sidecar, timeout)
     s = burst(sidecar.url, 1, "SELECT 1", {**params, "session_id": new_session()})[0]
     assert s[:2] == d[:2], (s, d)
     assert (d[0] == 200) == (timeout in ("30", "3600")), d
+
+
+def test_sessions_clickhouse_refused_hold_no_slot(clickhouse, start_sidecar):
+    """A session request ClickHouse refuses before opening the session (374
+    for a bad session_timeout, 372 for session_check=1 on an unknown one)
+    leaves nothing tracked: --max-sessions is not used up by them."""
+    admin = f"127.0.0.1:{free_port()}"
+    sc = start_sidecar(clickhouse.http_url, "--max-sessions", "2", "--admin-listen", admin)
+    with httpx.Client(timeout=10) as c:
+        for params in ({"session_timeout": "100000"}, {"session_timeout": "abc"},
+                       {"session_check": "1"}):
+            r = c.post(sc.url + "/", params={**params, "session_id": new_session()},
+                       content=b"SET max_threads = 1")
+            assert r.status_code == 500 and r.text.startswith(("Code: 374", "Code: 372")), r.text
+        m = fetch_metrics("http://" + admin)
+        assert value(m, "chsidecar_sessions_stateful") == 0
+        sid = new_session()
+        for sql in (b"CREATE TEMPORARY TABLE tt (x UInt8)", b"INSERT INTO tt VALUES (1)",
+                    b"SELECT count() FROM tt"):
+            r = c.post(sc.url + "/", params={"session_id": sid}, content=sql)
+            assert r.status_code == 200, r.text
+        assert r.text == "1\n"
 
 
 # -- a session with state ---------------------------------------------------------

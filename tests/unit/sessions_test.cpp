@@ -269,3 +269,31 @@ TEST_CASE("expire drops only idle sessions past timeout plus margin") {
   CHECK(table.expire(3'000'000'000 + 1'000 + margin) == 1);
   CHECK(table.size() == 0);
 }
+
+TEST_CASE("a session ClickHouse refused is forgotten unless it ran before") {
+  Config config = small_config();
+  SessionTable table(config);
+  std::vector<int> turns;
+  Waiter a(1, turns), b(2, turns), c(3, turns);
+
+  // Its first request got 374 (bad session_timeout): nothing on the server.
+  REQUIRE(table.admit(kKey, &a, 60'000) == Admit::kRun);
+  table.finished(kKey, &a, 0, /*refused=*/true);
+  CHECK_FALSE(table.is_stateful(kKey));
+  CHECK(table.size() == 0);
+
+  // A session that ran keeps its state when a later request is refused.
+  REQUIRE(table.admit(kKey, &a, 60'000) == Admit::kRun);
+  table.finished(kKey, &a, 0);
+  REQUIRE(table.admit(kKey, &b, 60'000) == Admit::kRun);
+  table.finished(kKey, &b, 0, /*refused=*/true);
+  CHECK(table.is_stateful(kKey));
+
+  // A refused first request with others waiting hands over its turn.
+  const std::string other = SessionTable::key("bob", "s2");
+  REQUIRE(table.admit(other, &a, 60'000) == Admit::kRun);
+  REQUIRE(table.admit(other, &c, 60'000) == Admit::kQueued);
+  table.finished(other, &a, 0, /*refused=*/true);
+  CHECK(table.is_stateful(other));
+  CHECK(turns == std::vector<int>{3});
+}
