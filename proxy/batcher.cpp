@@ -451,8 +451,11 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
 }
 
 // Sends a batch again after a transient error. Clients that stopped waiting
-// are answered now and their rows leave the batch first: they must never be
-// committed after the client was told they were not.
+// are answered now. While no try can have inserted the batch, their rows
+// leave it first: they must never be committed after the client was told
+// they were not. Once a try may have inserted it, they are told so (319) and
+// the batch keeps its bytes, so that the server's deduplication (the token,
+// or a replicated table's block hash) recognises the retry.
 void Batcher::retry(Flush& flush) {
   finished_.clear();
   Table& table = flush.table();
@@ -464,8 +467,10 @@ void Batcher::retry(Flush& flush) {
     Part& part = batch.parts[i];
     bool waiting = part.ticket != nullptr && part.ticket->waiter != nullptr;
     if (part.spool_id == 0 && (!waiting || now >= part.deadline_ms)) {
-      keep[i] = false;
-      dropped = true;
+      if (!flush.maybe_inserted()) {
+        keep[i] = false;
+        dropped = true;
+      }
       if (waiting) {
         BatchWaiter* waiter = part.ticket->waiter;
         part.ticket->waiter = nullptr;

@@ -20,11 +20,12 @@ int exception_code(std::string_view body, const std::vector<Header>& headers) {
 ErrorClass classify_error(int code) {
   switch (code) {
     // Timeouts, overload, network, memory, too many parts, unknown insert status.
-    // Also the server's own state: disk full, no ZooKeeper, cancelled,
-    // aborted, allocation failed, system errors.
-    case 3: case 159: case 173: case 202: case 203: case 209: case 210: case 225: case 236:
-    case 241: case 242: case 243: case 252: case 285: case 319: case 394: case 425: case 999:
-    case 1000: case 1001: case 1002:
+    // Also the server's own state: disk full (243, and 75 when a write hits
+    // ENOSPC), its files (74, 76, 77, 107), no ZooKeeper, cancelled, aborted,
+    // allocation failed, system errors.
+    case 3: case 74: case 75: case 76: case 77: case 107: case 159: case 173: case 202:
+    case 203: case 209: case 210: case 225: case 236: case 241: case 242: case 243: case 252:
+    case 285: case 319: case 394: case 425: case 999: case 1000: case 1001: case 1002:
       return ErrorClass::kTransient;
     // About the request as a whole, the same for every request of a batch
     // (they share table, columns, settings and credentials): unknown table,

@@ -451,7 +451,7 @@ void Spool::prepare_next() {
   opening_.path = segment_path(opening_.seq);
   if (spare_ == Spare::kReady) {
     opening_.reuse_path = spare_path();
-    spare_ = Spare::kNone;
+    spare_ = Spare::kInUse;
   }
   open_work_.data = this;
   uv_queue_work(loop_, &open_work_, &Spool::open_segment, &Spool::on_opened);
@@ -492,6 +492,7 @@ void Spool::on_opened(uv_work_t* work, int status) noexcept {
   auto* self = static_cast<Spool*>(work->data);
   Opening& o = self->opening_;
   if (status != 0 && o.error == 0) o.error = -status;
+  if (self->spare_ == Spare::kInUse) self->spare_ = Spare::kNone;  // renamed or deleted by now
   if (o.fd >= 0 && self->closed_) {
     ::close(o.fd);
     o.fd = -1;

@@ -183,7 +183,9 @@ class Spool {
   Next next_ = Next::kNone;  // the segment that takes over at the limit
   uv_work_t open_work_{};
   Opening opening_;
-  enum class Spare { kNone, kRenaming, kReady };
+  // kInUse: the next segment is being opened from spare.log; no other file
+  // may take that name until it is renamed away.
+  enum class Spare { kNone, kRenaming, kReady, kInUse };
   Spare spare_ = Spare::kNone;     // a done segment kept for reuse, as spare.log
   uint64_t rotate_retry_ms_ = 0;   // after a failed rotation, not before this (uv_now)
   uint64_t group_offset_ = 0;

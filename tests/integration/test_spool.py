@@ -30,6 +30,7 @@ import urllib.parse
 import urllib.request
 
 import aiohttp
+import httpx
 import pytest
 
 from metrics_text import fetch_metrics, value
@@ -652,6 +653,123 @@ def test_unusable_spool_dir_at_start(clickhouse, sidecar_bin, tmp_path, capsys):
             _umount(full)
     finally:
         _umount(ro)
+
+
+# Delays rename("spare.log" -> "segment-*"), the last step of opening the next
+# segment from the spare, by SLOW_RENAME_MS (default 300).
+SLOW_SPARE_RENAME_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int rename(const char *from, const char *to) {
+  static int (*real)(const char *, const char *);
+  if (!real) real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+  const char *f = strrchr(from, '/'), *t = strrchr(to, '/');
+  if (f && t && strcmp(f, "/spare.log") == 0 && strncmp(t, "/segment-", 9) == 0) {
+    const char *ms = getenv("SLOW_RENAME_MS");
+    usleep((ms ? atoi(ms) : 300) * 1000);
+  }
+  return real(from, to);
+}
+"""
+
+
+def _slow_spare_rename_shim(tmp_path) -> str:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler for the LD_PRELOAD shim")
+    src = tmp_path / "slow_rename.c"
+    src.write_text(SLOW_SPARE_RENAME_C)
+    so = tmp_path / "slow_rename.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so), str(src), "-ldl"], check=True)
+    return str(so)
+
+
+def _deleted_spool_files(pid: int, spool_dir) -> list[str]:
+    """Files of the spool directory the process holds open after their unlink."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(spool_dir)) and target.endswith("(deleted)"):
+            out.append(target)
+    return out
+
+
+def test_spare_segment_keeps_its_name_while_it_is_reused(clickhouse_factory, start_sidecar,
+                                                         tmp_path, capsys):
+    """The next segment is opened from spare.log (its rename slowed down
+    here) while a backlog of committed segments drains after a ClickHouse
+    stall. No other segment may take the name spare.log meanwhile: that one
+    was renamed to the new segment's name, the new segment's file was
+    deleted under the open descriptor, and rows acknowledged from it were
+    gone after a kill -9."""
+    shim = _slow_spare_rename_shim(tmp_path)
+    ch = clickhouse_factory()
+    table = make_table(ch, uniq("spool_spare"))
+    spool_dir = tmp_path / "spool"
+    args = ("--spool-dir", str(spool_dir), "--spool-segment-bytes", "64KiB",
+            "--flush-rows", "100", "--flush-delay-max", "20ms")
+    sc = start_sidecar(ch.http_url, *args, "--log-level", "debug", env={"LD_PRELOAD": shim})
+    load = Load(sc.url, table, first_id=1, concurrency=8, params=SPOOLED, pause=0.002).start()
+    time.sleep(1.5)
+    os.kill(ch.pid, signal.SIGSTOP)  # a stall: a backlog of segments forms
+    time.sleep(3)
+    os.kill(ch.pid, signal.SIGCONT)
+    deleted: list[str] = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 6 and not deleted:
+        deleted = _deleted_spool_files(sc.proc.pid, spool_dir)
+        time.sleep(0.005)
+    load.stop()
+    sc.stop(signal.SIGKILL)
+    sc2 = start_sidecar(ch.http_url, *args)
+    missing, _ = wait_present(ch, table, load.acked, 30)
+    reused = sc.stderr_text().count("spool_segment_started") - \
+        sc.stderr_text().count("reused=false")
+    report(capsys, f"spare reuse during a drain: {len(load.acked)} acked, "
+                   f"{sc.stderr_text().count('spool_segment_started')} segments started "
+                   f"({reused} from the spare), "
+                   f"deleted spool files held open: {deleted}, missing after kill -9: {len(missing)}")
+    assert reused > 0, "no segment was opened from the spare: the test did not get there"
+    assert not deleted, deleted
+    assert not missing, f"{len(missing)} acked rows missing, e.g. {sorted(missing)[:10]}"
+    sc2.stop()
+
+
+def test_clickhouse_disk_full_is_waited_out(clickhouse_factory, start_sidecar, tmp_path, capsys):
+    """ClickHouse's own data disk is full: its refusal (code 75 on 18.16,
+    "No space left on device") is the server's state, not the rows'. Rows
+    acknowledged from the spool are retried until the disk has room, never
+    dead-lettered."""
+    data = tmp_path / "chdata"
+    _mount_tmpfs(data, "size=64m")
+    try:
+        ch = clickhouse_factory(str(data))
+        table = make_table(ch, uniq("ch_full"))
+        sc = start_sidecar(ch.http_url, "--spool-dir", str(tmp_path / "spool"),
+                           "--retry-backoff-max", "300ms", "--log-level", "debug")
+        _fill(data / "filler")
+        with httpx.Client(timeout=10) as c:
+            for i in range(3):
+                r = c.post(sc.url + "/", params={**SPOOLED, "query": f"INSERT INTO {table} FORMAT JSONEachRow"},
+                           content=f'{{"id":{i},"r":1}}\n')
+                assert r.status_code == 200, r.text
+        assert wait_for(lambda: "batch_retry" in sc.stderr_text(), 10), sc.stderr_text()[-2000:]
+        refusal = next(ln for ln in sc.stderr_text().splitlines() if "batch_retry" in ln)
+        time.sleep(1.0)  # a few more tries against the full disk
+        os.unlink(data / "filler")
+        assert wait_for(lambda: id_counts(ch, table) == {0: 1, 1: 1, 2: 1}, 20), id_counts(ch, table)
+        report(capsys, f"ClickHouse's disk full: {refusal.split(' batch_retry ')[-1][:160]}")
+        assert not (tmp_path / "spool" / "dead-letter.jsonl").exists()
+        assert "rows_dead_lettered" not in sc.stderr_text() and "batch_bisect" not in sc.stderr_text()
+        sc.stop()
+    finally:
+        _umount(data)
 
 
 def test_disk_fills_at_run_time(clickhouse, start_sidecar, tmp_path, capsys):

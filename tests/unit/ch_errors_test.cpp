@@ -42,7 +42,8 @@ TEST_CASE("exception_code prefers the X-ClickHouse-Exception-Code header") {
 }
 
 TEST_CASE("classify_error sorts codes into transient, data and permanent") {
-  for (int code : {252, 241, 202, 159, 210, 319, 209, 425, 3, 243, 225, 394, 236, 173, 1000}) {
+  for (int code : {252, 241, 202, 159, 210, 319, 209, 425, 3, 243, 225, 394, 236, 173, 1000,
+                   74, 75, 76, 77, 107}) {
     CAPTURE(code);
     CHECK(classify_error(code) == ErrorClass::kTransient);
   }
