@@ -166,6 +166,46 @@ def test_unbatched_early_ack_insert_is_committed_not_refused(clickhouse, start_s
 
 # -- kill -9 in the middle of a spooled load ----------------------------------------
 
+def test_ack_spool_flag_and_wait_for_async_insert_1(clickhouse, start_sidecar, tmp_path):
+    """--ack spool answers a plain INSERT once its rows are on disk (here
+    while ClickHouse cannot be reached at all); a request that asks for
+    wait_for_async_insert=1 still waits for the commit, and gets an error
+    when there is none. Both kinds land once ClickHouse is back."""
+    table = make_table(clickhouse, uniq("spool_flag"))
+    spool_dir = tmp_path / "spool"
+    dead = f"http://127.0.0.1:{free_port()}"
+    sc = start_sidecar(dead, "--ack", "spool", "--spool-dir", str(spool_dir),
+                       "--upstream-timeout", "1s")
+    st, _, body = post(sc.url, table, b'{"id":1,"r":1}\n')
+    assert st == 200, body
+    st, _, body = post(sc.url, table, b'{"id":2,"r":1}\n', {"wait_for_async_insert": "1"})
+    assert st in (503, 504) and body.startswith(b"Code: "), (st, body)
+    sc.stop()
+    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    assert wait_for(lambda: id_counts(clickhouse, table) == {1: 1}, 10), id_counts(clickhouse, table)
+    sc2.stop()
+
+
+def test_group_commit_and_private_files(clickhouse, start_sidecar, tmp_path):
+    """Concurrent spooled INSERTs share fsyncs; the spool directory is the
+    sidecar's alone (0700, files 0600); the start-up line says whether the
+    server deduplicates retries by token (18.16 does not)."""
+    table = make_table(clickhouse, uniq("spool_group"))
+    spool_dir = tmp_path / "spool"
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    before = fetch_metrics(sc.admin_url)
+    load = Load(sc.url, table, first_id=1, concurrency=32, params=SPOOLED).run(2.0)
+    assert wait_for(lambda: count(clickhouse, table) == len(load.acked), 10)
+    after = fetch_metrics(sc.admin_url)
+    fsyncs = value(after, "chsidecar_spool_fsyncs_total") - value(before, "chsidecar_spool_fsyncs_total")
+    assert len(load.acked) > 200 and 0 < fsyncs < len(load.acked) / 2, (len(load.acked), fsyncs)
+    assert os.stat(spool_dir).st_mode & 0o777 == 0o700
+    assert all(os.stat(spool_dir / f).st_mode & 0o777 == 0o600 for f in os.listdir(spool_dir))
+    version = clickhouse.query("SELECT version()").decode().strip()
+    assert re.search(rf"upstream_without_dedup_token version={re.escape(version)} ", sc.stderr_text())
+    sc.stop()
+
+
 def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):
     """KILL_ROUNDS times: ~0.3-1 s of 32 concurrent single-row spooled
     writers, then SIGKILL; each restart replays on the same --spool-dir.
