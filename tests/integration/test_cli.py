@@ -205,13 +205,18 @@ def test_sigterm_idle_exits_0_quickly(clickhouse, start_sidecar):
     assert took < 2.0, f"idle sidecar took {took:.1f} s to exit"
 
 
-def test_shutdown_grace_bounds_the_wait(clickhouse, start_sidecar):
-    """A query longer than --shutdown-grace does not keep the process."""
-    sc = start_sidecar(clickhouse.http_url, "--shutdown-grace", "1s")
-    out: dict = {}
-    t = threading.Thread(target=_slow_request, args=(sc.url, out, 3.0))
+def _with_a_query_in_flight(start_sidecar, clickhouse, grace: str):
+    """A sidecar with --shutdown-grace `grace` running a 3 s query."""
+    sc = start_sidecar(clickhouse.http_url, "--shutdown-grace", grace)
+    t = threading.Thread(target=_slow_request, args=(sc.url, {}, 3.0))
     t.start()
     time.sleep(0.3)
+    return sc, t
+
+
+def test_shutdown_grace_bounds_the_wait(clickhouse, start_sidecar):
+    """A query longer than --shutdown-grace does not keep the process."""
+    sc, t = _with_a_query_in_flight(start_sidecar, clickhouse, "1s")
     t0 = time.monotonic()
     sc.proc.send_signal(signal.SIGTERM)
     rc = sc.proc.wait(10)
@@ -223,11 +228,7 @@ def test_shutdown_grace_bounds_the_wait(clickhouse, start_sidecar):
 
 def test_second_signal_exits_at_once(clickhouse, start_sidecar):
     """A second SIGTERM during the drain ends the process at once, exit 1."""
-    sc = start_sidecar(clickhouse.http_url, "--shutdown-grace", "30s")
-    out: dict = {}
-    t = threading.Thread(target=_slow_request, args=(sc.url, out, 3.0))
-    t.start()
-    time.sleep(0.3)
+    sc, t = _with_a_query_in_flight(start_sidecar, clickhouse, "30s")
     sc.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     assert sc.proc.poll() is None, "exited before the slow query ended, on the first signal"
