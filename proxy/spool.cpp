@@ -203,7 +203,8 @@ Spool::Append Spool::append(const SpoolRows& data, uint64_t& id,
   if (fd_ < 0 || closed_) return Append::kUnavailable;
   size_t before = pending_.size();
   encode_data_record(data, next_id_, pending_);
-  if (disk_bytes_ + pending_.size() > config_.spool_max_bytes) {
+  uint64_t in_flight = state_ == State::kWriting ? group_.size() : 0;  // the group being written
+  if (disk_bytes_ + in_flight + pending_.size() > config_.spool_max_bytes) {
     pending_.resize(before);
     return Append::kFull;
   }

@@ -336,7 +336,9 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   UpstreamOutcome outcome;
   outcome.code = code;
   outcome.response_started = slot.response_started;
-  outcome.connected = slot.connected;
+  // A stale-connection retry means the first try had a connection (and may
+  // have sent the request), whatever happened to the fresh one.
+  outcome.connected = slot.connected || slot.retried;
   if (code != CURLE_OK) outcome.error = slot.error[0] ? slot.error : curl_easy_strerror(code);
   const char* result = code == CURLE_OPERATION_TIMEDOUT ? "timeout"
                        : slot.status >= 400             ? "http_error"
