@@ -18,6 +18,17 @@
 namespace chsidecar {
 
 namespace {
+
+// Transient codes that may also be one batch's own doing (see flush_done).
+bool may_be_the_requests_own(int code) {
+  switch (code) {
+    case 74: case 75: case 76: case 77: case 107: case 159: case 241:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Error text kept from a failed flush; ClickHouse's messages are short.
 constexpr size_t kMaxErrorBody = 64 * 1024;
 // A key's buffer is forgotten after this long without a row.
@@ -70,7 +81,9 @@ class Batcher::Flush final : public UpstreamClient {
   }
   // A try ended without an answer after the whole batch went out: the
   // server may have inserted it.
-  void note_unknown_outcome() { maybe_inserted_ |= sent_ == batch_.data.size(); }
+  void note_unknown_outcome() { maybe_inserted_ |= whole_body_sent_ || sent_ == batch_.data.size(); }
+  // A half of a batch that may have been inserted may have been too.
+  void inherit_unknown_outcome(const Flush& whole) { maybe_inserted_ |= whole.maybe_inserted_; }
   // Tries the server answered with a transient code that may be this
   // batch's own (memory, time limits).
   int own_transient_failures() const { return own_transient_failures_; }
@@ -81,6 +94,7 @@ class Batcher::Flush final : public UpstreamClient {
   void begin_try() {
     ++attempts_;
     sent_ = 0;
+    whole_body_sent_ = false;
     result_ = BatchResult{};
   }
 
@@ -105,6 +119,8 @@ class Batcher::Flush final : public UpstreamClient {
     return n;
   }
   bool upstream_rewind_body() override {
+    // The pool resends on a fresh connection: what went out before counts.
+    whole_body_sent_ |= sent_ == batch_.data.size();
     sent_ = 0;
     return true;
   }
@@ -128,6 +144,7 @@ class Batcher::Flush final : public UpstreamClient {
   Table& table_;
   Batch batch_;
   size_t sent_ = 0;
+  bool whole_body_sent_ = false;  // this try, before a rewind
   int attempts_ = 0;
   bool failed_ = false;
   bool maybe_inserted_ = false;
@@ -284,9 +301,10 @@ void Batcher::flush(Table& table, bool forming) {
   }
 }
 
-void Batcher::send(Table& table, Batch batch) {
+void Batcher::send(Table& table, Batch batch, const Flush* split_from) {
   ++table.inflight;
   flushes_.push_back(std::make_unique<Flush>(*this, table, std::move(batch)));
+  if (split_from != nullptr) flushes_.back()->inherit_unknown_outcome(*split_from);
   submit(*flushes_.back());
 }
 
@@ -391,12 +409,14 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   else done.note_failure(commits_);
   if (!committed && outcome.code != CURLE_OK && !outcome.response_started)
     done.note_unknown_outcome();
-  // A memory or time limit (241, 159) that outlasts --retry-limit tries
-  // while other batches commit is about this batch (a setting, a row too
-  // large), not the server: split it like bad data, so it cannot hold the
-  // spool forever. Other transient codes are the server's or the table's
-  // state (too many parts, read-only, ZooKeeper, network), and they pass.
-  bool own_limit = error_class == ErrorClass::kTransient && (code == 241 || code == 159);
+  // A memory or time limit (241, 159), or a file error (74-77, 107: a full
+  // disk, or one File table's missing file), that outlasts --retry-limit
+  // tries while other batches commit is about this batch (a setting, a row
+  // too large, its table), not the server: split it like bad data, so it
+  // cannot hold the spool forever. Other transient codes are the server's
+  // or the table's state (too many parts, read-only, ZooKeeper, network),
+  // and they pass.
+  bool own_limit = error_class == ErrorClass::kTransient && may_be_the_requests_own(code);
   if (own_limit) done.note_own_transient_failure();
   bool give_up = own_limit &&
                  static_cast<uint64_t>(done.own_transient_failures()) >= config_.retry_limit &&
@@ -439,8 +459,8 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
     Batch left = rebuild(table, batch, 0, middle, nullptr);
     Batch right = rebuild(table, batch, middle, batch.parts.size(), nullptr);
     buffered_bytes_ += left.data.size() + right.data.size();
-    send(table, std::move(left));
-    send(table, std::move(right));
+    send(table, std::move(left), &done);
+    send(table, std::move(right), &done);
   } else {
     log_event(LogLevel::kWarn, "batch_failed",
               {{"table", table.target.table}, {"status", std::to_string(result.status)},

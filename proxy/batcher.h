@@ -146,7 +146,7 @@ class Batcher {
   void schedule(Table& table);
   // Sends full batches, then the forming one if `forming`, while flush slots are free.
   void flush(Table& table, bool forming);
-  void send(Table& table, Batch batch);
+  void send(Table& table, Batch batch, const Flush* split_from = nullptr);
   void submit(Flush& flush);
   void flush_done(Flush& flush, const UpstreamOutcome& outcome);
   void retry(Flush& flush);

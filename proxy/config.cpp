@@ -191,7 +191,10 @@ const std::vector<Flag>& flags() {
        [](const Config& c) {
          if (c.upstreams.empty()) return std::string("none, required");
          std::string urls;
-         for (const std::string& url : c.upstreams) urls += (urls.empty() ? "" : ",") + redact_url(url);
+         for (const std::string& url : c.upstreams) {
+           if (!urls.empty()) urls += ',';
+           urls += redact_url(url);
+         }
          return urls;
        }},
       duration_flag("Upstream", "health-interval", "time between GET /ping health checks of each upstream",
@@ -279,8 +282,9 @@ const std::vector<Flag>& flags() {
                     &Config::retry_backoff_max_ms, 1),
       count_flag("Acknowledgement", "retry-limit",
                  "tries of a batch that ClickHouse refuses with a memory or time limit (241, 159) "
-                 "while other batches commit; then it is split and a request failing alone gets "
-                 "the error (dead-lettered if answered early). Other transient errors: no limit",
+                 "or a file error (74-77, 107) while other batches commit; then it is split and a "
+                 "request failing alone gets the error (dead-lettered if answered early). Other "
+                 "transient errors: no limit",
                  &Config::retry_limit, 1, 1'000'000),
       {"Observability", "admin-listen", Kind::kText,
        "address of /metrics /live /ready /status (host:port), or off",

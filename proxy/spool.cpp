@@ -484,6 +484,7 @@ void Spool::open_segment(uv_work_t* work) noexcept {
   o.error = sync_directory(self->config_.spool_dir);
   if (o.error != 0) {
     ::close(fd);
+    ::unlink(o.path.c_str());  // else the next try finds the name taken (O_EXCL)
     return;
   }
   o.fd = fd;

@@ -716,13 +716,36 @@ int rename(const char *from, const char *to) {
 """
 
 
-def _slow_spare_rename_shim(tmp_path) -> str:
+# Fails the FAIL_NTH fsync() of a directory with EIO, once.
+FAIL_DIRECTORY_SYNC_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+int fsync(int fd) {
+  static int (*real)(int);
+  static int n;
+  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  struct stat st;
+  const char *nth = getenv("FAIL_NTH");
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && nth && ++n == atoi(nth)) {
+    errno = EIO;
+    return -1;
+  }
+  return real(fd);
+}
+"""
+
+
+def _preload_shim(tmp_path, name: str, source: str) -> str:
+    """Compiles `source` into an LD_PRELOAD library; its path."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler for the LD_PRELOAD shim")
-    src = tmp_path / "slow_rename.c"
-    src.write_text(SLOW_SPARE_RENAME_C)
-    so = tmp_path / "slow_rename.so"
+    src = tmp_path / f"{name}.c"
+    src.write_text(source)
+    so = tmp_path / f"{name}.so"
     subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(so), str(src), "-ldl"], check=True)
     return str(so)
 
@@ -748,7 +771,7 @@ def test_spare_segment_keeps_its_name_while_it_is_reused(clickhouse_factory, sta
     was renamed to the new segment's name, the new segment's file was
     deleted under the open descriptor, and rows acknowledged from it were
     gone after a kill -9."""
-    shim = _slow_spare_rename_shim(tmp_path)
+    shim = _preload_shim(tmp_path, "slow_rename", SLOW_SPARE_RENAME_C)
     ch = clickhouse_factory()
     table = make_table(ch, uniq("spool_spare"))
     spool_dir = tmp_path / "spool"
@@ -779,6 +802,53 @@ def test_spare_segment_keeps_its_name_while_it_is_reused(clickhouse_factory, sta
     assert not deleted, deleted
     assert not missing, f"{len(missing)} acked rows missing, e.g. {sorted(missing)[:10]}"
     sc2.stop()
+
+
+def test_failed_directory_sync_does_not_stop_rotation(clickhouse, start_sidecar, tmp_path):
+    """The directory sync that makes a new segment's name durable fails once
+    (EIO): that segment is given up and tried again later. Before, its file
+    stayed behind, every later try found the name taken, the active segment
+    grew to the cap and every spooled write got 503."""
+    shim = _preload_shim(tmp_path, "fail_dir_sync", FAIL_DIRECTORY_SYNC_C)
+    table = make_table(clickhouse, uniq("spool_dirsync"), "id UInt64, r UInt32, s String")
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(tmp_path / "spool"),
+                       "--spool-max-bytes", "1MiB", env={"LD_PRELOAD": shim, "FAIL_NTH": "2"})
+    pad = "x" * 1000
+    statuses = []
+    for k in range(50):  # 50 KB each: about ten segments of 256 KiB
+        body = "".join(f'{{"id":{k * 100 + j},"r":1,"s":"{pad}"}}\n' for j in range(50)).encode()
+        statuses.append(post(sc.url, table, body, SPOOLED)[0])
+        time.sleep(0.1)
+    assert "spool_rotate_failed" in sc.stderr_text(), "the shim did not fail a directory sync"
+    assert statuses == [200] * 50, statuses
+    assert wait_for(lambda: count(clickhouse, table) == 2500, 10)
+    sc.stop()
+
+
+def test_file_error_of_one_table_does_not_hold_the_spool(clickhouse_factory, start_sidecar,
+                                                         tmp_path):
+    """A File table whose directory is gone answers 107 to every INSERT: a
+    file error, retried like a full disk while nothing commits, but given up
+    after --retry-limit tries while other tables commit. The row is
+    dead-lettered instead of pinning the spool."""
+    ch = clickhouse_factory()
+    stuck = uniq("file_stuck")
+    ch.query(f"CREATE TABLE {stuck} (id UInt64, r UInt32) ENGINE = File(JSONEachRow)")
+    ch.query(f"INSERT INTO {stuck} FORMAT JSONEachRow", b'{"id":0,"r":1}\n')
+    shutil.rmtree(os.path.join(ch.data_dir, "data", "default", stuck))
+    healthy = make_table(ch, uniq("file_healthy"))
+    spool_dir = tmp_path / "spool"
+    sc = start_sidecar(ch.http_url, "--spool-dir", str(spool_dir), "--retry-limit", "3",
+                       "--retry-backoff-min", "10ms", "--retry-backoff-max", "50ms")
+    assert post(sc.url, stuck, b'{"id":7,"r":1}\n', SPOOLED)[0] == 200
+    for i in range(20):
+        assert post(sc.url, healthy, b'{"id":%d,"r":1}\n' % i, SPOOLED)[0] == 200
+        time.sleep(0.05)
+    dl = spool_dir / "dead-letter.jsonl"
+    assert wait_for(dl.exists, 10), sc.stderr_text()[-2000:]
+    assert b"Code: 107" in dl.read_bytes() or b"Code: 76" in dl.read_bytes(), dl.read_bytes()[:300]
+    assert wait_for(lambda: count(ch, healthy) == 20, 10)
+    sc.stop()
 
 
 def test_clickhouse_disk_full_is_waited_out(clickhouse_factory, start_sidecar, tmp_path, capsys):
