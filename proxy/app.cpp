@@ -26,7 +26,7 @@ App::App(uv_loop_t* loop, const Config& config)
   batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
   spool_ = std::make_unique<Spool>(loop, config);
   spool_->set_idle_callback([this] { maybe_finish_shutdown(); });
-  probe_ = std::make_unique<ServerProbe>(loop, replicas_->at(0), [this](const ServerFacts& facts) {
+  probe_ = std::make_unique<ServerProbe>(loop, *replicas_, [this](const ServerFacts& facts) {
     server_facts_ = facts;
     batcher_->set_dedup_token(facts.dedup_token);
     if (facts.dedup_token) {

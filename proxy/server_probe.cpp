@@ -9,8 +9,8 @@ constexpr uint64_t kRetryMs = 5'000;
 constexpr size_t kMaxAnswer = 4096;
 }  // namespace
 
-ServerProbe::ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done)
-    : pool_(pool), done_(std::move(done)) {
+ServerProbe::ServerProbe(uv_loop_t* loop, Replicas& replicas, Done done)
+    : replicas_(replicas), done_(std::move(done)) {
   timer_ = make_handle<uv_timer_t>();
   uv_timer_init(loop, timer_);
   timer_->data = this;
@@ -20,7 +20,7 @@ ServerProbe::ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done)
 ServerProbe::~ServerProbe() { close(); }
 
 void ServerProbe::close() {
-  if (running_) pool_.cancel(this);
+  if (running_) pool_->cancel(this);
   running_ = false;
   close_handle(timer_);
   timer_ = nullptr;
@@ -37,7 +37,9 @@ void ServerProbe::start() {
       "(SELECT count() FROM system.settings WHERE name = 'insert_deduplication_token'), "
       "(SELECT count() FROM system.settings WHERE name = 'async_insert') FORMAT TSV");
   running_ = true;
-  if (pool_.submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+  size_t avoid = pool_ == nullptr ? SIZE_MAX : replicas_.index_of(pool_);  // it did not answer
+  pool_ = &replicas_.at(replicas_.choose_index(avoid));
+  if (pool_->submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     running_ = false;
     uv_timer_start(timer_, &ServerProbe::on_timer, kRetryMs, 0);
   }

@@ -1,9 +1,10 @@
 // Learns what the upstream server supports before the sidecar relies on it.
 //
 // Asks `SELECT version()` and whether the setting insert_deduplication_token
-// exists, through the pool, and calls back once with the answer; while the
-// server is unreachable it asks again every few seconds. Loop thread only;
-// the probe must outlive its query (App owns it).
+// exists, of the healthy replica with the least work, and calls back once
+// with the answer; while no answer comes it asks again every few seconds,
+// another replica if there is one. Loop thread only; the probe must outlive
+// its query (App owns it).
 #pragma once
 
 #include <uv.h>
@@ -11,6 +12,7 @@
 #include <functional>
 #include <string>
 
+#include "replicas.h"
 #include "upstream_pool.h"
 
 namespace chsidecar {
@@ -25,7 +27,7 @@ class ServerProbe final : public UpstreamClient {
  public:
   using Done = std::function<void(const ServerFacts&)>;
 
-  ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done);
+  ServerProbe(uv_loop_t* loop, Replicas& replicas, Done done);
   ~ServerProbe();
   ServerProbe(const ServerProbe&) = delete;
   ServerProbe& operator=(const ServerProbe&) = delete;
@@ -41,7 +43,8 @@ class ServerProbe final : public UpstreamClient {
   void upstream_done(const UpstreamOutcome& outcome) override;
   static void on_timer(uv_timer_t* timer) noexcept;
 
-  UpstreamPool& pool_;
+  Replicas& replicas_;
+  UpstreamPool* pool_ = nullptr;  // the replica asked last
   Done done_;
   uv_timer_t* timer_;
   int status_ = 0;
