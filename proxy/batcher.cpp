@@ -1,7 +1,6 @@
 #include "batcher.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <deque>
 #include <random>
@@ -214,9 +213,7 @@ size_t Batcher::row_limit(const BatchTarget& target, size_t limit) {
   std::string_view query = split_target(target.upstream_target).query;
   if (const QueryParam* p = find_param(parse_query(query), "max_insert_block_size")) {
     uint64_t rows = 0;
-    auto [end, ec] = std::from_chars(p->value.data(), p->value.data() + p->value.size(), rows);
-    if (ec == std::errc() && end == p->value.data() + p->value.size() && rows > 0)
-      limit = std::min<uint64_t>(limit, rows);
+    if (parse_u64(p->value, rows) && rows > 0) limit = std::min<uint64_t>(limit, rows);
   }
   return limit;
 }

@@ -30,12 +30,6 @@ std::string env_name(const char* flag) {
   return out;
 }
 
-bool parse_u64(std::string_view text, uint64_t& out) {
-  if (text.empty()) return false;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc() && end == text.data() + text.size();
-}
-
 std::string show_size(uint64_t bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB"};
   int unit = 0;
@@ -343,6 +337,12 @@ const Flag* find_flag(std::string_view name) {
 }
 
 }  // namespace
+
+bool parse_u64(std::string_view text, uint64_t& out) {
+  if (text.empty()) return false;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
 
 bool parse_size(std::string_view text, uint64_t& bytes) {
   size_t digits = 0;

@@ -116,7 +116,9 @@ std::string config_help();
 // without credentials.
 std::vector<std::pair<std::string, std::string>> config_summary(const Config& config);
 
-// Value parsers, exposed for tests. Each returns false on a malformed value.
+// Value parsers, also used for settings in a request's URL. Each returns
+// false on a malformed value.
+bool parse_u64(std::string_view text, uint64_t& out);            // digits only: 0, 3600
 bool parse_size(std::string_view text, uint64_t& bytes);         // 64KiB, 16MiB, 1024
 bool parse_duration_ms(std::string_view text, uint64_t& ms);     // 200ms, 5s, 2m; bare = seconds
 bool parse_host_port(std::string_view text, HostPort& out);      // 127.0.0.1:8124, [::1]:8124

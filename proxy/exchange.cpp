@@ -51,9 +51,7 @@ bool has_lines(std::string_view data, size_t n) {
 bool plain_session_timeout(std::string_view value) {
   constexpr uint64_t kDefaultMaxSessionTimeout = 3600;
   uint64_t seconds = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  return !value.empty() && ec == std::errc() && end == value.data() + value.size() &&
-         seconds <= kDefaultMaxSessionTimeout;
+  return parse_u64(value, seconds) && seconds <= kDefaultMaxSessionTimeout;
 }
 
 // True if an error body starts with ClickHouse's "Code: N," (or "Code: N.").
