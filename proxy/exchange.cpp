@@ -54,15 +54,10 @@ bool plain_session_timeout(std::string_view value) {
   return parse_u64(value, seconds) && seconds <= kDefaultMaxSessionTimeout;
 }
 
-// True if an error body starts with ClickHouse's "Code: N," (or "Code: N.").
-bool has_code(std::string_view body, std::string_view code) {
-  std::string_view prefix = "Code: ";
-  return body.size() > prefix.size() + code.size() && body.substr(0, prefix.size()) == prefix &&
-         body.substr(prefix.size(), code.size()) == code &&
-         (body[prefix.size() + code.size()] == ',' || body[prefix.size() + code.size()] == '.');
+bool is_373(std::string_view body) {
+  return body.substr(0, kCodePrefixBytes) == "Code: 373," ||
+         body.substr(0, kCodePrefixBytes) == "Code: 373.";
 }
-
-bool is_373(std::string_view body) { return has_code(body, "373"); }
 
 }  // namespace
 
@@ -600,7 +595,6 @@ void Exchange::upstream_response_head(int status, std::string reason,
   status_ = status;
   reason_ = std::move(reason);
   response_headers_ = std::move(headers);
-  error_prefix_.clear();
   if (holds_for_373()) {
     held_head_ = true;
     return;
@@ -644,8 +638,6 @@ void Exchange::send_data(const char* data, size_t size) {
 
 size_t Exchange::upstream_response_data(const char* data, size_t size) {
   if (connection_.closing() || state_ == State::kDone) return 0;
-  if (in_session_ && status_ >= 400 && error_prefix_.size() < kCodePrefixBytes)
-    error_prefix_.append(data, std::min(size, kCodePrefixBytes - error_prefix_.size()));
   if (held_head_) {
     if (held_body_.size() + size < kCodePrefixBytes) {  // too short to tell yet
       held_body_.append(data, size);
@@ -720,6 +712,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
     send_data(held_body_.data(), held_body_.size());
   }
   if (chunked_) connection_.write(kLastChunk);
+  session_refused_ = outcome.exception_code == 372 || outcome.exception_code == 374;
   complete();
 }
 
@@ -766,8 +759,7 @@ void Exchange::respond_error(const ChError& error, int retry_after_s) {
 void Exchange::leave_session() {
   if (!in_session_) return;
   in_session_ = false;
-  bool refused = has_code(error_prefix_, "372") || has_code(error_prefix_, "374");
-  app_.sessions().finished(session_key_, this, app_.now_ms(), refused);
+  app_.sessions().finished(session_key_, this, app_.now_ms(), session_refused_);
 }
 
 void Exchange::complete() {

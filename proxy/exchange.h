@@ -174,7 +174,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   bool close_after_ = false;
   bool held_head_ = false;  // head held back until the body shows whether it is a 373
   std::string held_body_;
-  std::string error_prefix_;  // "Code: N," of a session request's error answer
+  bool session_refused_ = false;  // ClickHouse answered 372 or 374: it holds no such session
   bool retry_373_ = false;
   int retries_373_ = 0;
   uint64_t first_373_ns_ = 0;  // when the first 373 came; 0: none yet

@@ -76,6 +76,11 @@ std::string request_target(std::string_view prefix, std::string_view target) {
   return std::string(prefix) + (target[0] == '?' ? "/" : "") + std::string(target);
 }
 
+// ClickHouse's code of the slot's error answer, 0 if it is none.
+int answer_code(const Slot& slot) {
+  return slot.status >= 400 ? exception_code(slot.error_head, slot.response_headers) : 0;
+}
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
@@ -156,7 +161,7 @@ UpstreamPool::Submit UpstreamPool::submit(UpstreamClient* client, UpstreamReques
 void UpstreamPool::cancel(UpstreamClient* client) {
   if (Slot* slot = client->upstream_slot_) {
     curl_multi_remove_handle(multi_, slot->easy);
-    count_transfer(*slot, "aborted");
+    count_transfer(*slot, "aborted", answer_code(*slot));
     release(*slot);
     start_queued();
     return;
@@ -339,6 +344,7 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   // A stale-connection retry means the first try had a connection (and may
   // have sent the request), whatever happened to the fresh one.
   outcome.connected = slot.connected || slot.retried;
+  outcome.exception_code = answer_code(slot);
   if (code != CURLE_OK) outcome.error = slot.error[0] ? slot.error : curl_easy_strerror(code);
   const char* result = code == CURLE_OPERATION_TIMEDOUT ? "timeout"
                        : slot.status >= 400             ? "http_error"
@@ -347,7 +353,7 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
                            ? "aborted"
                        : code != CURLE_OK ? "network_error"
                                           : "ok";
-  count_transfer(slot, result);
+  count_transfer(slot, result, outcome.exception_code);
   bool aborted_here = code == CURLE_WRITE_ERROR || code == CURLE_ABORTED_BY_CALLBACK ||
                       code == CURLE_READ_ERROR;
   // A request curl could not even start says nothing of the server's health.
@@ -364,9 +370,8 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   client->upstream_done(outcome);
 }
 
-void UpstreamPool::count_transfer(Slot& slot, const char* result) {
+void UpstreamPool::count_transfer(Slot& slot, const char* result, int code) {
   if (metrics_ == nullptr) return;
-  int code = slot.status >= 400 ? exception_code(slot.error_head, slot.response_headers) : 0;
   metrics_->upstream_requests.at({display_name_, result, ch_code_label(code)}).inc();
   metrics_->upstream_duration.at({display_name_})
       .observe(static_cast<double>(uv_hrtime() - slot.started_ns) / 1e9);

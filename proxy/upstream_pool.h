@@ -51,6 +51,7 @@ struct UpstreamOutcome {
   std::string error;         // curl's description when code != CURLE_OK
   bool response_started = false;
   bool connected = false;    // a connection was open for it: bytes of it may have gone out
+  int exception_code = 0;    // the "Code: N" of an error answer; 0: none
 };
 
 // Returned by UpstreamClient::upstream_read_body to say "no byte yet".
@@ -147,7 +148,7 @@ class UpstreamPool {
   void start_queued();
   void check_done();
   void apply_pause(Slot& slot);
-  void count_transfer(Slot& slot, const char* result);
+  void count_transfer(Slot& slot, const char* result, int code);
   Slot* idle_slot();
 
   static int on_socket(CURL* easy, curl_socket_t fd, int action, void* pool, void* socket_ctx) noexcept;
