@@ -84,7 +84,7 @@ class Batcher::Flush final : public UpstreamClient {
   // A half of a batch that may have been inserted may have been too.
   void inherit_unknown_outcome(const Flush& whole) { maybe_inserted_ |= whole.maybe_inserted_; }
   // Tries the server answered with a transient code that may be this
-  // batch's own (memory, time limits).
+  // batch's own (memory or time limits, file errors).
   int own_transient_failures() const { return own_transient_failures_; }
   void note_own_transient_failure() { ++own_transient_failures_; }
   bool maybe_inserted() const { return maybe_inserted_; }
@@ -218,15 +218,19 @@ size_t Batcher::row_limit(const BatchTarget& target, size_t limit) {
   return limit;
 }
 
-// The forming batch is full: it waits for a flush slot as it is.
-void Batcher::seal(Table& table) {
+// The forming batch leaves the buffer: its flush delay no longer runs.
+Batcher::Batch Batcher::take_pending(Table& table) {
   if (table.timer_armed) {
     uv_timer_stop(table.timer);
     table.timer_armed = false;
   }
-  table.full.push_back(std::move(table.pending));
+  Batch batch = std::move(table.pending);
   table.pending = Batch{};
+  return batch;
 }
+
+// The forming batch is full: it waits for a flush slot as it is.
+void Batcher::seal(Table& table) { table.full.push_back(take_pending(table)); }
 
 void Batcher::append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
                      const Part& part) {
@@ -284,12 +288,7 @@ void Batcher::flush(Table& table, bool forming) {
       batch = std::move(table.full.front());
       table.full.pop_front();
     } else if (forming && !table.pending.parts.empty()) {
-      if (table.timer_armed) {
-        uv_timer_stop(table.timer);
-        table.timer_armed = false;
-      }
-      batch = std::move(table.pending);
-      table.pending = Batch{};
+      batch = take_pending(table);
     } else {
       return;
     }

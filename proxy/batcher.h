@@ -142,6 +142,7 @@ class Batcher {
   void append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
               const Part& part);
   static size_t row_limit(const BatchTarget& target, size_t limit);
+  Batch take_pending(Table& table);
   void seal(Table& table);
   void schedule(Table& table);
   // Sends full batches, then the forming one if `forming`, while flush slots are free.
