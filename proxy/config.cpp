@@ -183,13 +183,7 @@ const std::vector<Flag>& flags() {
          return true;
        },
        [](const Config& c) {
-         if (c.upstreams.empty()) return std::string("none, required");
-         std::string urls;
-         for (const std::string& url : c.upstreams) {
-           if (!urls.empty()) urls += ',';
-           urls += redact_url(url);
-         }
-         return urls;
+         return c.upstreams.empty() ? std::string("none, required") : shown_upstreams(c);
        }},
       duration_flag("Upstream", "health-interval", "time between GET /ping health checks of each upstream",
                     &Config::health_interval_ms, 100),
@@ -485,6 +479,15 @@ std::string config_help() {
   out += "\n  --check-config  validate the flags and environment, print the result, exit 0 (2 if wrong)"
          "\n  --help          this text\n  --version       print the version and exit\n";
   return out;
+}
+
+std::string shown_upstreams(const Config& config) {
+  std::string urls;
+  for (const std::string& url : config.upstreams) {
+    if (!urls.empty()) urls += ',';
+    urls += redact_url(url);
+  }
+  return urls;
 }
 
 std::vector<std::pair<std::string, std::string>> config_summary(const Config& config) {

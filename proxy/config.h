@@ -116,6 +116,9 @@ std::string config_help();
 // without credentials.
 std::vector<std::pair<std::string, std::string>> config_summary(const Config& config);
 
+// The upstream URLs, comma-separated, without credentials.
+std::string shown_upstreams(const Config& config);
+
 // Value parsers, also used for settings in a request's URL. Each returns
 // false on a malformed value.
 bool parse_u64(std::string_view text, uint64_t& out);            // digits only: 0, 3600

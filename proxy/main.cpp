@@ -29,18 +29,14 @@ int main(int argc, char** argv) {
     case ConfigAction::kError:
       std::fprintf(stderr, "chsidecar: %s\n", parsed.error.c_str());
       return 2;
-    case ConfigAction::kCheck: {
-      std::string upstreams;  // all of them, without credentials
-      for (const auto& [name, value] : config_summary(config))
-        if (name == "upstream") upstreams = value;
+    case ConfigAction::kCheck:
       std::printf("chsidecar: configuration ok (upstream %s, listen %s:%d, admin %s)\n",
-                  upstreams.c_str(), config.listen.host.c_str(),
+                  shown_upstreams(config).c_str(), config.listen.host.c_str(),
                   config.listen.port,
                   config.admin_enabled
                       ? (config.admin_listen.host + ":" + std::to_string(config.admin_listen.port)).c_str()
                       : "off");
       return 0;
-    }
     case ConfigAction::kRun:
       break;
   }
