@@ -45,17 +45,28 @@ App::App(uv_loop_t* loop, const Config& config)
 
 bool App::open_spool(std::string& error) {
   if (config_.spool_dir.empty()) return true;  // spooled answers disabled
-  std::vector<SpoolData> replay;
+  SpoolReplay replay;
   if (!spool_->open(error, replay)) return false;
   batcher_->set_spool(spool_.get());
-  for (SpoolData& record : replay) {
+  auto chunk_of = [](const SpoolData& record) {
     RowChunk chunk;
     chunk.rows = record.rows;
     chunk.row_count = record.row_count;
     chunk.needs_newline = record.needs_newline;
     chunk.header = record.target.header_lines;
-    batcher_->add(record.target, chunk, nullptr, record.id);
+    return chunk;
+  };
+  for (const std::vector<SpoolData>& batch : replay.batches) {
+    std::vector<RowChunk> chunks;
+    std::vector<uint64_t> ids;
+    for (const SpoolData& record : batch) {
+      chunks.push_back(chunk_of(record));
+      ids.push_back(record.id);
+    }
+    batcher_->add_sent_batch(batch.front().target, chunks, ids);
   }
+  for (const SpoolData& record : replay.unsent)
+    batcher_->add(record.target, chunk_of(record), nullptr, record.id);
   return true;
 }
 

@@ -66,7 +66,17 @@ class Batcher::Flush final : public UpstreamClient {
  public:
   Flush(Batcher& batcher, Table& table, Batch batch)
       : batcher_(batcher), table_(table), batch_(std::move(batch)) {}
-  ~Flush() { close_handle(retry_timer_); }
+  ~Flush() {
+    close_handle(retry_timer_);
+    if (record_waiter_ != nullptr) record_waiter_->flush = nullptr;
+  }
+
+  // Waits for the batch record in the spool; told nothing once the flush is gone.
+  std::shared_ptr<SpoolWaiter> record_waiter() {
+    record_waiter_ = std::make_shared<RecordWaiter>();
+    record_waiter_->flush = this;
+    return record_waiter_;
+  }
 
   Table& table() { return table_; }
   Batch& batch() { return batch_; }
@@ -151,6 +161,13 @@ class Batcher::Flush final : public UpstreamClient {
   uint64_t commits_at_first_failure_ = 0;
   BatchResult result_;
   uv_timer_t* retry_timer_ = nullptr;
+  struct RecordWaiter final : SpoolWaiter {
+    Flush* flush = nullptr;
+    void spool_durable(bool ok) override {
+      if (flush != nullptr) flush->batcher_.batch_recorded(*flush, ok);
+    }
+  };
+  std::shared_ptr<RecordWaiter> record_waiter_;
 };
 
 Batcher::Batcher(uv_loop_t* loop, const Config& config, Replicas& replicas)
@@ -170,13 +187,10 @@ void Batcher::close() {
   tables_.clear();
 }
 
-Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
-                          std::shared_ptr<BatchTicket> ticket, uint64_t spool_id) {
-  finished_.clear();
-  size_t bytes = chunk.rows.size() + 1;
-  // Rows already acknowledged from the spool are never refused.
-  if (spool_id == 0 && buffered_bytes_ + bytes > config_.buffer_max_bytes) return Add::kOverCapacity;
-  auto& slot = tables_[target.key];
+// Spooled rows batch apart from rows whose clients wait for the commit: a
+// batch of spooled rows only can be sent again, as it was, after a crash.
+Batcher::Table& Batcher::table_for(const BatchTarget& target, bool spooled) {
+  auto& slot = tables_[spooled ? target.key + "\n(spooled)" : target.key];
   if (slot == nullptr) {
     slot = std::make_unique<Table>();
     slot->owner = this;
@@ -186,7 +200,16 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
     slot->timer->data = slot.get();
     slot->max_rows = row_limit(target, config_.flush_rows);
   }
-  Table& table = *slot;
+  return *slot;
+}
+
+Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
+                          std::shared_ptr<BatchTicket> ticket, uint64_t spool_id) {
+  finished_.clear();
+  size_t bytes = chunk.rows.size() + 1;
+  // Rows already acknowledged from the spool are never refused.
+  if (spool_id == 0 && buffered_bytes_ + bytes > config_.buffer_max_bytes) return Add::kOverCapacity;
+  Table& table = table_for(target, spool_id != 0);
   uint64_t now = uv_now(loop_);
   table.last_used_ms = now;
   if (metrics_ != nullptr) metrics_->rows_received.at({target.table}).inc(double(chunk.row_count));
@@ -206,6 +229,25 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
   if (flush_now_ || !table.full.empty()) flush(table, flush_now_);
   schedule(table);
   return Add::kAccepted;
+}
+
+void Batcher::add_sent_batch(const BatchTarget& target, const std::vector<RowChunk>& chunks,
+                             const std::vector<uint64_t>& ids) {
+  finished_.clear();
+  Table& table = table_for(target, true);
+  uint64_t now = uv_now(loop_);
+  table.last_used_ms = now;
+  Batch batch;
+  batch.recorded = true;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (metrics_ != nullptr)
+      metrics_->rows_received.at({target.table}).inc(double(chunks[i].row_count));
+    append(batch, table, chunks[i].rows, chunks[i].needs_newline,
+           Part{0, 0, chunks[i].row_count, nullptr, ids[i], now + config_.upstream_timeout_ms});
+  }
+  buffered_bytes_ += batch.data.size();
+  table.full.push_back(std::move(batch));
+  flush(table, flush_now_);
 }
 
 // The INSERT's own max_insert_block_size, when it sets one below `limit`.
@@ -300,8 +342,25 @@ void Batcher::flush(Table& table, bool forming) {
 void Batcher::send(Table& table, Batch batch, const Flush* split_from) {
   ++table.inflight;
   flushes_.push_back(std::make_unique<Flush>(*this, table, std::move(batch)));
-  if (split_from != nullptr) flushes_.back()->inherit_unknown_outcome(*split_from);
-  submit(*flushes_.back());
+  Flush& flush = *flushes_.back();
+  if (split_from != nullptr) flush.inherit_unknown_outcome(*split_from);
+  // Its first try waits for the batch record (a replay must send the same bytes).
+  std::vector<uint64_t> ids;
+  if (spool_ != nullptr && !flush.batch().recorded)
+    for (const Part& part : flush.batch().parts)
+      if (part.spool_id != 0) ids.push_back(part.spool_id);
+  if (!ids.empty() && spool_->record_batch(ids, flush.record_waiter())) return;
+  submit(flush);
+}
+
+void Batcher::batch_recorded(Flush& flush, bool ok) {
+  finished_.clear();
+  if (!ok)
+    log_event(LogLevel::kWarn, "batch_record_failed",
+              {{"table", flush.table().target.table},
+               {"effect", "after a crash its rows may be inserted twice"}});
+  flush.batch().recorded = true;
+  submit(flush);
 }
 
 void Batcher::submit(Flush& flush) {

@@ -91,6 +91,11 @@ class Batcher {
   Add add(const BatchTarget& target, const RowChunk& chunk, std::shared_ptr<BatchTicket> ticket,
           uint64_t spool_id = 0);
 
+  // Replays rows of the spool that were last sent as one batch (`ids` in
+  // order): they are sent again as that very batch, the same bytes.
+  void add_sent_batch(const BatchTarget& target, const std::vector<RowChunk>& chunks,
+                      const std::vector<uint64_t>& ids);
+
   // Counters and histograms of batches (may stay null).
   void set_metrics(struct BatchMetrics* metrics) { metrics_ = metrics; }
 
@@ -135,10 +140,12 @@ class Batcher {
     std::string data;
     std::vector<Part> parts;
     size_t rows = 0;
+    bool recorded = false;  // its batch record is in the spool
   };
   struct Table;
   class Flush;
 
+  Table& table_for(const BatchTarget& target, bool spooled);
   void append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
               const Part& part);
   static size_t row_limit(const BatchTarget& target, size_t limit);
@@ -148,6 +155,7 @@ class Batcher {
   // Sends full batches, then the forming one if `forming`, while flush slots are free.
   void flush(Table& table, bool forming);
   void send(Table& table, Batch batch, const Flush* split_from = nullptr);
+  void batch_recorded(Flush& flush, bool ok);
   void submit(Flush& flush);
   void flush_done(Flush& flush, const UpstreamOutcome& outcome);
   void retry(Flush& flush);

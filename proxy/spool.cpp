@@ -88,7 +88,7 @@ std::string Spool::segment_path(uint64_t seq) const {
   return config_.spool_dir + "/" + name;
 }
 
-bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
+bool Spool::open(std::string& error, SpoolReplay& replay) {
   const std::string& dir = config_.spool_dir;
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     error = "cannot create --spool-dir " + dir + ": " + errno_text(errno);
@@ -159,6 +159,7 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
   }
   uint64_t last_seq = 0;
   size_t replayed_rows = 0;
+  std::vector<SpoolData> live;
   for (auto& [seq, scan] : scans) {
     Segment segment{seq, scan.valid_bytes};
     for (SpoolData& d : scan.data) {
@@ -166,12 +167,17 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
       if (committed.count(d.id)) continue;
       segment.add_live(d.id);
       replayed_rows += d.row_count;
-      replay.push_back(std::move(d));
+      live.push_back(std::move(d));
     }
     disk_bytes_ += segment.bytes;
     segments_.push_back(segment);
     last_seq = seq;
   }
+  std::vector<std::vector<uint64_t>> batches;
+  for (auto& [seq, scan] : scans)
+    for (std::vector<uint64_t>& ids : scan.batches) batches.push_back(std::move(ids));
+  size_t live_records = live.size();
+  replay = group_for_replay(batches, std::move(live));
 
   uint64_t seq = last_seq + 1;
   std::string path = segment_path(seq);
@@ -192,9 +198,18 @@ bool Spool::open(std::string& error, std::vector<SpoolData>& replay) {
   log_event(LogLevel::kInfo, "spool_opened",
             {{"dir", dir},
              {"segments", std::to_string(seqs.size())},
-             {"replay_records", std::to_string(replay.size())},
+             {"replay_records", std::to_string(live_records)},
+             {"replay_batches", std::to_string(replay.batches.size())},
              {"replay_rows", std::to_string(replayed_rows)},
              {"damaged_segments", std::to_string(damaged)}});
+  return true;
+}
+
+bool Spool::record_batch(const std::vector<uint64_t>& ids, std::shared_ptr<SpoolWaiter> waiter) {
+  if (fd_ < 0 || closed_) return false;
+  encode_batch_record(ids, pending_);
+  pending_waiters_.emplace_back(std::move(waiter), 0);
+  kick();
   return true;
 }
 
@@ -398,7 +413,8 @@ void Spool::group_done(bool ok) {
   group_waiters_.clear();
   group_.clear();
   if (ok) {
-    for (auto& [waiter, id] : waiters) active.add_live(id);
+    for (auto& [waiter, id] : waiters)
+      if (id != 0) active.add_live(id);
   }
   // The next group writes at the end of the valid data, over anything a
   // failed write left behind.

@@ -33,10 +33,17 @@
 // as records; each write ends with zeros that mark the end. Other done
 // segments are deleted.
 //
+// Before a batch holding spooled rows is first sent, a batch record naming
+// its records in order is appended and synced (bisected halves get theirs),
+// so that a replay sends the very same bytes, and so the same dedup token: a
+// batch in flight at a crash is not inserted twice where the server
+// deduplicates.
+//
 // Start-up reads every segment, skips a record changed in place (reading on
 // where its length says the next one starts), truncates a torn or corrupt
 // tail at the last valid record (counted and logged) and hands back the
-// records not known committed, for replay. Rows ClickHouse refuses after
+// records not known committed, for replay: grouped as the batch that last
+// sent them, and the others (never sent) apart. Rows ClickHouse refuses after
 // their early answer go to dead-letter.jsonl (appended and synced on the
 // thread pool); their records count as committed only once that write
 // succeeded. Note: records carry the request's credential headers (needed
@@ -82,10 +89,15 @@ class Spool {
 
   // Creates the directory, scans the segments, opens a new segment. Blocking;
   // call before the loop runs. On failure returns false with `error` set.
-  bool open(std::string& error, std::vector<SpoolData>& replay);
+  bool open(std::string& error, SpoolReplay& replay);
 
   // Appends `data` under a new id, returned in `id`.
   Append append(const SpoolRows& data, uint64_t& id, std::shared_ptr<SpoolWaiter> waiter);
+
+  // Appends a batch record: the ids of a batch about to be sent for the
+  // first time. Never refused for the cap. False when the spool is not
+  // writable at all (the waiter is not called then).
+  bool record_batch(const std::vector<uint64_t>& ids, std::shared_ptr<SpoolWaiter> waiter);
 
   // Records ClickHouse committed (or that went to the dead-letter file).
   void committed(const std::vector<uint64_t>& ids);
@@ -173,7 +185,8 @@ class Spool {
   uint64_t next_id_ = 1;
   std::deque<Segment> segments_;          // oldest first; back() takes appends
   std::string pending_;                   // encoded records of the next group
-  using Waiters = std::vector<std::pair<std::shared_ptr<SpoolWaiter>, uint64_t>>;  // with record ids
+  // With their data record's id (0: a batch record).
+  using Waiters = std::vector<std::pair<std::shared_ptr<SpoolWaiter>, uint64_t>>;
   Waiters pending_waiters_;
   std::string group_;                     // the group being written
   Waiters group_waiters_;

@@ -1,6 +1,8 @@
 #include "spool_record.h"
 
+#include <algorithm>
 #include <cstring>
+#include <unordered_map>
 
 #include "crc32c.h"
 
@@ -11,6 +13,7 @@ namespace {
 constexpr char kMagic[4] = {'C', 'H', 'S', 'R'};
 constexpr uint8_t kTypeData = 1;
 constexpr uint8_t kTypeCommit = 2;
+constexpr uint8_t kTypeBatch = 3;
 
 void put_u8(std::string& out, uint8_t v) { out.push_back(static_cast<char>(v)); }
 void put_u32(std::string& out, uint32_t v) {
@@ -126,12 +129,24 @@ void encode_data_record(const SpoolRows& d, uint64_t id, std::string& out) {
   end_frame(out, at);
 }
 
-void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out) {
+namespace {
+
+void encode_ids_record(uint8_t type, const std::vector<uint64_t>& ids, std::string& out) {
   size_t at = begin_frame(out);
-  put_u8(out, kTypeCommit);
+  put_u8(out, type);
   put_u32(out, static_cast<uint32_t>(ids.size()));
   for (uint64_t id : ids) put_u64(out, id);
   end_frame(out, at);
+}
+
+}  // namespace
+
+void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out) {
+  encode_ids_record(kTypeCommit, ids, out);
+}
+
+void encode_batch_record(const std::vector<uint64_t>& ids, std::string& out) {
+  encode_ids_record(kTypeBatch, ids, out);
 }
 
 void seal_records(std::string& records, size_t from, uint64_t segment) {
@@ -173,14 +188,15 @@ size_t read_record(std::string_view contents, size_t at, uint32_t seed, SpoolSca
     SpoolData d;
     if (!decode_data(r, d)) return 0;
     scan.data.push_back(std::move(d));
-  } else if (type == kTypeCommit) {
+  } else if (type == kTypeCommit || type == kTypeBatch) {
     uint32_t n;
     if (!r.u32(n) || n > (payload.size() - 5) / 8) return 0;  // the ids must fit the payload
     std::vector<uint64_t> ids(n);
     bool ok = true;
     for (uint32_t i = 0; i < n && ok; ++i) ok = r.u64(ids[i]);
     if (!ok || !r.done()) return 0;
-    scan.committed.insert(scan.committed.end(), ids.begin(), ids.end());
+    if (type == kTypeCommit) scan.committed.insert(scan.committed.end(), ids.begin(), ids.end());
+    else scan.batches.push_back(std::move(ids));
   } else {
     return 0;
   }
@@ -218,6 +234,35 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
     scan.valid_bytes = pos;
   }
   return scan;
+}
+
+SpoolReplay group_for_replay(const std::vector<std::vector<uint64_t>>& batches,
+                             std::vector<SpoolData> live) {
+  SpoolReplay replay;
+  std::unordered_map<uint64_t, size_t> last_batch;  // id -> index in batches
+  for (size_t b = 0; b < batches.size(); ++b)
+    for (uint64_t id : batches[b]) last_batch[id] = b;
+  std::unordered_map<uint64_t, size_t> at;  // id -> index in live
+  for (size_t i = 0; i < live.size(); ++i) at[live[i].id] = i;
+  std::vector<bool> taken(live.size(), false);
+  for (size_t b = 0; b < batches.size(); ++b) {
+    const std::vector<uint64_t>& ids = batches[b];
+    bool whole = !ids.empty() && std::all_of(ids.begin(), ids.end(), [&](uint64_t id) {
+      auto it = at.find(id);
+      return it != at.end() && !taken[it->second] && last_batch[id] == b;
+    });
+    if (!whole) continue;
+    std::vector<SpoolData>& batch = replay.batches.emplace_back();
+    for (uint64_t id : ids) {
+      size_t i = at[id];
+      if (taken[i]) continue;  // named twice
+      taken[i] = true;
+      batch.push_back(std::move(live[i]));
+    }
+  }
+  for (size_t i = 0; i < live.size(); ++i)
+    if (!taken[i]) replay.unsent.push_back(std::move(live[i]));
+  return replay;
 }
 
 }  // namespace chsidecar

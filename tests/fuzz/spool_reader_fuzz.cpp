@@ -81,11 +81,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(prefix.valid_bytes == scan.valid_bytes);
   FUZZ_CHECK(prefix.data.size() == scan.data.size());
   FUZZ_CHECK(prefix.committed == scan.committed);
+  FUZZ_CHECK(prefix.batches == scan.batches);
 
   // Re-encode what was read; scanning that gives the same records.
   std::string encoded;
   for (const SpoolData& d : scan.data) encode_data_record(d, encoded);
   if (!scan.committed.empty()) encode_commit_record(scan.committed, encoded);
+  for (const std::vector<uint64_t>& ids : scan.batches) encode_batch_record(ids, encoded);
   seal_records(encoded, 0, kSegment);
   SpoolScan again = scan_segment(encoded, kSegment);
   FUZZ_CHECK(!again.damaged);
@@ -93,6 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(again.data.size() == scan.data.size());
   for (size_t i = 0; i < scan.data.size(); ++i) FUZZ_CHECK(same_data(again.data[i], scan.data[i]));
   FUZZ_CHECK(again.committed == scan.committed);
+  FUZZ_CHECK(again.batches == scan.batches);
 
   // A record cut anywhere is torn: everything before the cut survives.
   if (!encoded.empty()) {

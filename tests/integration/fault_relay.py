@@ -22,12 +22,18 @@ Modes (set(mode, times=None, **params)):
                     so ClickHouse cannot have committed it. A body shorter
                     than `after` passes untouched.
   blackhole         read and discard the request, never answer (no upstream
-                    connection is made): the request never reached ClickHouse
+                    connection is made): the request never reached ClickHouse.
+                    With `only` (bytes), just requests whose head holds them;
+                    the others pass
   trickle           forward in pieces of `chunk` bytes (default 256) with
                     `delay` seconds (default 0.02) before each, both ways
   close_after_head  forward the request; forward the response head only,
                     then close both sides (ClickHouse's INSERT answers are
                     chunked, so the client sees a 200 head and a cut body)
+
+capture=True keeps the head and body of every request with a
+Content-Length body that was read whole (passed or blackholed), in
+.captured, a list of (head, body) bytes pairs.
 
 `times`: how many requests the fault applies to; after that the relay
 passes traffic again (None: until the next set()). Counters: .stats
@@ -71,8 +77,10 @@ def _close(writer: Optional[asyncio.StreamWriter]) -> None:
 
 class FaultRelay:
     def __init__(self, upstream_host: str, upstream_port: int, *,
-                 host: str = "127.0.0.1", max_conns: int = 256):
+                 host: str = "127.0.0.1", max_conns: int = 256, capture: bool = False):
         self.upstream = (upstream_host, upstream_port)
+        self.capture = capture
+        self.captured: list[tuple[bytes, bytes]] = []
         self.host = host
         self.port: Optional[int] = None
         self.max_conns = max_conns
@@ -301,6 +309,8 @@ class _Conn:
             self.relay.stats["requests"] += 1
             self.fault = self.relay._take_fault()
             mode, params = self.fault
+            if mode == "blackhole" and params.get("only", head) not in head:
+                self.fault = mode, params = "pass", {}
             if mode != "pass":
                 self.relay.stats[f"requests_{mode}"] += 1
             length, chunked = _body_framing(head)
@@ -310,6 +320,8 @@ class _Conn:
                 return
             if mode == "blackhole":
                 self.relay.stats["faulted_blackhole"] += 1
+                if self.relay.capture and not chunked:
+                    self.relay.captured.append((head, await self.creader.readexactly(length)))
                 # Read and discard everything, forever (until the client or stop()).
                 while await self.creader.read(65536):
                     pass
@@ -331,12 +343,17 @@ class _Conn:
                     return
             await self._send_up(head)
             left = length
+            body = []
             while left > 0:
                 data = await self.creader.read(min(left, 65536))
                 if not data:
                     return
                 left -= len(data)
+                if self.relay.capture:
+                    body.append(data)
                 await self._send_up(data)
+            if self.relay.capture:
+                self.relay.captured.append((head, b"".join(body)))
 
 
 def _body_framing(head: bytes) -> tuple[int, bool]:

@@ -166,11 +166,13 @@ def duplicates(counts: Counter) -> int:
 
 
 def spool_opened(stderr: str) -> Optional[dict]:
+    """The numbers of the first spool_opened line (segments, replay_records,
+    replay_batches, replay_rows, damaged_segments)."""
     m = SPOOL_OPENED_RE.search(stderr)
     if not m:
         return None
-    return {"segments": int(m.group(1)), "replay_records": int(m.group(2)),
-            "replay_rows": int(m.group(3)), "damaged_segments": int(m.group(4))}
+    line = stderr[m.start():].split("\n", 1)[0]
+    return {k: int(v) for k, v in re.findall(r"\b(\w+)=(\d+)\b", line)}
 
 
 # -- the kill -9 loop ----------------------------------------------------------------

@@ -33,6 +33,7 @@ import aiohttp
 import httpx
 import pytest
 
+from fault_relay import FaultRelay
 from metrics_text import fetch_metrics, value
 from netutil import free_port
 import rawhttp
@@ -82,15 +83,18 @@ def wait_for(pred, timeout: float, step: float = 0.1):
 END_MARK = 12  # zeros after each write of records
 
 
-def parse_records(data: bytes) -> list[tuple[int, int]]:
-    """(offset, total length) of each valid framed record of a segment
+DATA_RECORD = 1  # the payload's first byte; commit and batch records name ids
+
+
+def parse_records(data: bytes) -> list[tuple[int, int, int]]:
+    """(offset, total length, type) of each valid framed record of a segment
     (magic "CHSR", u32 payload length, u32 CRC-32C, payload)."""
     out, pos = [], 0
-    while pos + 12 <= len(data) and data[pos:pos + 4] == MAGIC:
+    while pos + 13 <= len(data) and data[pos:pos + 4] == MAGIC:
         (n,) = struct.unpack_from("<I", data, pos + 4)
         if pos + 12 + n > len(data):
             break
-        out.append((pos, 12 + n))
+        out.append((pos, 12 + n, data[pos + 12]))
         pos += 12 + n
     return out
 
@@ -245,6 +249,61 @@ def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):
     assert count(clickhouse, table) == before
 
 
+def _inserts(relay: FaultRelay) -> list[tuple[bytes, bytes]]:
+    """(request line, body) of each INSERT the relay saw, in order."""
+    return [(head.split(b"\r\n", 1)[0], body) for head, body in list(relay.captured)
+            if b"INSERT" in head]
+
+
+def test_batches_in_flight_at_a_kill_are_sent_again_as_they_were(clickhouse, start_sidecar,
+                                                                  tmp_path, capsys):
+    """Batches sent but never answered when the sidecar is killed go out
+    again after the restart as the very same requests (request line and
+    body), not regrouped: where the server deduplicates (the token, or a
+    replicated table's block hash) a batch in flight at a crash is inserted
+    once. Rows that were in no batch yet are batched anew. A relay records
+    what reaches ClickHouse's port and swallows the INSERTs before the kill."""
+    table = make_table(clickhouse, uniq("spool_resend"))
+    spool_dir = tmp_path / "spool"
+    args = ("--spool-dir", str(spool_dir), "--flush-delay-min", "200ms", "--flush-delay-max",
+            "200ms", "--max-parts-per-second", "1000", "--max-inflight-flushes", "8")
+    with FaultRelay("127.0.0.1", clickhouse.http_port, capture=True) as relay:
+        relay.set("blackhole", only=b"INSERT")
+        sc = start_sidecar(relay.url, *args)
+        next_id = 1
+        for burst, rows in enumerate((2, 3, 4)):  # a batch each, flushed by the delay
+            for _ in range(rows):
+                st, _, text = post(sc.url, table, b'{"id":%d,"r":%d}\n' % (next_id, burst),
+                                   SPOOLED)
+                assert st == 200, (st, text)
+                next_id += 1
+            assert wait_for(lambda: len(_inserts(relay)) == burst + 1, 10), _inserts(relay)
+        # Two rows in no batch yet: the kill comes within their flush delay.
+        for _ in range(2):
+            st, _, text = post(sc.url, table, b'{"id":%d,"r":9}\n' % next_id, SPOOLED)
+            assert st == 200, (st, text)
+            next_id += 1
+        sc.stop(signal.SIGKILL)
+        sent = _inserts(relay)
+        relay.captured.clear()
+        relay.set("pass")
+        sc2 = start_sidecar(relay.url, *args)
+        missing, counts = wait_present(clickhouse, table, range(1, next_id), 15)
+        opened = spool_opened(sc2.stderr_text())
+        resent = _inserts(relay)
+        sc2.stop()
+    report(capsys, f"kill with 3 batches in flight: sent before {len(sent)}, after the restart "
+                   f"{len(resent)}; start-up: {opened}")
+    assert not missing, missing
+    assert all(n == 1 for n in counts.values()), counts
+    assert len(sent) == 3
+    # The three batches again, byte for byte, and one new one for the two rows.
+    assert len(resent) == 4, resent
+    assert sorted(resent[:3]) == sorted(sent), (sent, resent)
+    assert resent[3][1].count(b"\"id\"") == 2, resent[3]
+    assert opened is not None and opened["replay_batches"] == 3, opened
+
+
 def _segments_started(sc, how: str) -> float:
     return value(fetch_metrics(sc.admin_url), "chsidecar_spool_segments_total", how=how)
 
@@ -322,9 +381,11 @@ def test_torn_tail_and_damaged_records(clickhouse, start_sidecar, tmp_path, caps
     assert len(segs) == 1, segments(base)
     seg = segs[0]
     data = (base / seg).read_bytes()
-    recs = parse_records(data)
+    every_record = parse_records(data)
+    recs = [(off, ln) for off, ln, kind in every_record if kind == DATA_RECORD]
     # the records, then the end mark: a frame's worth of zeros
-    assert len(recs) == n and sum(l for _, l in recs) + END_MARK == len(data), (len(recs), len(data))
+    assert len(recs) == n, every_record
+    assert sum(ln for _, ln, _ in every_record) + END_MARK == len(data), (every_record, len(data))
     assert data[-END_MARK:] == b"\0" * END_MARK
 
     seed = random.randrange(1 << 30)
