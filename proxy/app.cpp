@@ -56,14 +56,15 @@ bool App::open_spool(std::string& error) {
     chunk.header = record.target.header_lines;
     return chunk;
   };
-  for (const std::vector<SpoolData>& batch : replay.batches) {
+  for (SpoolReplay::Batch& batch : replay.batches) {
     std::vector<RowChunk> chunks;
     std::vector<uint64_t> ids;
-    for (const SpoolData& record : batch) {
+    for (const SpoolData& record : batch.records) {
       chunks.push_back(chunk_of(record));
       ids.push_back(record.id);
     }
-    batcher_->add_sent_batch(batch.front().target, chunks, ids);
+    batcher_->add_sent_batch(batch.records.front().target, std::move(batch.request_target), chunks,
+                             ids);
   }
   for (const SpoolData& record : replay.unsent)
     batcher_->add(record.target, chunk_of(record), nullptr, record.id);

@@ -231,13 +231,14 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
   return Add::kAccepted;
 }
 
-void Batcher::add_sent_batch(const BatchTarget& target, const std::vector<RowChunk>& chunks,
-                             const std::vector<uint64_t>& ids) {
+void Batcher::add_sent_batch(const BatchTarget& target, std::string request_target,
+                             const std::vector<RowChunk>& chunks, const std::vector<uint64_t>& ids) {
   finished_.clear();
   Table& table = table_for(target, true);
   uint64_t now = uv_now(loop_);
   table.last_used_ms = now;
   Batch batch;
+  batch.request_target = std::move(request_target);
   batch.recorded = true;
   for (size_t i = 0; i < chunks.size(); ++i) {
     if (metrics_ != nullptr)
@@ -344,13 +345,31 @@ void Batcher::send(Table& table, Batch batch, const Flush* split_from) {
   flushes_.push_back(std::make_unique<Flush>(*this, table, std::move(batch)));
   Flush& flush = *flushes_.back();
   if (split_from != nullptr) flush.inherit_unknown_outcome(*split_from);
-  // Its first try waits for the batch record (a replay must send the same bytes).
-  std::vector<uint64_t> ids;
+  // Its first try waits for the batch record (a replay must send the same request).
+  SpoolBatch record;
   if (spool_ != nullptr && !flush.batch().recorded)
     for (const Part& part : flush.batch().parts)
-      if (part.spool_id != 0) ids.push_back(part.spool_id);
-  if (!ids.empty() && spool_->record_batch(ids, flush.record_waiter())) return;
+      if (part.spool_id != 0) record.ids.push_back(part.spool_id);
+  if (!record.ids.empty()) {
+    record.request_target = request_target(table, flush.batch());
+    if (spool_->record_batch(record, flush.record_waiter())) return;
+  }
   submit(flush);
+}
+
+// Decided once per batch: a try must not gain a token the first one lacked
+// (the server learnt about at start-up meanwhile), nor lose it.
+const std::string& Batcher::request_target(const Table& table, Batch& batch) const {
+  if (!batch.request_target.empty()) return batch.request_target;
+  batch.request_target = table.target.upstream_target;
+  if (dedup_token_) {
+    // The same bytes of the same key carry the same token.
+    char token[32];
+    std::snprintf(token, sizeof token, "%016llx",
+                  static_cast<unsigned long long>(fnv1a(batch.data, fnv1a(table.target.key))));
+    batch.request_target += std::string("&insert_deduplication_token=chsidecar-") + token;
+  }
+  return batch.request_target;
 }
 
 void Batcher::batch_recorded(Flush& flush, bool ok) {
@@ -368,14 +387,7 @@ void Batcher::submit(Flush& flush) {
   flush.begin_try();
   UpstreamRequest request;
   request.method = "POST";
-  request.target = table.target.upstream_target;
-  if (dedup_token_) {
-    // The same bytes of the same key carry the same token on every try.
-    char token[32];
-    std::snprintf(token, sizeof token, "%016llx",
-                  static_cast<unsigned long long>(fnv1a(flush.batch().data, fnv1a(table.target.key))));
-    request.target += std::string("&insert_deduplication_token=chsidecar-") + token;
-  }
+  request.target = request_target(table, flush.batch());
   request.headers = table.target.headers;
   request.has_body = true;
   request.body_length = static_cast<int64_t>(flush.batch().data.size());

@@ -92,9 +92,9 @@ class Batcher {
           uint64_t spool_id = 0);
 
   // Replays rows of the spool that were last sent as one batch (`ids` in
-  // order): they are sent again as that very batch, the same bytes.
-  void add_sent_batch(const BatchTarget& target, const std::vector<RowChunk>& chunks,
-                      const std::vector<uint64_t>& ids);
+  // order, to `request_target`): they are sent again as that very request.
+  void add_sent_batch(const BatchTarget& target, std::string request_target,
+                      const std::vector<RowChunk>& chunks, const std::vector<uint64_t>& ids);
 
   // Counters and histograms of batches (may stay null).
   void set_metrics(struct BatchMetrics* metrics) { metrics_ = metrics; }
@@ -105,8 +105,8 @@ class Batcher {
   // The spool that holds spooled rows (may stay null: no spooled rows).
   void set_spool(class Spool* spool) { spool_ = spool; }
 
-  // Whether the server knows insert_deduplication_token; when it does, every
-  // try of a batch carries the same token.
+  // Whether the server knows insert_deduplication_token; when it does, a
+  // batch first sent from then on carries a token, the same on every try.
   void set_dedup_token(bool supported) { dedup_token_ = supported; }
 
   // Flushes every buffer now and from now on without delay (shutdown).
@@ -140,6 +140,9 @@ class Batcher {
     std::string data;
     std::vector<Part> parts;
     size_t rows = 0;
+    // Path and query string, with any dedup token: decided for the first
+    // try, the same for every other (and in the batch record).
+    std::string request_target;
     bool recorded = false;  // its batch record is in the spool
   };
   struct Table;
@@ -156,6 +159,7 @@ class Batcher {
   void flush(Table& table, bool forming);
   void send(Table& table, Batch batch, const Flush* split_from = nullptr);
   void batch_recorded(Flush& flush, bool ok);
+  const std::string& request_target(const Table& table, Batch& batch) const;
   void submit(Flush& flush);
   void flush_done(Flush& flush, const UpstreamOutcome& outcome);
   void retry(Flush& flush);

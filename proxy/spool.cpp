@@ -173,9 +173,13 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
     segments_.push_back(segment);
     last_seq = seq;
   }
-  std::vector<std::vector<uint64_t>> batches;
+  std::vector<SpoolBatch> batches;
   for (auto& [seq, scan] : scans)
-    for (std::vector<uint64_t>& ids : scan.batches) batches.push_back(std::move(ids));
+    for (SpoolBatch& batch : scan.batches) {
+      // Ids are never taken again while a record names them.
+      for (uint64_t id : batch.ids) next_id_ = std::max(next_id_, id + 1);
+      batches.push_back(std::move(batch));
+    }
   size_t live_records = live.size();
   replay = group_for_replay(batches, std::move(live));
 
@@ -205,9 +209,9 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
   return true;
 }
 
-bool Spool::record_batch(const std::vector<uint64_t>& ids, std::shared_ptr<SpoolWaiter> waiter) {
+bool Spool::record_batch(const SpoolBatch& batch, std::shared_ptr<SpoolWaiter> waiter) {
   if (fd_ < 0 || closed_) return false;
-  encode_batch_record(ids, pending_);
+  encode_batch_record(batch, pending_);
   pending_waiters_.emplace_back(std::move(waiter), 0);
   kick();
   return true;

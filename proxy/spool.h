@@ -94,10 +94,10 @@ class Spool {
   // Appends `data` under a new id, returned in `id`.
   Append append(const SpoolRows& data, uint64_t& id, std::shared_ptr<SpoolWaiter> waiter);
 
-  // Appends a batch record: the ids of a batch about to be sent for the
-  // first time. Never refused for the cap. False when the spool is not
-  // writable at all (the waiter is not called then).
-  bool record_batch(const std::vector<uint64_t>& ids, std::shared_ptr<SpoolWaiter> waiter);
+  // Appends a batch record: a batch about to be sent for the first time.
+  // Never refused for the cap. False when the spool is not writable at all
+  // (the waiter is not called then).
+  bool record_batch(const SpoolBatch& batch, std::shared_ptr<SpoolWaiter> waiter);
 
   // Records ClickHouse committed (or that went to the dead-letter file).
   void committed(const std::vector<uint64_t>& ids);

@@ -81,6 +81,14 @@ class Reader {
     pos_ += n;
     return true;
   }
+  // A count u32 and that many ids u64.
+  bool ids(std::vector<uint64_t>& out) {
+    uint32_t n;
+    if (!u32(n) || n > (data_.size() - pos_) / 8) return false;  // the ids must fit
+    out.resize(n);
+    for (uint64_t& id : out) u64(id);
+    return true;
+  }
   bool done() const { return pos_ == data_.size(); }
 
  private:
@@ -131,22 +139,26 @@ void encode_data_record(const SpoolRows& d, uint64_t id, std::string& out) {
 
 namespace {
 
-void encode_ids_record(uint8_t type, const std::vector<uint64_t>& ids, std::string& out) {
-  size_t at = begin_frame(out);
-  put_u8(out, type);
+void put_ids(std::string& out, const std::vector<uint64_t>& ids) {
   put_u32(out, static_cast<uint32_t>(ids.size()));
   for (uint64_t id : ids) put_u64(out, id);
-  end_frame(out, at);
 }
 
 }  // namespace
 
 void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out) {
-  encode_ids_record(kTypeCommit, ids, out);
+  size_t at = begin_frame(out);
+  put_u8(out, kTypeCommit);
+  put_ids(out, ids);
+  end_frame(out, at);
 }
 
-void encode_batch_record(const std::vector<uint64_t>& ids, std::string& out) {
-  encode_ids_record(kTypeBatch, ids, out);
+void encode_batch_record(const SpoolBatch& batch, std::string& out) {
+  size_t at = begin_frame(out);
+  put_u8(out, kTypeBatch);
+  put_str(out, batch.request_target);
+  put_ids(out, batch.ids);
+  end_frame(out, at);
 }
 
 void seal_records(std::string& records, size_t from, uint64_t segment) {
@@ -188,15 +200,14 @@ size_t read_record(std::string_view contents, size_t at, uint32_t seed, SpoolSca
     SpoolData d;
     if (!decode_data(r, d)) return 0;
     scan.data.push_back(std::move(d));
-  } else if (type == kTypeCommit || type == kTypeBatch) {
-    uint32_t n;
-    if (!r.u32(n) || n > (payload.size() - 5) / 8) return 0;  // the ids must fit the payload
-    std::vector<uint64_t> ids(n);
-    bool ok = true;
-    for (uint32_t i = 0; i < n && ok; ++i) ok = r.u64(ids[i]);
-    if (!ok || !r.done()) return 0;
-    if (type == kTypeCommit) scan.committed.insert(scan.committed.end(), ids.begin(), ids.end());
-    else scan.batches.push_back(std::move(ids));
+  } else if (type == kTypeCommit) {
+    std::vector<uint64_t> ids;
+    if (!r.ids(ids) || !r.done()) return 0;
+    scan.committed.insert(scan.committed.end(), ids.begin(), ids.end());
+  } else if (type == kTypeBatch) {
+    SpoolBatch batch;
+    if (!r.str(batch.request_target) || !r.ids(batch.ids) || !r.done()) return 0;
+    scan.batches.push_back(std::move(batch));
   } else {
     return 0;
   }
@@ -236,28 +247,29 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
   return scan;
 }
 
-SpoolReplay group_for_replay(const std::vector<std::vector<uint64_t>>& batches,
-                             std::vector<SpoolData> live) {
+SpoolReplay group_for_replay(std::vector<SpoolBatch> batches, std::vector<SpoolData> live) {
   SpoolReplay replay;
   std::unordered_map<uint64_t, size_t> last_batch;  // id -> index in batches
   for (size_t b = 0; b < batches.size(); ++b)
-    for (uint64_t id : batches[b]) last_batch[id] = b;
+    for (uint64_t id : batches[b].ids) last_batch[id] = b;
   std::unordered_map<uint64_t, size_t> at;  // id -> index in live
   for (size_t i = 0; i < live.size(); ++i) at[live[i].id] = i;
   std::vector<bool> taken(live.size(), false);
   for (size_t b = 0; b < batches.size(); ++b) {
-    const std::vector<uint64_t>& ids = batches[b];
+    const std::vector<uint64_t>& ids = batches[b].ids;
     bool whole = !ids.empty() && std::all_of(ids.begin(), ids.end(), [&](uint64_t id) {
       auto it = at.find(id);
-      return it != at.end() && !taken[it->second] && last_batch[id] == b;
+      return it != at.end() && !taken[it->second] && last_batch[id] == b &&
+             live[it->second].target.key == live[at[ids[0]]].target.key;
     });
     if (!whole) continue;
-    std::vector<SpoolData>& batch = replay.batches.emplace_back();
+    SpoolReplay::Batch& batch = replay.batches.emplace_back();
+    batch.request_target = std::move(batches[b].request_target);
     for (uint64_t id : ids) {
       size_t i = at[id];
       if (taken[i]) continue;  // named twice
       taken[i] = true;
-      batch.push_back(std::move(live[i]));
+      batch.records.push_back(std::move(live[i]));
     }
   }
   for (size_t i = 0; i < live.size(); ++i)

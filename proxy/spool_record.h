@@ -11,9 +11,11 @@
 //               length-prefixed strings: all a later run needs to send the rows.
 //   commit (2): count u32, then that many ids u64: records ClickHouse has
 //               committed, which replay must skip.
-//   batch  (3): count u32, then that many ids u64: the data records of one
-//               batch, in order, written before the batch is first sent, so
-//               that a replay sends the very same bytes (and dedup token).
+//   batch  (3): the request target (path and query string, with any dedup
+//               token) as a length-prefixed string, count u32, then that
+//               many ids u64: the data records of one batch, in order.
+//               Written before the batch is first sent, so that a replay
+//               sends the very same request.
 // Every write of records is followed by a frame's worth of zeros (the next
 // write starts over them). Reading stops at the first record that is torn
 // (runs past the end) or corrupt (bad magic, length or checksum); what
@@ -53,7 +55,12 @@ inline void encode_data_record(const SpoolData& data, std::string& out) {
                      out);
 }
 void encode_commit_record(const std::vector<uint64_t>& ids, std::string& out);
-void encode_batch_record(const std::vector<uint64_t>& ids, std::string& out);
+struct SpoolBatch {
+  std::string request_target;
+  std::vector<uint64_t> ids;
+  bool operator==(const SpoolBatch&) const = default;
+};
+void encode_batch_record(const SpoolBatch& batch, std::string& out);
 
 // Sets the checksums of the records in `records` from offset `from` for
 // `segment`, the segment they are written to. REQUIRES: whole records from
@@ -63,7 +70,7 @@ void seal_records(std::string& records, size_t from, uint64_t segment);
 struct SpoolScan {
   std::vector<SpoolData> data;       // in file order
   std::vector<uint64_t> committed;   // ids named by commit records
-  std::vector<std::vector<uint64_t>> batches;  // ids of each batch record, in file order
+  std::vector<SpoolBatch> batches;   // batch records, in file order
   size_t valid_bytes = 0;            // end of the last valid record
   bool damaged = false;              // bytes that are no record, before valid_bytes or after it
   size_t skipped_bytes = 0;          // damaged bytes between valid records
@@ -77,16 +84,19 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment);
 
 // The records a start-up found not committed.
 struct SpoolReplay {
-  std::vector<std::vector<SpoolData>> batches;  // as they were last sent, whole
-  std::vector<SpoolData> unsent;                // the others, in spool order
+  struct Batch {
+    std::string request_target;
+    std::vector<SpoolData> records;
+  };
+  std::vector<Batch> batches;    // as they were last sent, whole
+  std::vector<SpoolData> unsent; // the others, in spool order
 };
 
 // Groups `live` (the records not committed, in spool order) by `batches`
-// (the ids of every batch record, in spool order). A record goes back into
-// the batch that sent it last (a bisected half's record follows its
-// whole's) if that batch is whole: none of its records committed or lost.
-SpoolReplay group_for_replay(const std::vector<std::vector<uint64_t>>& batches,
-                             std::vector<SpoolData> live);
+// (every batch record, in spool order). A record goes back into the batch
+// that sent it last (a bisected half's record follows its whole's) if that
+// batch is whole: none of its records committed or lost, all of one key.
+SpoolReplay group_for_replay(std::vector<SpoolBatch> batches, std::vector<SpoolData> live);
 
 // Bytes the frame adds to a payload.
 inline constexpr size_t kSpoolFrameBytes = 12;

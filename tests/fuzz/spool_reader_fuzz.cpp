@@ -87,7 +87,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string encoded;
   for (const SpoolData& d : scan.data) encode_data_record(d, encoded);
   if (!scan.committed.empty()) encode_commit_record(scan.committed, encoded);
-  for (const std::vector<uint64_t>& ids : scan.batches) encode_batch_record(ids, encoded);
+  for (const SpoolBatch& batch : scan.batches) encode_batch_record(batch, encoded);
   seal_records(encoded, 0, kSegment);
   SpoolScan again = scan_segment(encoded, kSegment);
   FUZZ_CHECK(!again.damaged);

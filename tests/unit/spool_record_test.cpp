@@ -410,13 +410,14 @@ TEST_CASE("a batch record round-trips beside data and commit records") {
   add_data(sample(1), file);
   add_data(sample(2), file);
   size_t at = file.size();
-  encode_batch_record({2, 1}, file);
+  encode_batch_record({"/?query=INSERT%20INTO%20t%20FORMAT%20JSONEachRow", {2, 1}}, file);
   seal_records(file, at, kSegment);
   add_commit({1}, file);
   SpoolScan scan = read_back(file);
   CHECK(scan.data.size() == 2);
   REQUIRE(scan.batches.size() == 1);
-  CHECK(scan.batches[0] == std::vector<uint64_t>{2, 1});  // the order it was sent in
+  CHECK(scan.batches[0].ids == std::vector<uint64_t>{2, 1});  // the order it was sent in
+  CHECK(scan.batches[0].request_target == "/?query=INSERT%20INTO%20t%20FORMAT%20JSONEachRow");
   CHECK(scan.committed == std::vector<uint64_t>{1});
   CHECK(scan.valid_bytes == file.size());
 }
@@ -429,9 +430,20 @@ std::vector<uint64_t> ids_of(const std::vector<SpoolData>& records) {
   return ids;
 }
 
+// Batch records for these id lists; the i-th one's target ends in &b=<i>.
+std::vector<SpoolBatch> sent(std::initializer_list<std::vector<uint64_t>> batches) {
+  std::vector<SpoolBatch> out;
+  for (const std::vector<uint64_t>& ids : batches)
+    out.push_back({"/?query=INSERT%20INTO%20t%20FORMAT%20JSONEachRow&b=" + std::to_string(out.size()), ids});
+  return out;
+}
+
 std::vector<SpoolData> live_records(std::initializer_list<uint64_t> ids) {
   std::vector<SpoolData> out;
-  for (uint64_t id : ids) out.push_back(sample(id, "{\"id\":" + std::to_string(id) + "}"));
+  for (uint64_t id : ids) {
+    out.push_back(sample(id, "{\"id\":" + std::to_string(id) + "}"));
+    out.back().target.key = "key";
+  }
   return out;
 }
 
@@ -439,31 +451,40 @@ std::vector<SpoolData> live_records(std::initializer_list<uint64_t> ids) {
 
 TEST_CASE("replay rebuilds the batches that were sent, and groups the rest anew") {
   // Batches {1,2,3} and {4,5} were sent; 6 and 7 never were.
-  SpoolReplay replay = group_for_replay({{1, 2, 3}, {4, 5}}, live_records({1, 2, 3, 4, 5, 6, 7}));
+  SpoolReplay replay = group_for_replay(sent({{1, 2, 3}, {4, 5}}), live_records({1, 2, 3, 4, 5, 6, 7}));
   REQUIRE(replay.batches.size() == 2);
-  CHECK(ids_of(replay.batches[0]) == std::vector<uint64_t>{1, 2, 3});
-  CHECK(ids_of(replay.batches[1]) == std::vector<uint64_t>{4, 5});
-  CHECK(replay.batches[0][1].rows == "{\"id\":2}");  // the records themselves, not copies
+  CHECK(ids_of(replay.batches[0].records) == std::vector<uint64_t>{1, 2, 3});
+  CHECK(ids_of(replay.batches[1].records) == std::vector<uint64_t>{4, 5});
+  CHECK(replay.batches[0].records[1].rows == "{\"id\":2}");  // the records themselves
+  CHECK(replay.batches[1].request_target == "/?query=INSERT%20INTO%20t%20FORMAT%20JSONEachRow&b=1");
   CHECK(ids_of(replay.unsent) == std::vector<uint64_t>{6, 7});
 }
 
 TEST_CASE("replay follows a bisection: the halves, not the whole") {
   // {1..4} was split into {1,2} (committed: not live) and {3,4}, then {3,4} into {3} and {4}.
   SpoolReplay replay =
-      group_for_replay({{1, 2, 3, 4}, {1, 2}, {3, 4}, {3}, {4}}, live_records({3, 4}));
+      group_for_replay(sent({{1, 2, 3, 4}, {1, 2}, {3, 4}, {3}, {4}}), live_records({3, 4}));
   REQUIRE(replay.batches.size() == 2);
-  CHECK(ids_of(replay.batches[0]) == std::vector<uint64_t>{3});
-  CHECK(ids_of(replay.batches[1]) == std::vector<uint64_t>{4});
+  CHECK(ids_of(replay.batches[0].records) == std::vector<uint64_t>{3});
+  CHECK(ids_of(replay.batches[1].records) == std::vector<uint64_t>{4});
   CHECK(replay.unsent.empty());
 }
 
 TEST_CASE("a batch that is no longer whole is not rebuilt") {
   // 2 was dead-lettered (committed) and 5's record was lost to damage.
-  SpoolReplay replay = group_for_replay({{1, 2, 3}, {4, 5}, {}}, live_records({1, 3, 4, 6}));
+  SpoolReplay replay = group_for_replay(sent({{1, 2, 3}, {4, 5}, {}}), live_records({1, 3, 4, 6}));
   CHECK(replay.batches.empty());
   CHECK(ids_of(replay.unsent) == std::vector<uint64_t>{1, 3, 4, 6});
   // An id named twice in one record is taken once.
-  replay = group_for_replay({{8, 8}}, live_records({8}));
+  replay = group_for_replay(sent({{8, 8}}), live_records({8}));
   REQUIRE(replay.batches.size() == 1);
-  CHECK(ids_of(replay.batches[0]) == std::vector<uint64_t>{8});
+  CHECK(ids_of(replay.batches[0].records) == std::vector<uint64_t>{8});
+}
+
+TEST_CASE("a batch record naming records of two keys is not rebuilt") {
+  std::vector<SpoolData> live = live_records({1, 2});
+  live[1].target.key += "other";
+  SpoolReplay replay = group_for_replay(sent({{1, 2}}), std::move(live));
+  CHECK(replay.batches.empty());
+  CHECK(ids_of(replay.unsent) == std::vector<uint64_t>{1, 2});
 }
