@@ -172,6 +172,10 @@ def commit_payload(ids):
     return bytes([2]) + struct.pack("<I", len(ids)) + b"".join(struct.pack("<Q", i) for i in ids)
 
 
+def batch_payload(target, ids):
+    return bytes([3]) + s(target) + commit_payload(ids)[1:]
+
+
 SEP = b"\xff\xfeREC"
 d1 = data_payload(1, b"1,2\n3,4\n", 2)
 d2 = data_payload(2, b'{"a":1}', 1, fmt=0, newline=0, headers=())
@@ -193,6 +197,8 @@ spool = {
     "unknown-type": b"\x00" + frame(b"\x07abc"),
     # Mode 1: payloads separated by SEP, framed by the target with a correct CRC.
     "framed-valid": b"\x01" + SEP.join([d1, d2, c1, d3]),
+    "framed-batch": b"\x01" + SEP.join([d1, d2, batch_payload("/?query=INSERT%20INTO%20t", [2, 1]), c1]),
+    "framed-batch-count-short": b"\x01" + batch_payload("/", [1, 2])[:-3],
     "framed-short-data": b"\x01" + d1[:20],
     "framed-extra-bytes": b"\x01" + d1 + b"zz",
     "framed-string-overrun": b"\x01" + d1[:14] + b"\xff\xff\xff\x7f" + b"abc",
