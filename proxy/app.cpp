@@ -45,9 +45,16 @@ App::App(uv_loop_t* loop, const Config& config)
 
 bool App::open_spool(std::string& error) {
   if (config_.spool_dir.empty()) return true;  // spooled answers disabled
-  SpoolReplay replay;
-  if (!spool_->open(error, replay)) return false;
+  if (!spool_->open(error, replay_)) return false;
   batcher_->set_spool(spool_.get());
+  return true;
+}
+
+// Sends what the spool held at start-up; only once the process runs, since a
+// batch of it may write to the spool on the thread pool (a batch record).
+void App::replay_spool() {
+  SpoolReplay replay = std::move(replay_);
+  replay_ = SpoolReplay{};
   auto chunk_of = [](const SpoolData& record) {
     RowChunk chunk;
     chunk.rows = record.rows;
@@ -68,7 +75,6 @@ bool App::open_spool(std::string& error) {
   }
   for (const SpoolData& record : replay.unsent)
     batcher_->add(record.target, chunk_of(record), nullptr, record.id);
-  return true;
 }
 
 // Gauges read at scrape time, and series that should read 0 before their first event.
@@ -196,6 +202,7 @@ int App::start() {
   flush_idle_ = make_handle<uv_idle_t>();
   uv_idle_init(loop_, flush_idle_);
   flush_idle_->data = this;
+  replay_spool();
   return 0;
 }
 

@@ -57,8 +57,8 @@ class App {
   // What the upstream supports (known once the probe answered; all false before).
   const ServerFacts& server_facts() const { return server_facts_; }
 
-  // Opens the spool and queues its unacknowledged records for replay.
-  // Blocking; call before start(). On failure returns false with `error`.
+  // Opens the spool and reads its unacknowledged records; start() replays
+  // them. Blocking; call before start(). On failure returns false with `error`.
   bool open_spool(std::string& error);
   bool draining() const { return draining_; }
 
@@ -97,6 +97,7 @@ class App {
   static void on_housekeeping(uv_timer_t* timer) noexcept;
   static void on_grace_expired(uv_timer_t* timer) noexcept;
   void finish_shutdown();
+  void replay_spool();
   void maybe_finish_shutdown();
   void register_metrics();
 
@@ -110,6 +111,7 @@ class App {
   std::unique_ptr<Replicas> replicas_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<Spool> spool_;
+  SpoolReplay replay_;  // read by open_spool(), sent once start() succeeded
   std::unique_ptr<ServerProbe> probe_;
   ServerFacts server_facts_;
   SessionTable sessions_;

@@ -79,7 +79,11 @@ void on_owned_done(uv_fs_t* req) noexcept {
 
 Spool::Spool(uv_loop_t* loop, const Config& config) : loop_(loop), config_(config) {}
 
-Spool::~Spool() { close(); }
+Spool::~Spool() {
+  close();
+  // A rename queued by open() outlives a process that failed to start.
+  if (spare_rename_ != nullptr) spare_rename_->data = nullptr;
+}
 
 std::string Spool::segment_path(uint64_t seq) const {
   char name[64];
@@ -256,6 +260,7 @@ void Spool::recycle() {
       spare_ = Spare::kRenaming;
       auto* req = new uv_fs_t{};
       req->data = this;
+      spare_rename_ = req;
       uv_fs_rename(loop_, req, segment_path(done.seq).c_str(), spare_path().c_str(),
                    &Spool::on_spare_renamed);
     } else {
@@ -275,7 +280,10 @@ void Spool::on_spare_renamed(uv_fs_t* req) noexcept {
     auto* unlink = new OwnedFsRequest{};  // not reusable: delete it as before
     uv_fs_unlink(req->loop, &unlink->req, req->path, &on_owned_done);
   }
-  self->spare_ = req->result < 0 ? Spare::kNone : Spare::kReady;
+  if (self != nullptr) {
+    self->spare_ = req->result < 0 ? Spare::kNone : Spare::kReady;
+    self->spare_rename_ = nullptr;
+  }
   uv_fs_req_cleanup(req);
   delete req;
 }

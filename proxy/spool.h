@@ -200,6 +200,7 @@ class Spool {
   // may take that name until it is renamed away.
   enum class Spare { kNone, kRenaming, kReady, kInUse };
   Spare spare_ = Spare::kNone;     // a done segment kept for reuse, as spare.log
+  uv_fs_t* spare_rename_ = nullptr;  // while a done segment is being renamed spare.log
   uint64_t rotate_retry_ms_ = 0;   // after a failed rotation, not before this (uv_now)
   uint64_t group_offset_ = 0;
   int group_error_ = 0;  // errno from the pool thread

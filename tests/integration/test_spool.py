@@ -22,6 +22,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -797,6 +798,37 @@ int fsync(int fd) {
   return real(fd);
 }
 """
+
+
+def test_a_failed_start_keeps_the_spool_for_the_next(clickhouse, start_sidecar, sidecar_bin,
+                                                     tmp_path):
+    """A restart that cannot listen (its port taken) while the spool holds
+    rows to replay exits 1 with listen_failed, not a crash, and sends none
+    of them; the next start delivers every row once."""
+    table = make_table(clickhouse, uniq("spool_failstart"))
+    spool_dir = tmp_path / "spool"
+    dead = f"http://127.0.0.1:{free_port()}"
+    sc = start_sidecar(dead, "--spool-dir", str(spool_dir), "--flush-rows", "1")
+    for i in range(1, 21):
+        st, _, text = post(sc.url, table, b'{"id":%d,"r":0}\n' % i, SPOOLED)
+        assert st == 200, (st, text)
+    sc.stop(signal.SIGKILL)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sidecar_bin, "--listen", f"127.0.0.1:{port}", "--upstream",
+                            clickhouse.http_url, "--admin-listen", "127.0.0.1:0", "--spool-dir",
+                            str(spool_dir), "--flush-rows", "1", "--max-inflight-flushes", "50"],
+                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert "listen_failed" in r.stderr, r.stderr[-2000:]
+    assert count(clickhouse, table) == 0
+    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    missing, counts = wait_present(clickhouse, table, range(1, 21), 15)
+    sc2.stop()
+    assert not missing, missing
+    assert all(n == 1 for n in counts.values()), counts
 
 
 def _preload_shim(tmp_path, name: str, source: str) -> str:
