@@ -143,6 +143,12 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
       return false;
     }
     SpoolScan scan = scan_segment(contents, seq);
+    if (scan.unknown_type >= 0) {
+      error = "spool segment " + path + " holds a record of type " +
+              std::to_string(scan.unknown_type) +
+              ", written by a newer chsidecar: start that version on this --spool-dir";
+      return false;
+    }
     if (scan.damaged) {
       ++damaged;
       log_event(LogLevel::kWarn, "spool_tail_truncated",

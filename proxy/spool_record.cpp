@@ -209,6 +209,7 @@ size_t read_record(std::string_view contents, size_t at, uint32_t seed, SpoolSca
     if (!r.str(batch.request_target) || !r.ids(batch.ids) || !r.done()) return 0;
     scan.batches.push_back(std::move(batch));
   } else {
+    scan.unknown_type = type;  // sealed by a newer version: not damage
     return 0;
   }
   return kSpoolFrameBytes + length;
@@ -226,6 +227,7 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
       scan.valid_bytes = pos;
       continue;
     }
+    if (scan.unknown_type >= 0) break;
     // Every write ends with a frame's worth of zeros: finding them is a clean end.
     if (contents.substr(pos, kSpoolFrameBytes).find_first_not_of('\0') == std::string_view::npos)
       break;
@@ -239,7 +241,7 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
     if (length == 0) break;
     size_t next = pos + kSpoolFrameBytes + length;
     size_t found = next < contents.size() ? read_record(contents, next, seed, scan) : 0;
-    if (found == 0) break;  // nothing whole after it: a torn tail after all
+    if (found == 0) break;  // nothing whole after it (or a newer type): a torn tail after all
     scan.skipped_bytes += next - pos;
     pos = next + found;
     scan.valid_bytes = pos;

@@ -19,7 +19,9 @@
 // Every write of records is followed by a frame's worth of zeros (the next
 // write starts over them). Reading stops at the first record that is torn
 // (runs past the end) or corrupt (bad magic, length or checksum); what
-// precedes it is valid, and it is damage unless the zeros are there.
+// precedes it is valid, and it is damage unless the zeros are there. A
+// whole record of a type not listed here stops the reading too, but as a
+// newer version's, not as damage (start-up refuses such a spool).
 #pragma once
 
 #include <cstdint>
@@ -74,6 +76,9 @@ struct SpoolScan {
   size_t valid_bytes = 0;            // end of the last valid record
   bool damaged = false;              // bytes that are no record, before valid_bytes or after it
   size_t skipped_bytes = 0;          // damaged bytes between valid records
+  // A record with a valid checksum but a type this version does not know
+  // (written by a newer one) ends the scan; the caller must not truncate.
+  int unknown_type = -1;
 };
 
 // Reads every valid record of segment number `segment`'s contents: up to

@@ -448,6 +448,38 @@ def test_torn_tail_and_damaged_records(clickhouse, start_sidecar, tmp_path, caps
         for name, intact, rep, st in results))
 
 
+def _crc32c(data: bytes) -> int:
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_a_record_of_a_newer_version_is_refused_not_cut(clickhouse, start_sidecar, sidecar_bin,
+                                                        tmp_path):
+    """A whole record (its checksum right) of a type this version does not
+    know was written by a newer one: start-up refuses the spool with a clear
+    error and leaves the file as it is, instead of cutting it there as a torn
+    tail (which would drop the rows after it)."""
+    table = uniq("spool_newer")
+    base = tmp_path / "spool"
+    _spool_records_offline(start_sidecar, base, table, 3)
+    seg = [p for p in segments(base) if os.path.getsize(base / p) > 0][-1]
+    seq = int(seg[len("segment-"):-len(".log")])
+    data = (base / seg).read_bytes()
+    payload = bytes([9]) + b"from a later version"
+    crc = _crc32c(struct.pack("<Q", seq) + payload)
+    newer = (data[:-END_MARK] + MAGIC + struct.pack("<II", len(payload), crc) + payload +
+             b"\0" * END_MARK)
+    (base / seg).write_bytes(newer)
+    r = _run_sidecar(sidecar_bin, clickhouse.http_url, base)
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert "record of type 9, written by a newer chsidecar" in r.stderr, r.stderr[-2000:]
+    assert (base / seg).read_bytes() == newer
+
+
 # -- ClickHouse outage ------------------------------------------------------------------
 
 def test_clickhouse_stopped_during_spooled_load(clickhouse_factory, start_sidecar, tmp_path,

@@ -340,7 +340,7 @@ TEST_CASE("commit records whose count exceeds the payload are corrupt") {
   CHECK(scan.damaged);
 }
 
-TEST_CASE("zero length, unknown types and bad frames are corrupt") {
+TEST_CASE("zero length and bad frames are corrupt; unknown types are a newer version's") {
   std::string good;
   add_data(sample(1), good);
 
@@ -353,10 +353,20 @@ TEST_CASE("zero length, unknown types and bad frames are corrupt") {
     CAPTURE(static_cast<int>(type));
     std::string payload(1, type);
     put_u32(payload, 0);
-    scan = read_back(good + framed(payload));
-    CHECK(scan.data.size() == 1);
+    std::string more;
+    add_data(sample(2), more);
+    scan = read_back(good + framed(payload) + more);
+    CHECK(scan.data.size() == 1);  // nothing after it is read
     CHECK(scan.valid_bytes == good.size());
+    CHECK_FALSE(scan.damaged);
+    CHECK(scan.unknown_type == static_cast<uint8_t>(type));
+    // With a wrong checksum it is damage, skipped like any other.
+    std::string bad = framed(payload);
+    bad[8] ^= 1;
+    scan = read_back(good + bad + more);
+    CHECK(scan.data.size() == 2);
     CHECK(scan.damaged);
+    CHECK(scan.unknown_type == -1);
   }
 
   // A data record naming a format that does not exist.
