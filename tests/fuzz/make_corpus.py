@@ -8,9 +8,13 @@ proxy/spool_record.h: "CHSR" | u32 length | u32 CRC-32C | payload (LE).
 import gzip
 import os
 import struct
+import sys
 import zlib
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "corpus")
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from spool_format import crc32c  # noqa: E402
 
 
 def write(target, name, data):
@@ -139,15 +143,6 @@ for f, samples in rows.items():
 
 
 # ---- spool_reader: framed records ------------------------------------------
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
-
 def frame(payload):
     return b"CHSR" + struct.pack("<II", len(payload), crc32c(payload)) + payload
 

@@ -39,6 +39,7 @@ from metrics_text import fetch_metrics, value
 from netutil import free_port
 import rawhttp
 from rawhttp import RawConn, report, uniq
+from spool_format import crc32c
 from spool_load import (RETRY_RE, Load, duplicates, id_counts, kill_rounds,
                         spool_opened, wait_present)
 
@@ -448,15 +449,6 @@ def test_torn_tail_and_damaged_records(clickhouse, start_sidecar, tmp_path, caps
         for name, intact, rep, st in results))
 
 
-def _crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
-
-
 def test_a_record_of_a_newer_version_is_refused_not_cut(clickhouse, start_sidecar, sidecar_bin,
                                                         tmp_path):
     """A whole record (its checksum right) of a type this version does not
@@ -470,7 +462,7 @@ def test_a_record_of_a_newer_version_is_refused_not_cut(clickhouse, start_sideca
     seq = int(seg[len("segment-"):-len(".log")])
     data = (base / seg).read_bytes()
     payload = bytes([9]) + b"from a later version"
-    crc = _crc32c(struct.pack("<Q", seq) + payload)
+    crc = crc32c(struct.pack("<Q", seq) + payload)
     newer = (data[:-END_MARK] + MAGIC + struct.pack("<II", len(payload), crc) + payload +
              b"\0" * END_MARK)
     (base / seg).write_bytes(newer)
