@@ -261,9 +261,9 @@ def test_batches_in_flight_at_a_kill_are_sent_again_as_they_were(clickhouse, sta
                                                                   tmp_path, capsys):
     """Batches sent but never answered when the sidecar is killed go out
     again after the restart as the very same requests (request line and
-    body), not regrouped: where the server deduplicates (the token, or a
-    replicated table's block hash) a batch in flight at a crash is inserted
-    once. Rows that were in no batch yet are batched anew. A relay records
+    body), not regrouped (three bursts of 2, 3 and 4 rows, a batch each):
+    where the server deduplicates (the token, or a replicated table's block
+    hash) a batch in flight at a crash is inserted once. Rows that were in no batch yet are batched anew. A relay records
     what reaches ClickHouse's port and swallows the INSERTs before the kill."""
     table = make_table(clickhouse, uniq("spool_resend"))
     spool_dir = tmp_path / "spool"
@@ -279,7 +279,7 @@ def test_batches_in_flight_at_a_kill_are_sent_again_as_they_were(clickhouse, sta
                                    SPOOLED)
                 assert st == 200, (st, text)
                 next_id += 1
-            assert wait_for(lambda: len(_inserts(relay)) == burst + 1, 10), _inserts(relay)
+            assert wait_for(lambda: len(_inserts(relay)) >= burst + 1, 10), _inserts(relay)
         # Two rows in no batch yet: the kill comes within their flush delay.
         for _ in range(2):
             st, _, text = post(sc.url, table, b'{"id":%d,"r":9}\n' % next_id, SPOOLED)
@@ -294,16 +294,22 @@ def test_batches_in_flight_at_a_kill_are_sent_again_as_they_were(clickhouse, sta
         opened = spool_opened(sc2.stderr_text())
         resent = _inserts(relay)
         sc2.stop()
-    report(capsys, f"kill with 3 batches in flight: sent before {len(sent)}, after the restart "
-                   f"{len(resent)}; start-up: {opened}")
+    report(capsys, f"kill with batches in flight: {len(sent)} sent before it, {len(resent)} "
+                   f"after the restart; start-up: {opened}")
     assert not missing, missing
     assert all(n == 1 for n in counts.values()), counts
-    assert len(sent) == 3
-    # The three batches again, byte for byte, and one new one for the two rows.
-    assert len(resent) == 4, resent
-    assert sorted(resent[:3]) == sorted(sent), (sent, resent)
-    assert resent[3][1].count(b"\"id\"") == 2, resent[3]
-    assert opened is not None and opened["replay_batches"] == 3, opened
+    assert len(sent) >= 3, sent  # one per burst at least (a slow machine may split one)
+    # Every batch that went out before the kill goes out again, byte for byte;
+    # the other requests carry only rows that were in none of them (batched anew).
+    rest = list(resent)
+    for request in sent:
+        assert request in rest, (request, resent)
+        rest.remove(request)
+    ids_of = lambda requests: sorted(int(i) for _, body in requests
+                                     for i in re.findall(rb'"id":(\d+)', body))
+    assert sorted(ids_of(sent) + ids_of(rest)) == list(range(1, next_id)), (sent, resent)
+    # (one more if a batch was on its way through the relay at the kill)
+    assert opened is not None and opened["replay_batches"] >= len(sent), opened
 
 
 def _segments_started(sc, how: str) -> float:
