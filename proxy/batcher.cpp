@@ -239,7 +239,6 @@ void Batcher::add_sent_batch(const BatchTarget& target, std::string request_targ
   table.last_used_ms = now;
   Batch batch;
   batch.request_target = std::move(request_target);
-  batch.recorded = true;
   for (size_t i = 0; i < chunks.size(); ++i) {
     if (metrics_ != nullptr)
       metrics_->rows_received.at({target.table}).inc(double(chunks[i].row_count));
@@ -345,9 +344,10 @@ void Batcher::send(Table& table, Batch batch, const Flush* split_from) {
   flushes_.push_back(std::make_unique<Flush>(*this, table, std::move(batch)));
   Flush& flush = *flushes_.back();
   if (split_from != nullptr) flush.inherit_unknown_outcome(*split_from);
-  // Its first try waits for the batch record (a replay must send the same request).
+  // Its first try waits for the batch record (a replay must send the same
+  // request); a batch whose request is decided already has its record.
   SpoolBatch record;
-  if (spool_ != nullptr && !flush.batch().recorded)
+  if (spool_ != nullptr && flush.batch().request_target.empty())
     for (const Part& part : flush.batch().parts)
       if (part.spool_id != 0) record.ids.push_back(part.spool_id);
   if (!record.ids.empty()) {
@@ -378,7 +378,6 @@ void Batcher::batch_recorded(Flush& flush, bool ok) {
     log_event(LogLevel::kWarn, "batch_record_failed",
               {{"table", flush.table().target.table},
                {"effect", "after a crash its rows may be inserted twice"}});
-  flush.batch().recorded = true;
   submit(flush);
 }
 
@@ -468,7 +467,7 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   ErrorClass error_class = ErrorClass::kTransient;
   int code = 0;
   if (outcome.code == CURLE_OK && !committed) {
-    code = exception_code(result.body, result.headers);
+    code = outcome.exception_code;
     // An answer without a code (a proxy's 502/503) is not about the data.
     error_class = code != 0 ? classify_error(code) : ErrorClass::kTransient;
   }

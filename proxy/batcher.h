@@ -141,9 +141,9 @@ class Batcher {
     std::vector<Part> parts;
     size_t rows = 0;
     // Path and query string, with any dedup token: decided for the first
-    // try, the same for every other (and in the batch record).
+    // try, the same for every other (and in the batch record, written when
+    // it is decided; a replayed batch's comes from its record).
     std::string request_target;
-    bool recorded = false;  // its batch record is in the spool
   };
   struct Table;
   class Flush;

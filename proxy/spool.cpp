@@ -170,7 +170,13 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
   uint64_t last_seq = 0;
   size_t replayed_rows = 0;
   std::vector<SpoolData> live;
+  std::vector<SpoolBatch> batches;
   for (auto& [seq, scan] : scans) {
+    for (SpoolBatch& batch : scan.batches) {
+      // Ids are never taken again while a record names them.
+      for (uint64_t id : batch.ids) next_id_ = std::max(next_id_, id + 1);
+      batches.push_back(std::move(batch));
+    }
     Segment segment{seq, scan.valid_bytes};
     for (SpoolData& d : scan.data) {
       next_id_ = std::max(next_id_, d.id + 1);
@@ -183,13 +189,6 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
     segments_.push_back(segment);
     last_seq = seq;
   }
-  std::vector<SpoolBatch> batches;
-  for (auto& [seq, scan] : scans)
-    for (SpoolBatch& batch : scan.batches) {
-      // Ids are never taken again while a record names them.
-      for (uint64_t id : batch.ids) next_id_ = std::max(next_id_, id + 1);
-      batches.push_back(std::move(batch));
-    }
   size_t live_records = live.size();
   replay = group_for_replay(batches, std::move(live));
 
