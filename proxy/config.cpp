@@ -45,6 +45,34 @@ std::string show_duration(uint64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
+// Why `url` (http:// or https://, no trailing '/') cannot be an upstream
+// base URL, or "" if it can. The reasons never quote the URL: a password
+// with an unencoded '/', '?' or '#' is exactly what makes one wrong.
+std::string upstream_url_error(std::string_view url) {
+  static constexpr const char* kEncode =
+      " (a user name or password with '/', '?', '#', '@' or ',' must be percent-encoded)";
+  std::string_view rest = url.substr(url.find("://") + 3);
+  size_t authority_end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view after = authority_end == std::string_view::npos ? "" : rest.substr(authority_end);
+  if (after.find_first_of("?#") != std::string_view::npos)
+    return std::string("takes no query string or fragment") + kEncode;
+  if (after.find('@') != std::string_view::npos)
+    return std::string("has '@' after the host") + kEncode;
+  std::string_view host = authority.substr(authority.rfind('@') + 1);  // npos + 1 == 0
+  std::string_view port;
+  size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+    uint64_t n;
+    if (!parse_u64(port, n) || n == 0 || n > 65535)
+      return std::string("has a port that is not a number from 1 to 65535") + kEncode;
+  }
+  if (host.empty() || host == "[]") return std::string("has no host") + kEncode;
+  return "";
+}
+
 Flag count_flag(const char* group, const char* name, const char* help, uint64_t Config::*field,
                 uint64_t min, uint64_t max) {
   return Flag{group, name, Kind::kCount, help,
@@ -167,6 +195,7 @@ const std::vector<Flag>& flags() {
              err = "expects an http:// or https:// URL";
              return false;
            }
+           if (err = upstream_url_error(url); !err.empty()) return false;
            urls.emplace_back(url);
            if (comma == std::string_view::npos) break;
            v.remove_prefix(comma + 1);

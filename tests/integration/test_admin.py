@@ -315,13 +315,15 @@ def test_check_config(sidecar_bin):
         (["--upstream", "http://h:1", "--admin-listen", "localhost:9124"], b"--admin-listen"),
         (["--upstream", "http://h:1", "--access-log=maybe"], b"--access-log"),
         (["--pool-size", "4"], b"--upstream"),
+        # an unencoded '/' in the password: refused, and no part of it shown
+        (["--upstream", "http://u:pw/CHECK@127.0.0.1:8123"], b"percent-encoded"),
     ]:
         p = subprocess.run([sidecar_bin, *args, "--check-config"], capture_output=True,
                            timeout=10, env=clean_env())
         assert p.returncode == 2, (args, p)
         lines = p.stderr.decode().strip().splitlines()
         assert len(lines) == 1 and flag.decode() in lines[0], (args, lines)
-        assert p.stdout == b""
+        assert p.stdout == b"" and b"CHECK" not in p.stderr
     p = subprocess.run([sidecar_bin, "--check-config"], capture_output=True, timeout=10,
                        env=clean_env(CHSIDECAR_UPSTREAM="http://h:1",
                                      CHSIDECAR_ADMIN_LISTEN="bad"))

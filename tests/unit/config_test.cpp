@@ -180,9 +180,9 @@ TEST_CASE("parse_config accepts --flag=value and --flag value") {
 
   // A value after '=' may itself contain '='.
   Config c2;
-  r = parse({"--upstream=http://h:8123/?a=b"}, c2);
+  r = parse({"--upstream=http://h:8123/a=b"}, c2);
   CHECK(r.action == ConfigAction::kRun);
-  CHECK(c2.upstreams[0] == "http://h:8123/?a=b");
+  CHECK(c2.upstreams[0] == "http://h:8123/a=b");
   // The last occurrence of a flag wins.
   r = parse({"--pool-size=2", "--pool-size=3"}, c2);
   CHECK(c2.pool_size == 3);
@@ -277,6 +277,32 @@ TEST_CASE("bad values are errors that name the flag") {
   CHECK(r.error == "--log-format: expects one of text|json");
   r = parse({"--upstream=http://h:1", "--idle-timeout=1s"}, c);
   CHECK(r.error.find("3s") != std::string::npos);
+}
+
+TEST_CASE("an upstream URL curl would read otherwise is refused, without quoting it") {
+  // With '/', '?', '#' or ',' unencoded in the password, the host curl would
+  // connect to is not the one meant, and a log line would show the rest of
+  // the password after it.
+  for (const char* url : {"http://alice:pa/ss@127.0.0.1:8123", "http://alice:pa?ss@127.0.0.1:8123",
+                          "http://alice:pa#ss@127.0.0.1:8123", "http://alice:1/ss@127.0.0.1:8123",
+                          "http://alice:pa,ss@127.0.0.1:8123", "http://h:8123/?a=b",
+                          "http://h:8123#f", "http://h:0", "http://h:65536", "http://h:",
+                          "http://alice:pass@"}) {
+    CAPTURE(std::string(url));
+    Config c;
+    ConfigResult r = parse({std::string("--upstream=") + url}, c);
+    CHECK(r.action == ConfigAction::kError);
+    CHECK(r.error.rfind("--upstream:", 0) == 0);
+    CHECK(r.error.find("ss@") == std::string::npos);
+    CHECK(r.error.find("percent-encoded") != std::string::npos);
+  }
+  for (const char* url : {"http://alice:p%2Fss@127.0.0.1:8123", "http://alice:p@ss@h:8123",
+                          "http://[::1]:8123", "http://[::1]", "https://ch.example/prefix",
+                          "http://h:65535/a/b"}) {
+    CAPTURE(std::string(url));
+    Config c;
+    CHECK(parse({std::string("--upstream=") + url}, c).action == ConfigAction::kRun);
+  }
 }
 
 TEST_CASE("unknown flags, stray arguments, missing values, missing --upstream") {
