@@ -21,8 +21,9 @@ Modes (set(mode, times=None, **params)):
                     64), then reset both sides: the request never completed,
                     so ClickHouse cannot have committed it. A body shorter
                     than `after` passes untouched.
-  blackhole         read and discard the request, never answer (no upstream
-                    connection is made): the request never reached ClickHouse.
+  blackhole         read and discard the request, never answer, not even with
+                    a close (no upstream connection is made; an open one is
+                    left idle): the request never reached ClickHouse.
                     With `only` (bytes), just requests whose head holds them;
                     the others pass
   trickle           forward in pieces of `chunk` bytes (default 256) with
@@ -287,7 +288,10 @@ class _Conn:
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass
         finally:
-            if not self.dead:
+            # ClickHouse closes an idle upstream leg after keep_alive_timeout;
+            # a blackholed request on this connection must still get no answer
+            # (a close would make curl resend it on a fresh connection).
+            if not self.dead and self.fault[0] != "blackhole":
                 _close(self.cwriter)
 
     async def run(self) -> None:

@@ -102,17 +102,6 @@ def test_relay_fault(clickhouse, start_sidecar, relay, tmp_path, capsys, mode, p
                      determinable):
     r = run_fault(clickhouse, start_sidecar, relay, tmp_path, mode, params)
     report(capsys, summary(mode, r))
-    # Spooled and commit-mode rows batch apart, so a 3 s blackhole may take
-    # only spooled batches; run again (a fresh sidecar and table) until it
-    # took a commit-mode one, whose clients must then get 319.
-    for attempt in range(2, 6):
-        if mode != "blackhole" or r["commit_errored"]:
-            break
-        relay.set("pass")
-        (tmp_path / f"attempt{attempt}").mkdir()
-        r = run_fault(clickhouse, start_sidecar, relay, tmp_path / f"attempt{attempt}", mode,
-                      params)
-        report(capsys, f"attempt {attempt}: " + summary(mode, r))
     assert not r["missing"], (f"{mode}: {len(r['missing'])} acked rows missing, e.g. "
                               f"{sorted(r['missing'])[:10]}")
     assert len(r["spooled"].acked) > 100 and len(r["commit"].acked) > 0
@@ -132,6 +121,8 @@ def test_relay_fault(clickhouse, start_sidecar, relay, tmp_path, capsys, mode, p
     if mode == "blackhole":
         # The relay took whole batches and never answered: the sidecar cannot
         # know, and says so (ClickHouse's code for it), rather than "not inserted".
+        # The 12 commit-mode writers always wait on a batch, so one is flushed
+        # within ~50 ms of the blackhole's start and held until its timeout.
         assert r["commit_errored"] and all(
             b.startswith(b"Code: 319") for b in r["commit"].bodies.values()), r["commit"].bodies
         # The retry re-sent the same bytes, their rows included, so that a

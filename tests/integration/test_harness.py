@@ -1,5 +1,5 @@
-"""Tests of the test harness itself (ClickHouse launcher, sidecar fixture),
-not of the proxy. The start_sidecar machinery is checked against a tiny
+"""Tests of the test harness itself (ClickHouse launcher, fault relay, sidecar
+fixture), not of the proxy. The start_sidecar machinery is checked against a tiny
 stand-in program so these pass before the real binary exists."""
 
 import http.client
@@ -13,6 +13,7 @@ import textwrap
 import pytest
 
 from clickhouse_server import ClickHouseError
+from fault_relay import FaultRelay
 from netutil import free_port, port_accepts
 
 
@@ -105,6 +106,33 @@ def test_free_port():
     p = free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", p))
+
+
+# -- the fault relay -----------------------------------------------------------
+
+def test_relay_blackhole_stays_silent_on_a_reused_connection(clickhouse):
+    """A blackholed request on a connection that carried a passed one before
+    gets no answer, not even a close: ClickHouse closing the idle upstream
+    leg (keep_alive_timeout 3 s) must not reach the client, or curl resends
+    the request on a fresh connection, maybe after the blackhole ended."""
+    ping = b"GET /ping HTTP/1.1\r\nHost: relay\r\n\r\n"
+    with FaultRelay("127.0.0.1", clickhouse.http_port) as relay, \
+            socket.create_connection(("127.0.0.1", relay.port), timeout=5) as s:
+        s.sendall(ping)
+        answer = b""
+        while not answer.endswith(b"Ok.\n"):
+            data = s.recv(4096)
+            assert data, answer
+            answer += data
+        relay.set("blackhole")
+        s.sendall(ping)
+        s.settimeout(4.5)  # past ClickHouse's close of the idle upstream leg
+        try:
+            got = s.recv(4096)
+        except socket.timeout:
+            got = None
+        assert got is None, f"the relay ended a blackholed request: {got!r}"
+        assert relay.stats["faulted_blackhole"] == 1
 
 
 # -- the sidecar fixture, against a stand-in program ---------------------------
