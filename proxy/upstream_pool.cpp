@@ -329,11 +329,8 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   curl_multi_remove_handle(multi_, slot.easy);
   if (connection_lost && slot.status == 0 && !slot.retried && new_connections == 0 &&
       slot.client->upstream_rewind_body()) {
-    log_event(LogLevel::kDebug, "upstream_stale_connection_retry",
-              {{"upstream", display_name_}, {"error", slot.error}});
+    count_stale_connection_retry(slot.error);
     slot.retried = true;
-    if (metrics_ != nullptr)
-      metrics_->upstream_retries.at({display_name_, "stale_connection"}).inc();
     configure(slot);
     curl_multi_add_handle(multi_, slot.easy);
     return;
@@ -368,6 +365,12 @@ void UpstreamPool::finish(Slot& slot, CURLcode code) {
   UpstreamClient* client = slot.client;
   release(slot);
   client->upstream_done(outcome);
+}
+
+void UpstreamPool::count_stale_connection_retry(const char* error) {
+  log_event(LogLevel::kDebug, "upstream_stale_connection_retry",
+            {{"upstream", display_name_}, {"error", error}});
+  if (metrics_ != nullptr) metrics_->upstream_retries.at({display_name_, "stale_connection"}).inc();
 }
 
 void UpstreamPool::count_transfer(Slot& slot, const char* result, int code) {
@@ -516,6 +519,10 @@ int UpstreamPool::on_progress(void* slot_ptr, curl_off_t, curl_off_t received, c
 
 int UpstreamPool::on_connected(void* slot_ptr, char*, char*, int, int) noexcept {
   auto& slot = *static_cast<Slot*>(slot_ptr);
+  // A second connection for one try: curl found the reused one closed before
+  // any answer byte and sends the request again itself (the body rewound
+  // through on_seek), the same retry the pool would make.
+  if (slot.connected) slot.pool->count_stale_connection_retry("connection closed before the answer");
   slot.connected = true;
   slot.last_progress_ms = uv_now(slot.pool->loop_);
   return CURL_PREREQFUNC_OK;

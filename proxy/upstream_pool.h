@@ -14,7 +14,10 @@
 //
 // A request that fails on a reused connection before any response byte
 // arrived (ClickHouse closes idle connections after 3 s) is retried once on
-// a fresh connection, if its client can rewind the body.
+// a fresh connection, if its client can rewind the body: by curl itself
+// (it asks through the seek callback) or else by the pool; either is counted
+// in upstream_retries{reason="stale_connection"}. --upstream-timeout counts
+// from the fresh connection.
 //
 // Loop thread only. The pool never calls an UpstreamClient after cancel()
 // or after upstream_done() for that client.
@@ -149,6 +152,7 @@ class UpstreamPool {
   void check_done();
   void apply_pause(Slot& slot);
   void count_transfer(Slot& slot, const char* result, int code);
+  void count_stale_connection_retry(const char* error);
   Slot* idle_slot();
 
   static int on_socket(CURL* easy, curl_socket_t fd, int action, void* pool, void* socket_ctx) noexcept;

@@ -26,6 +26,9 @@ Modes (set(mode, times=None, **params)):
                     left idle): the request never reached ClickHouse.
                     With `only` (bytes), just requests whose head holds them;
                     the others pass
+  hangup            read the request, then close the client connection (a
+                    FIN, no answer byte), as a server closing an idle
+                    keep-alive connection just as a request arrives would
   trickle           forward in pieces of `chunk` bytes (default 256) with
                     `delay` seconds (default 0.02) before each, both ways
   close_after_head  forward the request; forward the response head only,
@@ -54,7 +57,7 @@ import threading
 from collections import Counter
 from typing import Optional
 
-MODES = ("pass", "refuse", "reset_body", "blackhole", "trickle", "close_after_head")
+MODES = ("pass", "refuse", "reset_body", "blackhole", "hangup", "trickle", "close_after_head")
 _MAX_HEAD = 64 * 1024
 
 
@@ -321,6 +324,13 @@ class _Conn:
             if mode == "refuse":
                 self.relay.stats["faulted_refuse"] += 1
                 self.reset_both()
+                return
+            if mode == "hangup":
+                self.relay.stats["faulted_hangup"] += 1
+                if not chunked:
+                    await self.creader.readexactly(length)
+                self.dead = True
+                _close(self.cwriter)
                 return
             if mode == "blackhole":
                 self.relay.stats["faulted_blackhole"] += 1

@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 
 import rawhttp
+from fault_relay import FaultRelay
+from metrics_text import fetch_metrics, value
 from rawhttp import RawConn
 
 
@@ -107,6 +109,30 @@ def test_reuse_right_at_the_servers_timeout(clickhouse, start_sidecar, table):
             n += 1000
     assert not failures, failures
     assert clickhouse.query("SELECT count(), uniqExact(n) FROM ka_t") == b"%d\t%d\n" % (n, n)
+
+
+@pytest.mark.parametrize("fault", ["refuse", "hangup"])
+def test_a_reused_connection_closed_under_a_request_is_retried_and_counted(
+        clickhouse, start_sidecar, table, fault):
+    """The pooled connection dies as a request goes out on it, before any
+    answer byte (a reset, or a plain close: curl resends on its own after
+    the latter, the pool after the former): the request is sent again on a
+    fresh connection, the client sees only the answer, and the retry is
+    counted once."""
+    with FaultRelay("127.0.0.1", clickhouse.http_port) as relay:
+        sc = start_sidecar(relay.url, "--pool-size", "1")
+        with RawConn(sc.url, timeout=30) as c:
+            r = c.request(rawhttp.get("/?query=SELECT%201"))
+            assert (r.status, r.body) == (200, b"1\n")
+            relay.set(fault, times=1)
+            r = c.request(insert_req(0))
+            assert (r.status, r.body) == (200, b""), r
+        assert relay.stats[f"faulted_{fault}"] == 1
+        assert relay.stats["connections"] == 2
+        retries = value(fetch_metrics(sc.admin_url), "chsidecar_upstream_retries_total",
+                        reason="stale_connection")
+        assert retries == 1
+    assert clickhouse.query("SELECT count(), uniqExact(n) FROM ka_t") == b"1000\t1000\n"
 
 
 def test_client_keepalive_outlives_clickhouses(sidecar):
