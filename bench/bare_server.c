@@ -8,11 +8,28 @@
  * Built by scripts/bench:
  *   cc -O2 -I/usr/share/include/llhttp bench/bare_server.c \
  *      /usr/share/llhttp/{llhttp,api,http}.c -luv -o bare_server
- * Usage: bare_server HOST PORT   (prints "listening HOST:PORT" when ready)
+ * Usage: bare_server HOST PORT [CYCLE_US [SYNC_FILE]]
+ * (prints "listening HOST:PORT" when ready).
+ *
+ * Group-commit floors for the spool's scenario: answers go in groups, as
+ * the spool sends them, and nothing else is done.
+ *   CYCLE_US             no disk: a group is sealed at each tick of a
+ *                        CYCLE_US timer and answered at the next.
+ *   CYCLE_US SYNC_FILE   the disk: a second thread writes each sealed
+ *                        group's 64 bytes per request to SYNC_FILE and
+ *                        fdatasyncs it; the group is answered when that
+ *                        returns, and the next group (the requests that came
+ *                        meanwhile) goes at once, but no sooner than
+ *                        CYCLE_US after the previous one started (0: no
+ *                        pause), as the spool's group commit.
  */
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 #include <uv.h>
 #include "llhttp.h"
 
@@ -44,7 +61,13 @@ typedef struct {
 static llhttp_settings_t settings;
 static uv_loop_t *loop;
 
-static void on_close(uv_handle_t *h) { free(h->data); }
+#define MAX_GROUP 4096
+static int grouped;  /* answers go in groups (either floor) */
+static conn_t *forming[MAX_GROUP], *sealed[MAX_GROUP];
+static int n_forming, n_sealed;
+
+/* Connections are not freed in group mode: a group may still name one. */
+static void on_close(uv_handle_t *h) { if (!grouped) free(h->data); }
 
 static void close_conn(conn_t *c) {
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
@@ -65,6 +88,7 @@ static void after_write(uv_write_t *req, int status) {
 }
 
 static void flush_responses(conn_t *c) {
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
     while (c->pending > 0) {
         int n = c->pending > MAX_PIPELINE ? MAX_PIPELINE : c->pending;
         write_t *w = malloc(sizeof *w);
@@ -81,6 +105,61 @@ static void flush_responses(conn_t *c) {
     }
 }
 
+/* Answers the sealed group and seals the forming one. */
+static void next_group(void) {
+    for (int i = 0; i < n_sealed; i++) flush_responses(sealed[i]);
+    memcpy(sealed, forming, sizeof forming[0] * n_forming);
+    n_sealed = n_forming;
+    n_forming = 0;
+}
+
+static int tick_fd;
+static void on_tick(uv_poll_t *p, int status, int events) {
+    uint64_t ticks;
+    (void)p; (void)status; (void)events;
+    if (read(tick_fd, &ticks, sizeof ticks) == sizeof ticks) next_group();
+}
+
+static long cycle_us;
+static int sync_fd = -1;
+static int syncing;   /* a group is being written and synced */
+static uv_sem_t group_sealed;
+static uv_async_t group_synced;
+
+static void sync_loop(void *arg) {
+    static char bytes[64 * MAX_GROUP];
+    off_t off = 0;
+    (void)arg;
+    memset(bytes, 'x', sizeof bytes);
+    for (;;) {
+        uv_sem_wait(&group_sealed);
+        uint64_t start = uv_hrtime();
+        size_t n = 64 * (size_t)n_sealed;  /* the loop leaves the group alone until told */
+        if (pwrite(sync_fd, bytes, n, off) < 0 || fdatasync(sync_fd) != 0) {
+            perror("bare_server: sync file");
+            exit(1);
+        }
+        off = (off + (off_t)n) % (8 << 20);
+        long took_us = (long)((uv_hrtime() - start) / 1000);
+        if (took_us < cycle_us) usleep((useconds_t)(cycle_us - took_us));
+        uv_async_send(&group_synced);
+    }
+}
+
+static void start_sync(void) {
+    next_group();  /* nothing sealed: just seals */
+    syncing = 1;
+    uv_sem_post(&group_sealed);
+}
+
+static void on_group_synced(uv_async_t *a) {
+    (void)a;
+    for (int i = 0; i < n_sealed; i++) flush_responses(sealed[i]);
+    n_sealed = 0;
+    syncing = 0;
+    if (n_forming > 0) start_sync();
+}
+
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     (void)hint;
     conn_t *c = h->data;
@@ -93,6 +172,11 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (nread == 0) return;
     llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, (size_t)nread);
     if (err != HPE_OK) { close_conn(c); return; }
+    if (grouped) {
+        if (c->pending > 0 && n_forming < MAX_GROUP) forming[n_forming++] = c;
+        if (sync_fd >= 0 && !syncing) start_sync();
+        return;
+    }
     flush_responses(c);
     if (c->close_after) uv_read_stop(s);
 }
@@ -110,8 +194,37 @@ static void on_connection(uv_stream_t *server, int status) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s HOST PORT\n", argv[0]); return 2; }
+    if (argc < 3 || argc > 5) {
+        fprintf(stderr, "usage: %s HOST PORT [CYCLE_US [SYNC_FILE]]\n", argv[0]);
+        return 2;
+    }
     loop = uv_default_loop();
+    static uv_poll_t tick;
+    static uv_thread_t syncer;
+    if (argc >= 4) cycle_us = atol(argv[3]);
+    if (argc == 4) {
+        long us = cycle_us;
+        struct itimerspec every = {{us / 1000000, us % 1000000 * 1000},
+                                   {us / 1000000, us % 1000000 * 1000}};
+        grouped = 1;
+        tick_fd = timerfd_create(CLOCK_MONOTONIC, 0);
+        timerfd_settime(tick_fd, 0, &every, NULL);
+        uv_poll_init(loop, &tick, tick_fd);
+        uv_poll_start(&tick, UV_READABLE, on_tick);
+    } else if (argc == 5) {
+        grouped = 1;
+        sync_fd = open(argv[4], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (sync_fd < 0) { perror("bare_server: sync file"); return 1; }
+        /* Written once first, so that the syncs overwrite blocks the file
+           has, as the spool's reused segments do. */
+        static char zeros[1 << 16];
+        for (int i = 0; i < (8 << 20) / (int)sizeof zeros; i++)
+            if (write(sync_fd, zeros, sizeof zeros) != sizeof zeros) { perror("bare_server"); return 1; }
+        fsync(sync_fd);
+        uv_sem_init(&group_sealed, 0);
+        uv_async_init(loop, &group_synced, on_group_synced);
+        uv_thread_create(&syncer, sync_loop, NULL);
+    }
     llhttp_settings_init(&settings);
     settings.on_message_complete = on_message_complete;
     uv_tcp_t server;

@@ -228,11 +228,14 @@ class BareServer:
         subprocess.run(cmd, check=True)
         return exe
 
-    def __init__(self, exe: str, cpus: Cpus):
+    def __init__(self, exe: str, cpus: Cpus, extra: tuple = ()):
+        """extra: bare_server's optional arguments (CYCLE_US [SYNC_FILE
+        SYNC_PERIOD_US]: a group commit without the disk, and disk flushes
+        beside it; see bench/bare_server.c)."""
         self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
         self.proc = subprocess.Popen(
-            cpus.prefix(cpus.sidecar) + [exe, HOST, str(self.port)],
+            cpus.prefix(cpus.sidecar) + [exe, HOST, str(self.port), *map(str, extra)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             start_new_session=True)
         if not wait_port(HOST, self.port, 10, alive=lambda: self.proc.poll() is None):

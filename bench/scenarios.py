@@ -801,6 +801,11 @@ SPOOL_CONNS = 64
 PASSTHROUGH_ROWS = 1000  # the sidecar's --passthrough-rows default
 
 
+# Least µs from one group's write + fdatasync to the next in the synced
+# group-commit floors: fewer, larger groups trade rows/s for a shorter tail.
+SYNCED_FLOOR_PAUSES = (0, 400, 500)
+
+
 @scenario("insert_spool", "Single-row INSERTs with wait_for_async_insert=0 (spool ack)")
 def run_insert_spool(ctx: Context) -> dict:
     spool_base = os.path.join(ctx.out_dir, "spool")
@@ -815,6 +820,7 @@ def run_insert_spool(ctx: Context) -> dict:
            f"p50 {res['fsync_probe_before']['p50_ms']} ms p99 {res['fsync_probe_before']['p99_ms']} ms")
     runs = {"direct": [], "sidecar": []}
     ceiling = []
+    floors = {"group_commit": [], **{f"group_commit_synced_{p}": [] for p in SYNCED_FLOOR_PAUSES}}
     import shutil
     for i in range(_insert_runs(ctx)):
         for t in runs:
@@ -827,10 +833,25 @@ def run_insert_spool(ctx: Context) -> dict:
             if sd:
                 shutil.rmtree(sd, ignore_errors=True)
         ceiling.append(_noop_run(ctx, f"insert_spool ceiling run {i + 1}"))
+        # Floors: servers that answer in group commits and do nothing else,
+        # one with the sidecar's cycle and no disk, others gated by a real
+        # write + fdatasync per group on the spool's disk, the groups at
+        # least a pause apart (see bare_server.c).
+        cycle_us = int(1e6 / max(runs["sidecar"][-1]["fsyncs_per_s"], 1))
+        floors["group_commit"].append(_noop_run(
+            ctx, f"insert_spool group_commit ({cycle_us} µs) run {i + 1}", (cycle_us,)))
+        floors["group_commit"][-1]["cycle_us"] = cycle_us
+        sync_file = os.path.join(spool_base, "group-commit-floor")
+        for pause in SYNCED_FLOOR_PAUSES:
+            floors[f"group_commit_synced_{pause}"].append(_noop_run(
+                ctx, f"insert_spool group_commit_synced pause {pause} µs run {i + 1}",
+                (pause, sync_file)))
+            os.unlink(sync_file)
     res["fsync_probe_after"] = bl.fsync_probe(spool_base)
     checks = {t: _check_summary(v) for t, v in runs.items()}
     res.update({t: summarize(v) for t, v in runs.items()})
     res["ceiling"] = summarize(ceiling)
+    res.update({f: summarize(v) for f, v in floors.items()})
     res["checks"] = checks
     res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
     res["ratio_parts"] = _ratio(res, "sidecar", "direct", "parts_per_s")
@@ -839,11 +860,12 @@ def run_insert_spool(ctx: Context) -> dict:
     return res
 
 
-def _noop_run(ctx: Context, label: str) -> dict:
+def _noop_run(ctx: Context, label: str, extra: tuple = ()) -> dict:
     """The same requests answered 200 at once by bench/bare_server.c on the
     sidecar's core: what any server could reach here with this load
-    generator, before doing anything with the rows."""
-    bare = bl.BareServer(ctx.bare_exe, ctx.cpus)
+    generator, before doing anything with the rows (`extra`: its group-commit
+    and disk-flush options)."""
+    bare = bl.BareServer(ctx.bare_exe, ctx.cpus, extra)
     try:
         url = bare.url + INSERT_Q + "&wait_for_async_insert=0"
         ctx.wrk.run(url, SPOOL_CONNS, INSERT_WARMUP, scripts=("wrk_insert",),
@@ -864,7 +886,8 @@ def _noop_run(ctx: Context, label: str) -> dict:
 def plot_insert_spool(res: dict, path: str) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
-    series = ["direct", "sidecar"] + (["ceiling"] if "ceiling" in res else [])
+    floor = [f for f in ("group_commit_synced_0",) if f in res]
+    series = ["direct", "sidecar"] + (["ceiling"] if "ceiling" in res else []) + floor
     _bars(axes[0], ["rows/s"], series, lambda g, s: res[s]["rows_per_s"])
     axes[0].axhline(50 * med(res["direct"], "rows_per_s"), color="r", ls=":", lw=1,
                     label="aim 50× direct")
@@ -878,7 +901,7 @@ def plot_insert_spool(res: dict, path: str) -> None:
     axes[1].axhline(5, color="r", ls=":", lw=1, label="aim ≤ 5")
     axes[1].legend(fontsize=8)
     axes[1].set_title("new parts per second (log)")
-    _lat_bars(axes[2], ["p50", "p99"], ["direct", "sidecar"],
+    _lat_bars(axes[2], ["p50", "p99"], ["direct", "sidecar"] + floor,
               lambda g, s: res[s][g + "_ms"], "ack latency (ms, log)", aim=5)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -902,6 +925,20 @@ def table_insert_spool(res: dict) -> str:
                    f"| {_md_cell(c['wrk_cpu_pct'])} |")
         out.append(f"| **ceiling / direct; sidecar / ceiling** | **{res['ratio_ceiling']:.1f}×; "
                    f"{res['sidecar_of_ceiling']:.2f}** | | | | | | | |")
+    floors = [("group_commit", "no-op server answering in group commits of the sidecar's "
+               "cycle, no disk")]
+    floors += [(f"group_commit_synced_{p}", "no-op server answering in group commits gated by "
+                f"a write + fdatasync each on the spool's disk, {p} µs or more apart")
+               for p in SYNCED_FLOOR_PAUSES]
+    for f, what in floors:
+        if f in res:
+            g = res[f]
+            cycle = f" ({_md_cell(g['cycle_us'], '{:.0f}')} µs)" if "cycle_us" in g else ""
+            out.append(f"| {what}{cycle} | "
+                       f"{_md_cell(g['rows_per_s'])} | – | {_md_cell(g['p50_ms'], '{:.1f}')} "
+                       f"| {_md_cell(g['p99_ms'], '{:.1f}')} | {g['errors']['max']:.0f} "
+                       f"| {_md_cell(g['server_cpu_pct'])} (server) | – "
+                       f"| {_md_cell(g['wrk_cpu_pct'])} |")
     d = res["sidecar"]
     pb, pa = res["fsync_probe_before"], res["fsync_probe_after"]
     chk = res["checks"]["sidecar"]["checks"]
