@@ -199,15 +199,20 @@ void UpstreamPool::start(Slot& slot, UpstreamClient* client, UpstreamRequest req
   ++busy_;
   slot.started_ns = uv_hrtime();
   configure(slot);
-  uv_timer_start(slot.idle_timer, &UpstreamPool::on_idle_timer, config_.upstream_timeout_ms, 0);
+  uv_timer_start(slot.idle_timer, &UpstreamPool::on_idle_timer, no_byte_limit_ms(slot), 0);
   curl_multi_add_handle(multi_, slot.easy);
+}
+
+uint64_t UpstreamPool::no_byte_limit_ms(const Slot& slot) const {
+  uint64_t own = slot.request.no_byte_timeout_ms;
+  return own != 0 ? own : config_.upstream_timeout_ms;
 }
 
 void UpstreamPool::on_idle_timer(uv_timer_t* timer) noexcept {
   auto* slot = static_cast<Slot*>(timer->data);
   if (slot == nullptr || slot->client == nullptr) return;
   UpstreamPool* pool = slot->pool;
-  uint64_t limit = pool->config_.upstream_timeout_ms;
+  uint64_t limit = pool->no_byte_limit_ms(*slot);
   uint64_t now = uv_now(pool->loop_);
   // The client's turn, or the connection still opening (--connect-timeout's part).
   if (slot->send_paused || slot->recv_paused || !slot->connected) slot->last_progress_ms = now;

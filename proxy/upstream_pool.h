@@ -47,6 +47,7 @@ struct UpstreamRequest {
   bool has_body = false;
   int64_t body_length = -1;     // -1: unknown, sent chunked
   bool tells_health = true;     // its outcome goes to the health observer (a ping reports its own)
+  uint64_t no_byte_timeout_ms = 0;  // ends it after this long without a byte; 0: --upstream-timeout
 };
 
 struct UpstreamOutcome {
@@ -153,6 +154,7 @@ class UpstreamPool {
   void apply_pause(Slot& slot);
   void count_transfer(Slot& slot, const char* result, int code);
   void count_stale_connection_retry(const char* error);
+  uint64_t no_byte_limit_ms(const Slot& slot) const;
   Slot* idle_slot();
 
   static int on_socket(CURL* easy, curl_socket_t fd, int action, void* pool, void* socket_ctx) noexcept;

@@ -22,6 +22,7 @@ import uuid
 import httpx
 
 import rawhttp
+from fault_relay import FaultRelay
 from metrics_text import fetch_metrics, value
 from netutil import free_port
 from rawhttp import report
@@ -227,6 +228,28 @@ def test_each_failed_ping_counts_once_towards_eject_after(clickhouse, start_side
     assert rawhttp.wait_until(lambda: not health(sc)[name], 10, interval=0.02), status(sc)
     pings = value(fetch_metrics(sc.admin_url), "chsidecar_upstream_requests_total", upstream=name)
     assert pings >= 4, f"ejected after {pings} pings"
+
+
+def test_a_replica_that_swallows_requests_is_ejected_by_its_pings(clickhouse, start_sidecar):
+    """A replica that takes requests and never answers (a blackhole, not a
+    refusal): its pings fail after --health-interval (at least 1 s) rather
+    than after --upstream-timeout (600 s here), so it is ejected within
+    seconds, and work goes to the other replica; once it answers again a
+    ping brings it back."""
+    with FaultRelay("127.0.0.1", clickhouse.http_port) as relay:
+        relay.set("blackhole")
+        name = f"127.0.0.1:{relay.port}"
+        sc = start_sidecar(clickhouse.http_url, "--upstream", relay.url,
+                           "--health-interval", "300ms", "--eject-after", "2")
+        assert rawhttp.wait_until(lambda: not health(sc)[name], 8, interval=0.05), status(sc)
+        timeouts = value(fetch_metrics(sc.admin_url), "chsidecar_upstream_requests_total",
+                         upstream=name, result="timeout")
+        assert timeouts >= 2
+        with httpx.Client(timeout=10) as c:
+            answers = [c.post(sc.url + "/", content=f"SELECT {i}".encode()) for i in range(4)]
+        assert [(r.status_code, r.text) for r in answers] == [(200, f"{i}\n") for i in range(4)]
+        relay.set("pass")
+        assert rawhttp.wait_until(lambda: health(sc)[name], 8, interval=0.05), status(sc)
 
 
 def test_requests_eject_a_refusing_replica_without_pings(clickhouse, start_sidecar):
