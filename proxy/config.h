@@ -51,6 +51,7 @@ struct Config {
   uint64_t connect_timeout_ms = 5'000;
   uint64_t upstream_timeout_ms = 600'000;
   uint64_t health_interval_ms = 2'000;
+  uint64_t health_timeout_ms = 5'000;
   uint64_t eject_after = 3;
 
   // Sessions.

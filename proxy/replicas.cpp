@@ -1,7 +1,5 @@
 #include "replicas.h"
 
-#include <algorithm>
-
 #include "log.h"
 #include "uv_handle.h"
 
@@ -127,10 +125,9 @@ void Replicas::on_health_timer(uv_timer_t* timer) noexcept {
     request.target = "/ping";
     request.tells_health = false;  // counted once, by Ping::upstream_done
     // /ping answers at once: one that hangs (an upstream that swallows
-    // requests) fails by the next check instead of holding its slot for
-    // --upstream-timeout, which suits long queries, not pings.
-    request.no_byte_timeout_ms = std::min(self->config_.upstream_timeout_ms,
-                                          std::max<uint64_t>(self->config_.health_interval_ms, 1000));
+    // requests) fails after --health-timeout, not --upstream-timeout, which
+    // suits long queries, not pings.
+    request.no_byte_timeout_ms = self->config_.health_timeout_ms;
     r->ping->running = true;
     if (r->pool->submit(r->ping.get(), std::move(request)) == UpstreamPool::Submit::kQueueFull)
       r->ping->running = false;

@@ -4,8 +4,7 @@
 // goes to the healthy replica with the fewest outstanding requests (busy
 // plus queued); a stateful session stays where it began (the caller keeps
 // the index). Health is active, a GET /ping every --health-interval (one at
-// a time per replica; it fails after that long, at least 1 s, without a
-// byte, or after --upstream-timeout if shorter), and
+// a time per replica; it fails after --health-timeout without a byte), and
 // passive: --eject-after consecutive upstream failures (no answer, or a
 // 502/503/504) eject a replica at once. An ejected replica keeps being
 // pinged and returns on the first good answer. With no healthy replica

@@ -232,15 +232,16 @@ def test_each_failed_ping_counts_once_towards_eject_after(clickhouse, start_side
 
 def test_a_replica_that_swallows_requests_is_ejected_by_its_pings(clickhouse, start_sidecar):
     """A replica that takes requests and never answers (a blackhole, not a
-    refusal): its pings fail after --health-interval (at least 1 s) rather
-    than after --upstream-timeout (600 s here), so it is ejected within
-    seconds, and work goes to the other replica; once it answers again a
-    ping brings it back."""
+    refusal): its pings fail after --health-timeout rather than after
+    --upstream-timeout (600 s here), so it is ejected within seconds, and
+    work goes to the other replica; once it answers again a ping brings it
+    back."""
     with FaultRelay("127.0.0.1", clickhouse.http_port) as relay:
         relay.set("blackhole")
         name = f"127.0.0.1:{relay.port}"
         sc = start_sidecar(clickhouse.http_url, "--upstream", relay.url,
-                           "--health-interval", "300ms", "--eject-after", "2")
+                           "--health-interval", "300ms", "--health-timeout", "700ms",
+                           "--eject-after", "2")
         assert rawhttp.wait_until(lambda: not health(sc)[name], 8, interval=0.05), status(sc)
         timeouts = value(fetch_metrics(sc.admin_url), "chsidecar_upstream_requests_total",
                          upstream=name, result="timeout")

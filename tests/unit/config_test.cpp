@@ -147,6 +147,8 @@ TEST_CASE("parse_config with only --upstream keeps every default") {
   CHECK(c.idle_timeout_ms == 60'000);
   CHECK(c.pool_size == 8);
   CHECK(c.queue_max == 1024);
+  CHECK(c.health_interval_ms == 2'000);
+  CHECK(c.health_timeout_ms == 5'000);
   CHECK(c.session_mode == SessionMode::kAuto);
   CHECK(c.max_sessions == 10'000);
   CHECK(c.session_queue_max == 256);
@@ -247,6 +249,7 @@ TEST_CASE("bad values are errors that name the flag") {
       {{"--max-header-bytes=1000"}, "--max-header-bytes"},  // below 1KiB
       {{"--max-header-bytes=64kb"}, "--max-header-bytes"},
       {{"--header-timeout=99ms"}, "--header-timeout"},
+      {{"--health-timeout=99ms"}, "--health-timeout"},
       {{"--idle-timeout=2s"}, "--idle-timeout"},  // below ClickHouse's 3 s
       {{"--idle-timeout=2999ms"}, "--idle-timeout"},
       {{"--listen=8124"}, "--listen"},
