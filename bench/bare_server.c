@@ -19,9 +19,9 @@
  *                        group's 64 bytes per request to SYNC_FILE and
  *                        fdatasyncs it; the group is answered when that
  *                        returns, and the next group (the requests that came
- *                        meanwhile) goes at once, but no sooner than
- *                        CYCLE_US after the previous one started (0: no
- *                        pause), as the spool's group commit.
+ *                        meanwhile) is sealed and goes at once, as the
+ *                        spool's group commit, but no sooner than CYCLE_US
+ *                        after the previous one started (0: at once).
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -48,6 +48,7 @@ typedef struct {
     llhttp_t parser;
     int pending;     /* responses completed by the current read */
     int close_after; /* a request asked for Connection: close */
+    int grouped;     /* named by the forming group */
     char rbuf[65536];
 } conn_t;
 
@@ -88,6 +89,7 @@ static void after_write(uv_write_t *req, int status) {
 }
 
 static void flush_responses(conn_t *c) {
+    c->grouped = 0;
     if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
     while (c->pending > 0) {
         int n = c->pending > MAX_PIPELINE ? MAX_PIPELINE : c->pending;
@@ -123,8 +125,11 @@ static void on_tick(uv_poll_t *p, int status, int events) {
 static long cycle_us;
 static int sync_fd = -1;
 static int syncing;   /* a group is being written and synced */
+static int pausing;   /* the next group waits for CYCLE_US to pass */
+static uint64_t group_started_ns;
 static uv_sem_t group_sealed;
 static uv_async_t group_synced;
+static int pause_fd;
 
 static void sync_loop(void *arg) {
     static char bytes[64 * MAX_GROUP];
@@ -133,15 +138,13 @@ static void sync_loop(void *arg) {
     memset(bytes, 'x', sizeof bytes);
     for (;;) {
         uv_sem_wait(&group_sealed);
-        uint64_t start = uv_hrtime();
         size_t n = 64 * (size_t)n_sealed;  /* the loop leaves the group alone until told */
+        if (off + (off_t)n > (8 << 20)) off = 0;  /* stay within the blocks written at start */
         if (pwrite(sync_fd, bytes, n, off) < 0 || fdatasync(sync_fd) != 0) {
             perror("bare_server: sync file");
             exit(1);
         }
-        off = (off + (off_t)n) % (8 << 20);
-        long took_us = (long)((uv_hrtime() - start) / 1000);
-        if (took_us < cycle_us) usleep((useconds_t)(cycle_us - took_us));
+        off += (off_t)n;
         uv_async_send(&group_synced);
     }
 }
@@ -149,6 +152,7 @@ static void sync_loop(void *arg) {
 static void start_sync(void) {
     next_group();  /* nothing sealed: just seals */
     syncing = 1;
+    group_started_ns = uv_hrtime();
     uv_sem_post(&group_sealed);
 }
 
@@ -157,6 +161,21 @@ static void on_group_synced(uv_async_t *a) {
     for (int i = 0; i < n_sealed; i++) flush_responses(sealed[i]);
     n_sealed = 0;
     syncing = 0;
+    uint64_t next_ns = group_started_ns + (uint64_t)cycle_us * 1000, now = uv_hrtime();
+    if (now < next_ns) {
+        struct itimerspec once = {{0, 0}, {0, (long)(next_ns - now)}};
+        timerfd_settime(pause_fd, 0, &once, NULL);
+        pausing = 1;
+    } else if (n_forming > 0) {
+        start_sync();
+    }
+}
+
+static void on_pause_over(uv_poll_t *p, int status, int events) {
+    uint64_t ticks;
+    (void)p; (void)status; (void)events;
+    if (read(pause_fd, &ticks, sizeof ticks) != sizeof ticks) return;
+    pausing = 0;
     if (n_forming > 0) start_sync();
 }
 
@@ -173,8 +192,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     llhttp_errno_t err = llhttp_execute(&c->parser, buf->base, (size_t)nread);
     if (err != HPE_OK) { close_conn(c); return; }
     if (grouped) {
-        if (c->pending > 0 && n_forming < MAX_GROUP) forming[n_forming++] = c;
-        if (sync_fd >= 0 && !syncing) start_sync();
+        if (c->pending > 0 && !c->grouped) {
+            if (n_forming == MAX_GROUP) { fprintf(stderr, "bare_server: group full\n"); exit(1); }
+            forming[n_forming++] = c;
+            c->grouped = 1;
+        }
+        if (sync_fd >= 0 && !syncing && !pausing && n_forming > 0) start_sync();
         return;
     }
     flush_responses(c);
@@ -199,9 +222,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     loop = uv_default_loop();
-    static uv_poll_t tick;
+    static uv_poll_t tick, pause;
     static uv_thread_t syncer;
     if (argc >= 4) cycle_us = atol(argv[3]);
+    if (cycle_us < 0 || (argc == 4 && cycle_us == 0) || cycle_us > 1000000) {
+        fprintf(stderr, "bare_server: CYCLE_US out of range\n");
+        return 2;
+    }
     if (argc == 4) {
         long us = cycle_us;
         struct itimerspec every = {{us / 1000000, us % 1000000 * 1000},
@@ -223,6 +250,9 @@ int main(int argc, char **argv) {
         fsync(sync_fd);
         uv_sem_init(&group_sealed, 0);
         uv_async_init(loop, &group_synced, on_group_synced);
+        pause_fd = timerfd_create(CLOCK_MONOTONIC, 0);
+        uv_poll_init(loop, &pause, pause_fd);
+        uv_poll_start(&pause, UV_READABLE, on_pause_over);
         uv_thread_create(&syncer, sync_loop, NULL);
     }
     llhttp_settings_init(&settings);

@@ -229,9 +229,9 @@ class BareServer:
         return exe
 
     def __init__(self, exe: str, cpus: Cpus, extra: tuple = ()):
-        """extra: bare_server's optional arguments (CYCLE_US [SYNC_FILE
-        SYNC_PERIOD_US]: a group commit without the disk, and disk flushes
-        beside it; see bench/bare_server.c)."""
+        """extra: bare_server's optional arguments, CYCLE_US [SYNC_FILE]:
+        answers in group commits on a timer, or gated by a write + fdatasync
+        of SYNC_FILE per group (see bench/bare_server.c)."""
         self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
         self.proc = subprocess.Popen(

@@ -134,7 +134,8 @@ def _plt():
 def _bars(ax, groups, series, get, colors=None, fmt="{:.0f}"):
     """Grouped bars: groups on x, one bar per series, value = median with a
     min..max error bar. get(group, series) -> summary dict {median,min,max}."""
-    colors = colors or ["#888888", "#1f77b4", "#ff7f0e", "#2ca02c"]
+    colors = colors or ["#888888", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                        "#8c564b"]
     width = 0.8 / len(series)
     for i, s in enumerate(series):
         xs, ys, lo, hi = [], [], [], []
@@ -837,10 +838,15 @@ def run_insert_spool(ctx: Context) -> dict:
         # one with the sidecar's cycle and no disk, others gated by a real
         # write + fdatasync per group on the spool's disk, the groups at
         # least a pause apart (see bare_server.c).
-        cycle_us = int(1e6 / max(runs["sidecar"][-1]["fsyncs_per_s"], 1))
-        floors["group_commit"].append(_noop_run(
-            ctx, f"insert_spool group_commit ({cycle_us} µs) run {i + 1}", (cycle_us,)))
-        floors["group_commit"][-1]["cycle_us"] = cycle_us
+        fsyncs_per_s = runs["sidecar"][-1].get("fsyncs_per_s", 0)
+        if fsyncs_per_s >= 1:
+            cycle_us = int(1e6 / fsyncs_per_s)
+            floors["group_commit"].append(_noop_run(
+                ctx, f"insert_spool group_commit ({cycle_us} µs) run {i + 1}", (cycle_us,)))
+            floors["group_commit"][-1]["cycle_us"] = cycle_us
+        else:
+            ctx.anomalies.append({"scenario": "insert_spool", "what": "the sidecar made no "
+                                  "fsyncs: no group-commit floor at its cycle"})
         sync_file = os.path.join(spool_base, "group-commit-floor")
         for pause in SYNCED_FLOOR_PAUSES:
             floors[f"group_commit_synced_{pause}"].append(_noop_run(
@@ -851,7 +857,7 @@ def run_insert_spool(ctx: Context) -> dict:
     checks = {t: _check_summary(v) for t, v in runs.items()}
     res.update({t: summarize(v) for t, v in runs.items()})
     res["ceiling"] = summarize(ceiling)
-    res.update({f: summarize(v) for f, v in floors.items()})
+    res.update({f: summarize(v) for f, v in floors.items() if v})
     res["checks"] = checks
     res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
     res["ratio_parts"] = _ratio(res, "sidecar", "direct", "parts_per_s")
@@ -886,7 +892,8 @@ def _noop_run(ctx: Context, label: str, extra: tuple = ()) -> dict:
 def plot_insert_spool(res: dict, path: str) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
-    floor = [f for f in ("group_commit_synced_0",) if f in res]
+    floor = [f"group_commit_synced_{p}" for p in SYNCED_FLOOR_PAUSES
+             if f"group_commit_synced_{p}" in res]
     series = ["direct", "sidecar"] + (["ceiling"] if "ceiling" in res else []) + floor
     _bars(axes[0], ["rows/s"], series, lambda g, s: res[s]["rows_per_s"])
     axes[0].axhline(50 * med(res["direct"], "rows_per_s"), color="r", ls=":", lw=1,

@@ -59,6 +59,8 @@ std::string upstream_url_error(std::string_view url) {
     return std::string("takes no query string or fragment") + kEncode;
   if (after.find('@') != std::string_view::npos)
     return std::string("has '@' after the host") + kEncode;
+  if (authority.find('@') != authority.rfind('@'))  // curl ends the login at the first '@'
+    return std::string("has '@' in its user name or password") + kEncode;
   std::string_view host = authority.substr(authority.rfind('@') + 1);  // npos + 1 == 0
   std::string_view port;
   size_t colon = host.rfind(':');
@@ -70,6 +72,8 @@ std::string upstream_url_error(std::string_view url) {
       return std::string("has a port that is not a number from 1 to 65535") + kEncode;
   }
   if (host.empty() || host == "[]") return std::string("has no host") + kEncode;
+  if (host.front() != '[' && host.find(':') != std::string_view::npos)
+    return std::string("has a host that is neither a name nor an address") + kEncode;
   return "";
 }
 
@@ -449,7 +453,12 @@ ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup&
       check = true;
       continue;
     }
-    if (arg.substr(0, 2) != "--") return fail(std::string(arg), "unexpected argument (see --help)");
+    if (arg.substr(0, 2) != "--") {
+      // A stray URL may hold a password: such an argument is not echoed.
+      std::string shown = arg.find('@') == std::string_view::npos ? std::string(arg)
+                                                                   : "an argument with '@'";
+      return fail(shown, "unexpected argument (see --help)");
+    }
     std::string_view name = arg.substr(2);
     std::string value;
     bool has_value = false;

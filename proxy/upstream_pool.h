@@ -13,11 +13,11 @@
 // (curl must not be re-entered from its own callbacks).
 //
 // A request that fails on a reused connection before any response byte
-// arrived (ClickHouse closes idle connections after 3 s) is retried once on
-// a fresh connection, if its client can rewind the body: by curl itself
-// (it asks through the seek callback) or else by the pool; either is counted
-// in upstream_retries{reason="stale_connection"}. --upstream-timeout counts
-// from the fresh connection.
+// arrived (ClickHouse closes idle connections after 3 s) is sent again, if
+// its client can rewind the body: by curl itself (it asks through the seek
+// callback; a few times at most) or else once by the pool, on a fresh
+// connection. Each resend is counted in upstream_retries{reason=
+// "stale_connection"}; --upstream-timeout counts on from the resend.
 //
 // Loop thread only. The pool never calls an UpstreamClient after cancel()
 // or after upstream_done() for that client.

@@ -29,6 +29,7 @@ Modes (set(mode, times=None, **params)):
   hangup            read the request, then close the client connection (a
                     FIN, no answer byte), as a server closing an idle
                     keep-alive connection just as a request arrives would
+                    (a chunked body is not read, so the close may be a reset)
   trickle           forward in pieces of `chunk` bytes (default 256) with
                     `delay` seconds (default 0.02) before each, both ways
   close_after_head  forward the request; forward the response head only,

@@ -290,7 +290,7 @@ TEST_CASE("an upstream URL curl would read otherwise is refused, without quoting
                           "http://alice:pa#ss@127.0.0.1:8123", "http://alice:1/ss@127.0.0.1:8123",
                           "http://alice:pa,ss@127.0.0.1:8123", "http://h:8123/?a=b",
                           "http://h:8123#f", "http://h:0", "http://h:65536", "http://h:",
-                          "http://alice:pass@"}) {
+                          "http://alice:pass@", "http://alice:p@ss@h:8123", "http://h:8123:1"}) {
     CAPTURE(std::string(url));
     Config c;
     ConfigResult r = parse({std::string("--upstream=") + url}, c);
@@ -299,7 +299,7 @@ TEST_CASE("an upstream URL curl would read otherwise is refused, without quoting
     CHECK(r.error.find("ss@") == std::string::npos);
     CHECK(r.error.find("percent-encoded") != std::string::npos);
   }
-  for (const char* url : {"http://alice:p%2Fss@127.0.0.1:8123", "http://alice:p@ss@h:8123",
+  for (const char* url : {"http://alice:p%2Fss@127.0.0.1:8123", "http://alice:p%40ss@h:8123",
                           "http://[::1]:8123", "http://[::1]", "https://ch.example/prefix",
                           "http://h:65535/a/b"}) {
     CAPTURE(std::string(url));
@@ -318,6 +318,11 @@ TEST_CASE("unknown flags, stray arguments, missing values, missing --upstream") 
   r = parse({"--upstream=http://h:1", "pool-size=3"}, c);
   CHECK(r.action == ConfigAction::kError);
   CHECK(r.error.rfind("pool-size=3:", 0) == 0);
+  // A second URL without its flag: not echoed, it may hold a password.
+  r = parse({"--upstream", "http://a:1", "http://u:SECRET@b:1"}, c);
+  CHECK(r.action == ConfigAction::kError);
+  CHECK(r.error.find("SECRET") == std::string::npos);
+  CHECK(r.error.find("unexpected argument") != std::string::npos);
 
   r = parse({"--upstream=http://h:1", "-p", "3"}, c);
   CHECK(r.action == ConfigAction::kError);
