@@ -50,7 +50,11 @@ std::string show_duration(uint64_t ms) {
 // with an unencoded '/', '?' or '#' is exactly what makes one wrong.
 std::string upstream_url_error(std::string_view url) {
   static constexpr const char* kEncode =
-      " (a user name or password with '/', '?', '#', '@' or ',' must be percent-encoded)";
+      " (a user name or password with '/', '?', '#', '@', ',' or a space must be percent-encoded)";
+  if (std::any_of(url.begin(), url.end(), [](char c) {
+        return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
+      }))
+    return std::string("has a space or control character") + kEncode;
   std::string_view rest = url.substr(url.find("://") + 3);
   size_t authority_end = rest.find_first_of("/?#");
   std::string_view authority = rest.substr(0, authority_end);

@@ -290,7 +290,8 @@ TEST_CASE("an upstream URL curl would read otherwise is refused, without quoting
                           "http://alice:pa#ss@127.0.0.1:8123", "http://alice:1/ss@127.0.0.1:8123",
                           "http://alice:pa,ss@127.0.0.1:8123", "http://h:8123/?a=b",
                           "http://h:8123#f", "http://h:0", "http://h:65536", "http://h:",
-                          "http://alice:pass@", "http://alice:p@ss@h:8123", "http://h:8123:1"}) {
+                          "http://alice:pass@", "http://alice:p@ss@h:8123", "http://h:8123:1",
+                          "http://alice:pa ss@h:8123", "http://alice:pa\tss@h:8123"}) {
     CAPTURE(std::string(url));
     Config c;
     ConfigResult r = parse({std::string("--upstream=") + url}, c);
