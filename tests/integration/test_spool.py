@@ -405,13 +405,21 @@ def test_torn_tail_and_damaged_records(clickhouse, start_sidecar, tmp_path, caps
         off, ln = recs[j]
         cut = off + rng.randrange(1, ln)
         cases.append((f"truncate@{cut} (record {j})", data[:cut], every[:j], True))
-    for _ in range(3):  # flip one byte of a record: only that record is lost
+    for _ in range(3):  # flip a bit of a record's checksum or payload: only that record is lost
         j = rng.randrange(0, n)
         off, ln = recs[j]
-        at = off + rng.randrange(0, ln)
+        at = off + rng.randrange(8, ln)
         b = bytearray(data)
         b[at] ^= 1 << rng.randrange(8)
         cases.append((f"flip@{at} (record {j})", bytes(b), every[:j] + every[j + 1:], True))
+    # A bit of its magic or length: where the next record starts is unknown
+    # (the scan does not search inside payloads, which hold client data and
+    # could imitate a frame), so the segment ends there.
+    for field, at in (("magic", 2), ("length", 4)):
+        j = rng.randrange(0, n)
+        b = bytearray(data)
+        b[recs[j][0] + at] ^= 1
+        cases.append((f"{field} flipped (record {j})", bytes(b), every[:j], True))
     j = n - 1  # a huge length field must not make start-up wait or allocate
     b = bytearray(data)
     struct.pack_into("<I", b, recs[j][0] + 4, 0xFFFFFFF0)
