@@ -107,9 +107,14 @@ static void flush_responses(conn_t *c) {
     }
 }
 
+static void answer_sealed(void) {
+    for (int i = 0; i < n_sealed; i++) flush_responses(sealed[i]);
+    n_sealed = 0;
+}
+
 /* Answers the sealed group and seals the forming one. */
 static void next_group(void) {
-    for (int i = 0; i < n_sealed; i++) flush_responses(sealed[i]);
+    answer_sealed();
     memcpy(sealed, forming, sizeof forming[0] * n_forming);
     n_sealed = n_forming;
     n_forming = 0;
@@ -158,8 +163,7 @@ static void start_sync(void) {
 
 static void on_group_synced(uv_async_t *a) {
     (void)a;
-    for (int i = 0; i < n_sealed; i++) flush_responses(sealed[i]);
-    n_sealed = 0;
+    answer_sealed();
     syncing = 0;
     uint64_t next_ns = group_started_ns + (uint64_t)cycle_us * 1000, now = uv_hrtime();
     if (now < next_ns) {

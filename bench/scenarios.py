@@ -807,6 +807,10 @@ PASSTHROUGH_ROWS = 1000  # the sidecar's --passthrough-rows default
 SYNCED_FLOOR_PAUSES = (0, 400, 500)
 
 
+def _synced_floor(pause: int) -> str:
+    return f"group_commit_synced_{pause}"
+
+
 @scenario("insert_spool", "Single-row INSERTs with wait_for_async_insert=0 (spool ack)")
 def run_insert_spool(ctx: Context) -> dict:
     spool_base = os.path.join(ctx.out_dir, "spool")
@@ -821,7 +825,7 @@ def run_insert_spool(ctx: Context) -> dict:
            f"p50 {res['fsync_probe_before']['p50_ms']} ms p99 {res['fsync_probe_before']['p99_ms']} ms")
     runs = {"direct": [], "sidecar": []}
     ceiling = []
-    floors = {"group_commit": [], **{f"group_commit_synced_{p}": [] for p in SYNCED_FLOOR_PAUSES}}
+    floors = {"group_commit": [], **{_synced_floor(p): [] for p in SYNCED_FLOOR_PAUSES}}
     import shutil
     for i in range(_insert_runs(ctx)):
         for t in runs:
@@ -849,7 +853,7 @@ def run_insert_spool(ctx: Context) -> dict:
                                   "fsyncs: no group-commit floor at its cycle"})
         sync_file = os.path.join(spool_base, "group-commit-floor")
         for pause in SYNCED_FLOOR_PAUSES:
-            floors[f"group_commit_synced_{pause}"].append(_noop_run(
+            floors[_synced_floor(pause)].append(_noop_run(
                 ctx, f"insert_spool group_commit_synced pause {pause} µs run {i + 1}",
                 (pause, sync_file)))
             os.unlink(sync_file)
@@ -892,8 +896,7 @@ def _noop_run(ctx: Context, label: str, extra: tuple = ()) -> dict:
 def plot_insert_spool(res: dict, path: str) -> None:
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
-    floor = [f"group_commit_synced_{p}" for p in SYNCED_FLOOR_PAUSES
-             if f"group_commit_synced_{p}" in res]
+    floor = [_synced_floor(p) for p in SYNCED_FLOOR_PAUSES if _synced_floor(p) in res]
     series = ["direct", "sidecar"] + (["ceiling"] if "ceiling" in res else []) + floor
     _bars(axes[0], ["rows/s"], series, lambda g, s: res[s]["rows_per_s"])
     axes[0].axhline(50 * med(res["direct"], "rows_per_s"), color="r", ls=":", lw=1,
@@ -915,6 +918,13 @@ def plot_insert_spool(res: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _noop_row(label: str, g: dict) -> str:
+    """A table row of bench/bare_server.c's runs (the ceiling, the floors)."""
+    return (f"| {label} | {_md_cell(g['rows_per_s'])} | – | {_md_cell(g['p50_ms'], '{:.1f}')} "
+            f"| {_md_cell(g['p99_ms'], '{:.1f}')} | {g['errors']['max']:.0f} "
+            f"| {_md_cell(g['server_cpu_pct'])} (server) | – | {_md_cell(g['wrk_cpu_pct'])} |")
+
+
 @table("insert_spool")
 def table_insert_spool(res: dict) -> str:
     out = ["| target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
@@ -925,27 +935,19 @@ def table_insert_spool(res: dict) -> str:
     out.append(f"| **sidecar / direct** | **{res['ratio_rows']:.1f}×** | "
                f"**{res['ratio_parts']:.4f}×** | | | | | | |")
     if "ceiling" in res:
-        c = res["ceiling"]
-        out.append(f"| no-op server on the sidecar's core (ceiling) | {_md_cell(c['rows_per_s'])} "
-                   f"| – | {_md_cell(c['p50_ms'], '{:.1f}')} | {_md_cell(c['p99_ms'], '{:.1f}')} "
-                   f"| {c['errors']['max']:.0f} | {_md_cell(c['server_cpu_pct'])} (server) | – "
-                   f"| {_md_cell(c['wrk_cpu_pct'])} |")
+        out.append(_noop_row("no-op server on the sidecar's core (ceiling)", res["ceiling"]))
         out.append(f"| **ceiling / direct; sidecar / ceiling** | **{res['ratio_ceiling']:.1f}×; "
                    f"{res['sidecar_of_ceiling']:.2f}** | | | | | | | |")
     floors = [("group_commit", "no-op server answering in group commits of the sidecar's "
                "cycle, no disk")]
-    floors += [(f"group_commit_synced_{p}", "no-op server answering in group commits gated by "
+    floors += [(_synced_floor(p), "no-op server answering in group commits gated by "
                 f"a write + fdatasync each on the spool's disk, {p} µs or more apart")
                for p in SYNCED_FLOOR_PAUSES]
     for f, what in floors:
         if f in res:
             g = res[f]
             cycle = f" ({_md_cell(g['cycle_us'], '{:.0f}')} µs)" if "cycle_us" in g else ""
-            out.append(f"| {what}{cycle} | "
-                       f"{_md_cell(g['rows_per_s'])} | – | {_md_cell(g['p50_ms'], '{:.1f}')} "
-                       f"| {_md_cell(g['p99_ms'], '{:.1f}')} | {g['errors']['max']:.0f} "
-                       f"| {_md_cell(g['server_cpu_pct'])} (server) | – "
-                       f"| {_md_cell(g['wrk_cpu_pct'])} |")
+            out.append(_noop_row(what + cycle, g))
     d = res["sidecar"]
     pb, pa = res["fsync_probe_before"], res["fsync_probe_after"]
     chk = res["checks"]["sidecar"]["checks"]
