@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "log.h"
+#include "url_parts.h"
 
 namespace chsidecar {
 
@@ -55,17 +56,15 @@ std::string upstream_url_error(std::string_view url) {
         return static_cast<unsigned char>(c) <= 0x20 || c == 0x7f;
       }))
     return std::string("has a space or control character") + kEncode;
-  std::string_view rest = url.substr(url.find("://") + 3);
-  size_t authority_end = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, authority_end);
-  std::string_view after = authority_end == std::string_view::npos ? "" : rest.substr(authority_end);
-  if (after.find_first_of("?#") != std::string_view::npos)
+  UrlParts parts = split_url(url);
+  if (parts.rest.find_first_of("?#") != std::string_view::npos)
     return std::string("takes no query string or fragment") + kEncode;
-  if (after.find('@') != std::string_view::npos)
+  if (parts.rest.find('@') != std::string_view::npos)
     return std::string("has '@' after the host") + kEncode;
-  if (authority.find('@') != authority.rfind('@'))  // curl ends the login at the first '@'
+  // A second '@' in the authority: curl ends the login at the first '@'.
+  if (parts.userinfo && parts.userinfo->find('@') != std::string_view::npos)
     return std::string("has '@' in its user name or password") + kEncode;
-  std::string_view host = authority.substr(authority.rfind('@') + 1);  // npos + 1 == 0
+  std::string_view host = parts.host_port;
   std::string_view port;
   size_t colon = host.rfind(':');
   if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos) {

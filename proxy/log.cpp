@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include "json_text.h"
+#include "url_parts.h"
 
 #include <cstdio>
 #include <ctime>
@@ -137,12 +138,10 @@ void write_line(LogLevel level, std::string_view event, std::span<const LogField
 }  // namespace
 
 std::string redact_url(std::string_view url) {
-  size_t scheme = url.find("://");
-  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
-  size_t authority_end = url.find_first_of("/?#", start);  // RFC 3986 §3.2
-  size_t at = url.rfind('@', authority_end == std::string_view::npos ? url.size() : authority_end);
-  if (at == std::string_view::npos || at < start) return std::string(url);
-  return std::string(url.substr(0, start)) + std::string(url.substr(at + 1));
+  UrlParts parts = split_url(url);
+  if (!parts.userinfo) return std::string(url);
+  std::string out = parts.scheme ? std::string(*parts.scheme) + "://" : "";
+  return out + std::string(parts.host_port) + std::string(parts.rest);
 }
 
 }  // namespace chsidecar

@@ -6,6 +6,7 @@
 #include "ch_errors.h"
 #include "log.h"
 #include "metrics.h"
+#include "url_parts.h"
 #include "uv_handle.h"
 
 namespace chsidecar {
@@ -51,15 +52,6 @@ struct CurlSocket {
   uv_poll_t* poll;
 };
 
-std::string display_name_of(std::string_view url) {
-  size_t scheme = url.find("://");
-  size_t start = scheme == std::string_view::npos ? 0 : scheme + 3;
-  std::string_view rest = url.substr(start);
-  rest = rest.substr(0, rest.find('/'));
-  if (size_t at = rest.rfind('@'); at != std::string_view::npos) rest = rest.substr(at + 1);
-  return std::string(rest);
-}
-
 // The request line's target for the upstream. curl would parse a URL and
 // change it (drop a #fragment, refuse "*" or an absolute-form target, which
 // ClickHouse answers), so the client's target goes as it came, after the
@@ -91,12 +83,13 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 UpstreamPool::UpstreamPool(uv_loop_t* loop, const Config& config, std::string base_url)
-    : loop_(loop), config_(config), base_url_(std::move(base_url)),
-      display_name_(display_name_of(base_url_)) {
-  size_t authority = base_url_.find("://");
-  size_t path = base_url_.find('/', authority == std::string::npos ? 0 : authority + 3);
-  origin_url_ = base_url_.substr(0, path) + "/";
-  if (path != std::string::npos) path_prefix_ = base_url_.substr(path);
+    : loop_(loop), config_(config), base_url_(std::move(base_url)) {
+  // The authority ends at the first '/' only, as it always did here; for a
+  // URL that --upstream accepts (no '?' or '#') that is split_url's default.
+  UrlParts parts = split_url(base_url_, "/");
+  display_name_ = parts.host_port;
+  origin_url_ = base_url_.substr(0, base_url_.size() - parts.rest.size()) + "/";
+  path_prefix_ = parts.rest;
   multi_ = curl_multi_init();
   curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &UpstreamPool::on_socket);
   curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
