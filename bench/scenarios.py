@@ -84,10 +84,14 @@ class Context:
         return self._ch
 
     @contextlib.contextmanager
-    def fresh_clickhouse(self):
+    def fresh_clickhouse(self, background: bool = False):
         """A private ClickHouse for one side of a comparison that writes
-        (INSERT scenarios: see PROTOCOL.md, a server's history skews them)."""
+        (INSERT scenarios: see PROTOCOL.md, a server's history skews them).
+        background: it takes only the CPU time wrk leaves on the load core
+        (bl.yield_cpu), as a server on its own host would take none."""
         srv = bl.start_clickhouse(self.cpus)
+        if background:
+            bl.log(f"ClickHouse {srv.pid} yields the load core: {bl.yield_cpu(srv.pid)}")
         try:
             yield srv
         finally:
@@ -569,7 +573,7 @@ def _block(ch) -> int:
 
 def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
                 sidecar_args: Optional[tuple] = None, query_extra: str = "",
-                spool_dir: Optional[str] = None) -> dict:
+                spool_dir: Optional[str] = None, background_clickhouse: bool = False) -> dict:
     """One measured run on a fresh ClickHouse: direct when sidecar_args is
     None, else through a new sidecar started with sidecar_args."""
     duration = _insert_duration(ctx)
@@ -578,7 +582,7 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
     batching = (sidecar_args is not None and "off" not in sidecar_args
                 and rows_per_req < PASSTHROUGH_ROWS)
     with contextlib.ExitStack() as stack:
-        ch = stack.enter_context(ctx.fresh_clickhouse())
+        ch = stack.enter_context(ctx.fresh_clickhouse(background_clickhouse))
         ch.query(INSERT_DDL)
         sc = None
         args = list(sidecar_args or ())
@@ -820,6 +824,7 @@ def run_insert_spool(ctx: Context) -> dict:
            "sidecar_query": "...&wait_for_async_insert=0",
            "direct_query": "the same INSERT without the setting (18.16 does not know it)",
            "spool_dir": spool_base, "spool_fs": bl.fs_type(spool_base),
+           "clickhouse_cpu": "nice 19 (its autogroup and threads): the load core's spare time",
            "fsync_probe_before": bl.fsync_probe(spool_base)}
     bl.log(f"insert_spool: spool on {res['spool_fs']}, raw 4 KiB append+fdatasync "
            f"p50 {res['fsync_probe_before']['p50_ms']} ms p99 {res['fsync_probe_before']['p99_ms']} ms")
@@ -834,7 +839,7 @@ def run_insert_spool(ctx: Context) -> dict:
                 ctx, f"insert_spool {t} run {i + 1}", SPOOL_CONNS, 1,
                 sidecar_args=None if t == "direct" else (),
                 query_extra="&wait_for_async_insert=0" if t == "sidecar" else "",
-                spool_dir=sd))
+                spool_dir=sd, background_clickhouse=True))
             if sd:
                 shutil.rmtree(sd, ignore_errors=True)
         ceiling.append(_noop_run(ctx, f"insert_spool ceiling run {i + 1}"))

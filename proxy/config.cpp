@@ -302,6 +302,11 @@ const std::vector<Flag>& flags() {
                 "size at which the next segment file takes over (one done segment is kept "
                 "as spare.log and reused)",
                 &Config::spool_segment_bytes, 64 * 1024),
+      duration_flag("Acknowledgement", "spool-group-wait",
+                    "after a group commit, how long the next group may wait to hold as many "
+                    "requests as were waiting then, so one fdatasync serves them all "
+                    "(0: write it at once)",
+                    &Config::spool_group_wait_ms, 0),
       duration_flag("Acknowledgement", "retry-backoff-min",
                     "first pause before a batch is sent again after a transient error",
                     &Config::retry_backoff_min_ms, 1),

@@ -238,6 +238,7 @@ Spool::Append Spool::append(const SpoolRows& data, uint64_t& id,
   }
   id = next_id_++;
   pending_waiters_.emplace_back(std::move(waiter), id);
+  ++pending_requests_;
   kick();
   return Append::kQueued;
 }
@@ -377,16 +378,38 @@ void Spool::on_dead_letters_written(uv_work_t* work, int status) noexcept {
 
 void Spool::kick() {
   if (state_ != State::kIdle || pending_.empty() || fd_ < 0) return;
+  if (pending_requests_ < group_target_) return;  // until the group wait is over
   write_group();
+}
+
+void Spool::wait_for_next_group(size_t in_spool) {
+  if (config_.spool_group_wait_ms == 0 || pending_requests_ >= in_spool) return;
+  group_target_ = in_spool;
+  if (group_wait_timer_ == nullptr) {
+    group_wait_timer_ = make_handle<uv_timer_t>();
+    uv_timer_init(loop_, group_wait_timer_);
+    group_wait_timer_->data = this;
+  }
+  uv_update_time(loop_);  // the wait counts from now, not from this iteration's start
+  uv_timer_start(group_wait_timer_, &Spool::on_group_wait_over, config_.spool_group_wait_ms, 0);
+}
+
+void Spool::on_group_wait_over(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<Spool*>(timer->data);
+  self->group_target_ = 0;
+  self->kick();
 }
 
 void Spool::write_group() {
   state_ = State::kWriting;
+  group_target_ = 0;
+  if (group_wait_timer_ != nullptr) uv_timer_stop(group_wait_timer_);
   group_started_ns_ = uv_hrtime();
   group_.swap(pending_);  // the buffers trade places and keep their capacity
   pending_.clear();
   group_waiters_.swap(pending_waiters_);
   pending_waiters_.clear();
+  pending_requests_ = 0;
   group_offset_ = segments_.back().bytes;
   seal_records(group_, 0, segments_.back().seq);
   group_.append(kSpoolFrameBytes, '\0');  // the end mark; the next group writes over it
@@ -429,9 +452,11 @@ void Spool::group_done(bool ok) {
   Waiters waiters = std::move(group_waiters_);
   group_waiters_.clear();
   group_.clear();
-  if (ok) {
-    for (auto& [waiter, id] : waiters)
-      if (id != 0) active.add_live(id);
+  size_t group_requests = 0;  // data records: a client waits for each
+  for (auto& [waiter, id] : waiters) {
+    if (id == 0) continue;
+    ++group_requests;
+    if (ok) active.add_live(id);
   }
   // The next group writes at the end of the valid data, over anything a
   // failed write left behind.
@@ -439,6 +464,8 @@ void Spool::group_done(bool ok) {
   if (ok && active.bytes >= segment_limit()) rotate();
   else if (ok && active.bytes >= segment_limit() / 8 * (spare_ == Spare::kReady ? 4 : 7))
     prepare_next();  // early if the spare can be reused, else a little later: it may be by then
+  // Before the answers: an answer may lead to an append at once.
+  if (!closed_) wait_for_next_group(group_requests + pending_requests_);
   for (auto& [waiter, id] : waiters) waiter->spool_durable(ok);
   if (closed_) {
     if (fd_ >= 0) ::close(fd_);  // close() left it to the write in flight
@@ -552,6 +579,9 @@ void Spool::close() {
   closed_ = true;
   close_handle(dead_retry_timer_);
   dead_retry_timer_ = nullptr;
+  close_handle(group_wait_timer_);
+  group_wait_timer_ = nullptr;
+  group_target_ = 0;
   if (next_ == Next::kReady) {
     ::close(opening_.fd);
     opening_.fd = -1;

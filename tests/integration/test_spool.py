@@ -212,6 +212,63 @@ def test_group_commit_and_private_files(clickhouse, start_sidecar, tmp_path):
     sc.stop()
 
 
+def fsyncs_per_request(clickhouse, sc, table: str, writers: int, seconds: float) -> float:
+    """Requests acknowledged per spool fsync under `writers` steady writers."""
+    before = fetch_metrics(sc.admin_url)
+    load = Load(sc.url, table, first_id=1, concurrency=writers, params=SPOOLED).run(seconds)
+    assert load.acked and wait_for(lambda: count(clickhouse, table) == len(load.acked), 10)
+    fsyncs = (value(fetch_metrics(sc.admin_url), "chsidecar_spool_fsyncs_total")
+              - value(before, "chsidecar_spool_fsyncs_total"))
+    return len(load.acked) / fsyncs
+
+
+def test_group_wait_gathers_steady_writers_into_one_fsync(clickhouse, start_sidecar, tmp_path,
+                                                           capsys):
+    """Steady concurrent writers share one fsync nearly all of them: the next
+    group waits (up to --spool-group-wait) for as many requests as the spool
+    held when the last group was durable. With 0 each group is written at
+    once, and the writers split into smaller groups."""
+    writers = 16
+    per_fsync = {}
+    for wait in ("0", "500ms"):
+        table = make_table(clickhouse, uniq("spool_group_wait"))
+        sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(tmp_path / f"spool-{wait}"),
+                           "--spool-group-wait", wait)
+        per_fsync[wait] = fsyncs_per_request(clickhouse, sc, table, writers, 2.0)
+        sc.stop()
+    report(capsys, f"{writers} writers: requests per fsync "
+                   f"{per_fsync['0']:.1f} without the group wait, {per_fsync['500ms']:.1f} with it")
+    assert per_fsync["500ms"] >= writers * 0.75, per_fsync
+    assert per_fsync["500ms"] > per_fsync["0"], per_fsync
+
+
+def test_writers_that_leave_hold_the_group_only_for_the_wait(clickhouse, start_sidecar,
+                                                              tmp_path):
+    """A lone writer is never held by the group wait (it is the whole group);
+    when steady writers leave, the one that stays waits at most once for
+    them, for --spool-group-wait, and then no more."""
+    table = make_table(clickhouse, uniq("spool_group_leave"))
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(tmp_path / "spool"),
+                       "--spool-group-wait", "2s")
+
+    def answer_times(first_id: int, n: int) -> list[float]:
+        times = []
+        for i in range(first_id, first_id + n):
+            t0 = time.monotonic()
+            status, _, body = post(sc.url, table, b'{"id":%d,"r":0}\n' % i, SPOOLED)
+            assert status == 200, body
+            times.append(time.monotonic() - t0)
+        return times
+
+    alone = answer_times(1_000_000, 10)
+    assert max(alone) < 1.0, alone  # a 2 s group wait would show
+    load = Load(sc.url, table, first_id=1, concurrency=16, params=SPOOLED).run(1.0)
+    after = answer_times(2_000_000, 10)
+    assert max(after) < 5.0 and sum(after[1:]) < 1.0, after
+    assert wait_for(lambda: count(clickhouse, table) == len(load.acked) + 20, 10)
+    sc.stop()
+
+
 def test_kill9_during_spooled_load(clickhouse, start_sidecar, tmp_path, capsys):
     """KILL_ROUNDS times: ~0.3-1 s of 32 concurrent single-row spooled
     writers, then SIGKILL; each restart replays on the same --spool-dir.
