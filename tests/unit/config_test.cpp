@@ -149,7 +149,7 @@ TEST_CASE("parse_config with only --upstream keeps every default") {
   CHECK(c.queue_max == 1024);
   CHECK(c.health_interval_ms == 2'000);
   CHECK(c.health_timeout_ms == 5'000);
-  CHECK(c.spool_group_wait_ms == 1);
+  CHECK(c.spool_group_wait_ms == 2);
   CHECK(c.session_mode == SessionMode::kAuto);
   CHECK(c.max_sessions == 10'000);
   CHECK(c.session_queue_max == 256);
