@@ -338,9 +338,17 @@ def yield_cpu(pid: int) -> str:
         done.append("autogroup nice 19")
     except OSError:
         pass
+    # Threads started meanwhile inherit their creator's nice: repeat until
+    # a pass finds none left at 0.
+    seen: set[str] = set()
     try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            os.setpriority(os.PRIO_PROCESS, int(tid), 19)
+        while new := set(os.listdir(f"/proc/{pid}/task")) - seen:
+            for tid in new:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, int(tid), 19)
+                except ProcessLookupError:
+                    pass  # the thread ended
+            seen |= new
         done.append("threads nice 19")
     except OSError:
         pass

@@ -84,14 +84,10 @@ class Context:
         return self._ch
 
     @contextlib.contextmanager
-    def fresh_clickhouse(self, background: bool = False):
+    def fresh_clickhouse(self):
         """A private ClickHouse for one side of a comparison that writes
-        (INSERT scenarios: see PROTOCOL.md, a server's history skews them).
-        background: it takes only the CPU time wrk leaves on the load core
-        (bl.yield_cpu), as a server on its own host would take none."""
+        (INSERT scenarios: see PROTOCOL.md, a server's history skews them)."""
         srv = bl.start_clickhouse(self.cpus)
-        if background:
-            bl.log(f"ClickHouse {srv.pid} yields the load core: {bl.yield_cpu(srv.pid)}")
         try:
             yield srv
         finally:
@@ -582,7 +578,10 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
     batching = (sidecar_args is not None and "off" not in sidecar_args
                 and rows_per_req < PASSTHROUGH_ROWS)
     with contextlib.ExitStack() as stack:
-        ch = stack.enter_context(ctx.fresh_clickhouse(background_clickhouse))
+        ch = stack.enter_context(ctx.fresh_clickhouse())
+        # In the background, ClickHouse takes only the CPU time wrk leaves
+        # on the load core, as a server on its own host would take none.
+        ch_priority = bl.yield_cpu(ch.pid) if background_clickhouse else "default"
         ch.query(INSERT_DDL)
         sc = None
         args = list(sidecar_args or ())
@@ -608,6 +607,7 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
         r["rows_per_s"] = round(r["ok_per_s"] * rows_per_req, 1)
         r["parts"] = b1 - b0
         r["parts_per_s"] = round((b1 - b0) / r["secs"], 2)
+        r["clickhouse_priority"] = ch_priority
         r["errors_total"] = r["errors"]
         if sc:
             d = lambda name, **lb: (bl.metric_sum(m1, name, **lb)  # noqa: E731
@@ -824,7 +824,6 @@ def run_insert_spool(ctx: Context) -> dict:
            "sidecar_query": "...&wait_for_async_insert=0",
            "direct_query": "the same INSERT without the setting (18.16 does not know it)",
            "spool_dir": spool_base, "spool_fs": bl.fs_type(spool_base),
-           "clickhouse_cpu": "nice 19 (its autogroup and threads): the load core's spare time",
            "fsync_probe_before": bl.fsync_probe(spool_base)}
     bl.log(f"insert_spool: spool on {res['spool_fs']}, raw 4 KiB append+fdatasync "
            f"p50 {res['fsync_probe_before']['p50_ms']} ms p99 {res['fsync_probe_before']['p99_ms']} ms")
@@ -862,6 +861,7 @@ def run_insert_spool(ctx: Context) -> dict:
                 ctx, f"insert_spool group_commit_synced pause {pause} µs run {i + 1}",
                 (pause, sync_file)))
             os.unlink(sync_file)
+    res["clickhouse_priority"] = sorted({r["clickhouse_priority"] for v in runs.values() for r in v})
     res["fsync_probe_after"] = bl.fsync_probe(spool_base)
     checks = {t: _check_summary(v) for t, v in runs.items()}
     res.update({t: summarize(v) for t, v in runs.items()})

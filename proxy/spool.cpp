@@ -222,6 +222,7 @@ bool Spool::record_batch(const SpoolBatch& batch, std::shared_ptr<SpoolWaiter> w
   if (fd_ < 0 || closed_) return false;
   encode_batch_record(batch, pending_);
   pending_waiters_.emplace_back(std::move(waiter), 0);
+  batch_record_pending_ = true;
   kick();
   return true;
 }
@@ -378,7 +379,9 @@ void Spool::on_dead_letters_written(uv_work_t* work, int status) noexcept {
 
 void Spool::kick() {
   if (state_ != State::kIdle || pending_.empty() || fd_ < 0) return;
-  if (pending_requests_ < group_target_) return;  // until the group wait is over
+  // A batch record goes at once: its batch (and any client waiting for that
+  // batch's commit) waits for it.
+  if (pending_requests_ < group_target_ && !batch_record_pending_) return;
   write_group();
 }
 
@@ -396,6 +399,7 @@ void Spool::wait_for_next_group(size_t in_spool) {
 
 void Spool::on_group_wait_over(uv_timer_t* timer) noexcept {
   auto* self = static_cast<Spool*>(timer->data);
+  if (self == nullptr) return;
   self->group_target_ = 0;
   self->kick();
 }
@@ -410,6 +414,7 @@ void Spool::write_group() {
   group_waiters_.swap(pending_waiters_);
   pending_waiters_.clear();
   pending_requests_ = 0;
+  batch_record_pending_ = false;
   group_offset_ = segments_.back().bytes;
   seal_records(group_, 0, segments_.back().seq);
   group_.append(kSpoolFrameBytes, '\0');  // the end mark; the next group writes over it
@@ -464,8 +469,9 @@ void Spool::group_done(bool ok) {
   if (ok && active.bytes >= segment_limit()) rotate();
   else if (ok && active.bytes >= segment_limit() / 8 * (spare_ == Spare::kReady ? 4 : 7))
     prepare_next();  // early if the spare can be reused, else a little later: it may be by then
-  // Before the answers: an answer may lead to an append at once.
-  if (!closed_) wait_for_next_group(group_requests + pending_requests_);
+  // Before the answers: an answer may lead to an append at once. Not after a
+  // failed group: its clients were refused and will not be back soon.
+  if (ok && !closed_) wait_for_next_group(group_requests + pending_requests_);
   for (auto& [waiter, id] : waiters) waiter->spool_durable(ok);
   if (closed_) {
     if (fd_ >= 0) ::close(fd_);  // close() left it to the write in flight

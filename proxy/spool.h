@@ -20,7 +20,9 @@
 // learnt). Writing at once instead splits steady concurrent writers into two
 // alternating half-size groups: twice the fsyncs, and on a VM each flush
 // also takes CPU from the guest. A lone writer never waits: it is the whole
-// count.
+// count; nor does a batch record (a batch about to be sent waits for it),
+// nor the group after a failed one. libuv's timers count whole
+// milliseconds: a wait of N ms ends after N-1 to N ms.
 //
 // Files: --spool-dir (created 0700) holds segment-<seq>.log files (0600) of
 // framed records (spool_record.h). The newest segment takes appends; once
@@ -117,9 +119,9 @@ class Spool {
   // then marks the record committed: only once the line is synced.
   void dead_letter(const SpoolData& data, std::string_view error);
 
-  // True while nothing is waiting to be written or synced (dead letters
-  // waiting to be tried again after a failed write do not count: their
-  // records stay in the spool).
+  // True while nothing is waiting to be written or synced. Records held by
+  // the group wait are waiting; dead letters waiting to be tried again
+  // after a failed write are not (their records stay in the spool).
   bool idle() const {
     return state_ == State::kIdle && pending_.empty() && !dead_busy_ &&
            (dead_pending_.empty() || dead_letters_wait_for_retry());
@@ -207,6 +209,7 @@ class Spool {
   State state_ = State::kIdle;
   uv_work_t work_{};  // the group being written and synced
   size_t pending_requests_ = 0;  // data records in pending_waiters_
+  bool batch_record_pending_ = false;
   // Requests the next group waits for (0: none), until group_wait_timer_ fires.
   size_t group_target_ = 0;
   uv_timer_t* group_wait_timer_ = nullptr;

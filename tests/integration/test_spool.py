@@ -212,7 +212,7 @@ def test_group_commit_and_private_files(clickhouse, start_sidecar, tmp_path):
     sc.stop()
 
 
-def fsyncs_per_request(clickhouse, sc, table: str, writers: int, seconds: float) -> float:
+def requests_per_fsync(clickhouse, sc, table: str, writers: int, seconds: float) -> float:
     """Requests acknowledged per spool fsync under `writers` steady writers."""
     before = fetch_metrics(sc.admin_url)
     load = Load(sc.url, table, first_id=1, concurrency=writers, params=SPOOLED).run(seconds)
@@ -234,7 +234,7 @@ def test_group_wait_gathers_steady_writers_into_one_fsync(clickhouse, start_side
         table = make_table(clickhouse, uniq("spool_group_wait"))
         sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(tmp_path / f"spool-{wait}"),
                            "--spool-group-wait", wait)
-        per_fsync[wait] = fsyncs_per_request(clickhouse, sc, table, writers, 2.0)
+        per_fsync[wait] = requests_per_fsync(clickhouse, sc, table, writers, 2.0)
         sc.stop()
     report(capsys, f"{writers} writers: requests per fsync "
                    f"{per_fsync['0']:.1f} without the group wait, {per_fsync['500ms']:.1f} with it")
