@@ -192,6 +192,17 @@ def test_ack_spool_flag_and_wait_for_async_insert_1(clickhouse, start_sidecar, t
     sc2.stop()
 
 
+def steady_load_fsyncs(clickhouse, sc, table: str, writers: int, seconds: float):
+    """(requests acknowledged, spool fsyncs) under `writers` steady spooled
+    writers for `seconds`; every acknowledged row is checked in ClickHouse."""
+    before = fetch_metrics(sc.admin_url)
+    load = Load(sc.url, table, first_id=1, concurrency=writers, params=SPOOLED).run(seconds)
+    assert wait_for(lambda: count(clickhouse, table) == len(load.acked), 10)
+    fsyncs = (value(fetch_metrics(sc.admin_url), "chsidecar_spool_fsyncs_total")
+              - value(before, "chsidecar_spool_fsyncs_total"))
+    return len(load.acked), fsyncs
+
+
 def test_group_commit_and_private_files(clickhouse, start_sidecar, tmp_path):
     """Concurrent spooled INSERTs share fsyncs; the spool directory is the
     sidecar's alone (0700, files 0600); the start-up line says whether the
@@ -199,27 +210,13 @@ def test_group_commit_and_private_files(clickhouse, start_sidecar, tmp_path):
     table = make_table(clickhouse, uniq("spool_group"))
     spool_dir = tmp_path / "spool"
     sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
-    before = fetch_metrics(sc.admin_url)
-    load = Load(sc.url, table, first_id=1, concurrency=32, params=SPOOLED).run(2.0)
-    assert wait_for(lambda: count(clickhouse, table) == len(load.acked), 10)
-    after = fetch_metrics(sc.admin_url)
-    fsyncs = value(after, "chsidecar_spool_fsyncs_total") - value(before, "chsidecar_spool_fsyncs_total")
-    assert len(load.acked) > 200 and 0 < fsyncs < len(load.acked) / 2, (len(load.acked), fsyncs)
+    acked, fsyncs = steady_load_fsyncs(clickhouse, sc, table, 32, 2.0)
+    assert acked > 200 and 0 < fsyncs < acked / 2, (acked, fsyncs)
     assert os.stat(spool_dir).st_mode & 0o777 == 0o700
     assert all(os.stat(spool_dir / f).st_mode & 0o777 == 0o600 for f in os.listdir(spool_dir))
     version = clickhouse.query("SELECT version()").decode().strip()
     assert re.search(rf"upstream_without_dedup_token version={re.escape(version)} ", sc.stderr_text())
     sc.stop()
-
-
-def requests_per_fsync(clickhouse, sc, table: str, writers: int, seconds: float) -> float:
-    """Requests acknowledged per spool fsync under `writers` steady writers."""
-    before = fetch_metrics(sc.admin_url)
-    load = Load(sc.url, table, first_id=1, concurrency=writers, params=SPOOLED).run(seconds)
-    assert load.acked and wait_for(lambda: count(clickhouse, table) == len(load.acked), 10)
-    fsyncs = (value(fetch_metrics(sc.admin_url), "chsidecar_spool_fsyncs_total")
-              - value(before, "chsidecar_spool_fsyncs_total"))
-    return len(load.acked) / fsyncs
 
 
 def test_group_wait_gathers_steady_writers_into_one_fsync(clickhouse, start_sidecar, tmp_path,
@@ -234,7 +231,9 @@ def test_group_wait_gathers_steady_writers_into_one_fsync(clickhouse, start_side
         table = make_table(clickhouse, uniq("spool_group_wait"))
         sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(tmp_path / f"spool-{wait}"),
                            "--spool-group-wait", wait)
-        per_fsync[wait] = requests_per_fsync(clickhouse, sc, table, writers, 2.0)
+        acked, fsyncs = steady_load_fsyncs(clickhouse, sc, table, writers, 2.0)
+        assert acked and fsyncs, (acked, fsyncs)
+        per_fsync[wait] = acked / fsyncs
         sc.stop()
     report(capsys, f"{writers} writers: requests per fsync "
                    f"{per_fsync['0']:.1f} without the group wait, {per_fsync['500ms']:.1f} with it")
