@@ -4,7 +4,9 @@ namespace chsidecar {
 
 namespace {
 
-constexpr const char* kEncodingHeader = "Content-Encoding";
+// Read by the routing besides the key headers: the body's encoding, and
+// its type (a multipart body is never batched).
+constexpr const char* kRoutingHeaders[] = {"Content-Encoding", "Content-Type"};
 
 // Calls add(part) for each piece of the key, in order.
 template <class Add>
@@ -12,13 +14,14 @@ void key_parts(std::string_view target, const std::vector<Header>& headers, Add 
   add(target);
   auto header = [&](const char* name) {
     add(std::string_view("\0", 1));
-    if (const Header* h = find_header(headers, name)) {
+    for (const Header& h : headers) {  // every occurrence: a repeated one is not batched
+      if (!iequals(h.name, name)) continue;
       add("=");  // present, even if empty
-      add(h->value);
+      add(h.value);
     }
   };
   for (const char* name : kBatchKeyHeaders) header(name);
-  header(kEncodingHeader);
+  for (const char* name : kRoutingHeaders) header(name);
 }
 
 }  // namespace

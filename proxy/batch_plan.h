@@ -27,7 +27,8 @@ struct BatchPlan {
 };
 
 // The request parts a plan depends on: the target and the headers the
-// routing reads (credentials, database, quota, Content-Encoding).
+// routing reads (credentials, database, quota, Content-Encoding and
+// Content-Type), every occurrence of each.
 std::string plan_key(std::string_view target, const std::vector<Header>& headers);
 // plan_key(target, headers) == key, without building the key.
 bool plan_key_matches(std::string_view key, std::string_view target,

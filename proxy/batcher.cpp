@@ -253,7 +253,7 @@ void Batcher::add_sent_batch(const BatchTarget& target, std::string request_targ
 // The INSERT's own max_insert_block_size, when it sets one below `limit`.
 size_t Batcher::row_limit(const BatchTarget& target, size_t limit) {
   std::string_view query = split_target(target.upstream_target).query;
-  if (const QueryParam* p = find_param(parse_query(query), "max_insert_block_size")) {
+  if (const QueryParam* p = find_setting(parse_query(query), "max_insert_block_size")) {
     uint64_t rows = 0;
     if (parse_u64(p->value, rows) && rows > 0) limit = std::min<uint64_t>(limit, rows);
   }

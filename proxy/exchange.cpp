@@ -107,7 +107,7 @@ void Exchange::route() {
     if (const QueryParam* timeout = find_param(params, "session_timeout"))
       pinned |= !plain_session_timeout(timeout->value);
   }
-  const QueryParam* async_insert = find_param(params, "async_insert");
+  const QueryParam* async_insert = find_setting(params, "async_insert");
   bool opted_out = async_insert != nullptr && async_insert->value == "0";
   bool batching = app_.config().batch_mode == BatchMode::kAuto && head_.method == "POST" &&
                   head_.has_body && !pinned && !opted_out;
@@ -197,27 +197,74 @@ static bool consumed_by_batching(std::string_view name) {
          name == "session_id" || name == "session_timeout" || name == "session_check";
 }
 
+// Settings whose effect on a request's rows the splitter does not model
+// (quoting, line ends, skipped lines, error budgets counted per INSERT, a
+// client's own dedup token): a request with one goes alone.
+static bool changes_row_reading(std::string_view name) {
+  static constexpr std::string_view kPrefixes[] = {
+      "format_csv_",  "format_tsv_",        "input_format_csv_",         "input_format_tsv_",
+      "format_custom_", "input_format_allow_errors_", "input_format_with_names_",
+      "input_format_values_", "insert_deduplication_token", "format_schema"};
+  for (std::string_view prefix : kPrefixes)
+    if (name.substr(0, prefix.size()) == prefix) return true;
+  return false;
+}
+
+// A header that must not be repeated in a batched request: ClickHouse reads
+// the first, and two requests that differ only there must not share a batch.
+static bool repeated_header(const std::vector<Header>& headers, std::string_view name) {
+  int seen = 0;
+  for (const Header& h : headers) seen += iequals(h.name, name) ? 1 : 0;
+  return seen > 1;
+}
+
 // Recognises a batchable INSERT and prepares its merge key; the rows are
-// validated once the whole body is here.
+// validated once the whole body is here. Anything the sidecar cannot read
+// exactly as ClickHouse would goes alone (returns false).
 bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
                          const std::vector<QueryParam>& params, bool plan_reusable) {
+  // ClickHouse resolves a repeated parameter in its own order (the first
+  // query, user, database; settings in turn): such a request goes alone.
+  if (has_repeated_param(params)) return false;
+  for (std::string_view name : {"Content-Encoding", "Content-Type"})
+    if (repeated_header(head_.headers, name)) return false;
+  for (const char* name : kBatchKeyHeaders)
+    if (repeated_header(head_.headers, name)) return false;
+  // multipart/form-data: the parts are external tables (and maybe the query), not rows.
+  if (const Header* type = find_header(head_.headers, "Content-Type");
+      type != nullptr && type->value.size() >= 10 && iequals(std::string_view(type->value).substr(0, 10), "multipart/"))
+    return false;
   auto plan = std::make_shared<BatchPlan>();
   InsertQuery& insert = plan->insert;
+  std::string query_text;
+  if (!sql_in_body) {
+    // ClickHouse reads the parameter, a newline, then the body as one text:
+    // anything left after the format name (";", a second newline) is data.
+    query_text.assign(sql).push_back('\n');
+    sql = query_text;
+  }
   if (parse_insert(sql, sql_complete, insert) != InsertParse::kInsert) return false;
   std::optional<RowFormat> format = row_format(insert.format);
   if (!format) return false;
-  // Rows inside the query parameter itself: ClickHouse reads them before the body.
-  if (!sql_in_body && sql.find_first_not_of(" \t\r\n;", insert.data_offset) != std::string_view::npos)
+  if (!sql_in_body && sql.find_first_not_of(*format == RowFormat::kValues ? " \t\r\n\f" : "",
+                                            insert.data_offset) != std::string_view::npos)
     return false;
-  const QueryParam* wait = find_param(params, "wait_for_async_insert");
+  const QueryParam* wait = find_setting(params, "wait_for_async_insert");
   plan->spool_ack = wait != nullptr ? wait->value == "0" : app_.config().ack_mode == AckMode::kSpool;
   for (const QueryParam& p : params) {
-    if (p.name == "format_csv_delimiter" && p.value.size() == 1) plan->options.csv_delimiter = p.value[0];
-    else if (p.name.substr(0, 11) == "format_csv_") return false;  // quoting rules the splitter does not model
+    if (p.name == "format_csv_delimiter") {
+      if (p.value.size() != 1 || std::string_view(" \t\r\n\"'").find(p.value[0]) != std::string_view::npos)
+        return false;
+      plan->options.csv_delimiter = p.value[0];
+    } else if (changes_row_reading(p.name)) {
+      return false;
+    }
   }
+  // Only the spellings every ClickHouse decodes (18.16 refuses "GZIP" and
+  // "identity" with code 89): anything else is the server's to judge.
   const Header* encoding = find_header(head_.headers, "Content-Encoding");
-  if (encoding != nullptr && !decodable_encoding(encoding->value)) return false;
-  if (encoding != nullptr && sql_in_body && !iequals(encoding->value, "identity")) return false;
+  if (encoding != nullptr && encoding->value != "gzip" && encoding->value != "deflate") return false;
+  if (encoding != nullptr && sql_in_body) return false;
   plan->format = *format;
 
   // The key: everything that must match for two INSERTs to share a batch.
@@ -283,23 +330,15 @@ void Exchange::submit_batch() {
   const BatchPlan& plan = *plan_;
   std::string decoded;
   std::string_view data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
-  if (const Header* encoding = find_header(head_.headers, "Content-Encoding");
-      encoding != nullptr && !iequals(encoding->value, "identity")) {
-    switch (decode_body(encoding->value, data, app_.config().max_decompressed_bytes,
-                        app_.config().max_compression_ratio, decoded)) {
-      case DecodeResult::kOk:
-        data = decoded;
-        break;
-      case DecodeResult::kRatio:
-        respond_error({400, kIncorrectData,
-                       "Compressed INSERT body expands more than " +
-                           std::to_string(app_.config().max_compression_ratio) +
-                           " times (--max-compression-ratio)"});
-        return;
-      default:  // too large or not decodable here: ClickHouse reads it as it is
-        forward();
-        return;
+  if (const Header* encoding = find_header(head_.headers, "Content-Encoding")) {
+    // Too large, too compressed (a bomb stops early) or not decodable here:
+    // ClickHouse reads it as it is, alone, and answers.
+    if (decode_body(encoding->value, data, app_.config().max_decompressed_bytes,
+                    app_.config().max_compression_ratio, decoded) != DecodeResult::kOk) {
+      forward();
+      return;
     }
+    data = decoded;
   }
   // At least as many lines as --passthrough-rows: a batch already, sent as it
   // is (lines are never fewer than rows in the line formats). ClickHouse
@@ -308,17 +347,13 @@ void Exchange::submit_batch() {
     forward();
     return;
   }
+  // Rows the splitter cannot read exactly as ClickHouse would, malformed
+  // ones included, go alone: the client gets ClickHouse's own answer, and
+  // in a batch they could not change what other requests' rows become.
   RowChunk chunk;
   RowError error;
   if (!split_rows(plan.format, data, chunk, error, plan.options)) {
-    if (error.defer_to_server) {  // maybe valid for ClickHouse: let it judge, unbatched
-      forward();
-      return;
-    }
-    respond_error({400, kIncorrectData,
-                   "Cannot parse input in format " + plan.insert.format + ": row " +
-                       std::to_string(error.row) + ": " + error.message +
-                       "; no row of this INSERT was inserted"});
+    forward();
     return;
   }
   // Nothing to batch (ClickHouse still checks the table), or a batch already:
@@ -328,15 +363,11 @@ void Exchange::submit_batch() {
     return;
   }
   if (!chunk.header.empty()) {
-    // The header must name as many columns as the INSERT does, or ClickHouse
-    // would read every row against the wrong columns.
+    // A header naming another number of columns than the INSERT: ClickHouse
+    // reads every row against it (and may take it, with defaults).
     size_t columns = plan.insert.column_count;
-    size_t names = header_name_count(plan.format, chunk.header, plan.options);
-    if (columns != 0 && names != columns) {
-      respond_error({400, kIncorrectData,
-                     "Cannot parse input in format " + plan.insert.format + ": the header names " +
-                         std::to_string(names) + " columns but the INSERT names " +
-                         std::to_string(columns) + "; no row of this INSERT was inserted"});
+    if (columns != 0 && header_name_count(plan.format, chunk.header, plan.options) != columns) {
+      forward();
       return;
     }
     // The header line is part of this request's key: its own copy of the target.

@@ -167,7 +167,7 @@ InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) 
     format = std::string(lex.word());
     if (format.empty() || lex.truncated()) return need_more_or_not();
     size_t pos = lex.pos();
-    while (pos < sql.size() && (sql[pos] == ' ' || sql[pos] == '\t')) ++pos;
+    while (pos < sql.size() && (sql[pos] == ' ' || sql[pos] == '\t' || sql[pos] == '\f')) ++pos;
     if (pos < sql.size() && sql[pos] == '\r') ++pos;
     bool newline = pos < sql.size() && sql[pos] == '\n';
     if (newline) ++pos;

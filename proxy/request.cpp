@@ -93,10 +93,23 @@ std::string remove_params(std::string_view query, const std::vector<QueryParam>&
 }
 
 const QueryParam* find_param(const std::vector<QueryParam>& params, std::string_view name) {
+  for (const QueryParam& p : params)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const QueryParam* find_setting(const std::vector<QueryParam>& params, std::string_view name) {
   const QueryParam* found = nullptr;
   for (const QueryParam& p : params)
-    if (p.name == name) found = &p;  // the server takes the last one
+    if (p.name == name) found = &p;
   return found;
+}
+
+bool has_repeated_param(const std::vector<QueryParam>& params) {
+  for (size_t i = 0; i < params.size(); ++i)
+    for (size_t j = i + 1; j < params.size(); ++j)
+      if (params[i].name == params[j].name) return true;
+  return false;
 }
 
 bool iequals(std::string_view a, std::string_view b) {

@@ -48,7 +48,16 @@ std::vector<QueryParam> parse_query(std::string_view query);
 std::string remove_params(std::string_view query, const std::vector<QueryParam>& params,
                           const std::vector<std::string_view>& names);
 
+// A parameter the HTTP handler reads by name (query, user, password,
+// database, session_id, session_timeout, session_check, ...): ClickHouse
+// takes its first occurrence.
 const QueryParam* find_param(const std::vector<QueryParam>& params, std::string_view name);
+
+// A setting: ClickHouse applies settings in order, so the last one counts.
+const QueryParam* find_setting(const std::vector<QueryParam>& params, std::string_view name);
+
+// True when some parameter name occurs more than once.
+bool has_repeated_param(const std::vector<QueryParam>& params);
 
 // Case-insensitive header lookup; returns nullptr when absent.
 const Header* find_header(const std::vector<Header>& headers, std::string_view name);

@@ -80,8 +80,6 @@ bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
     }
     if (auto err = validator.check(data.substr(pos, end - pos))) {
       error = {row, std::string("invalid JSON: ") + simdjson::error_message(err)};
-      error.defer_to_server = err == simdjson::UTF8_ERROR || err == simdjson::NUMBER_ERROR ||
-                              err == simdjson::NUMBER_OUT_OF_RANGE;
       return false;
     }
     pos = end;
@@ -91,35 +89,55 @@ bool split_json(std::string_view data, RowChunk& chunk, RowError& error) {
   return true;
 }
 
-// Finds the end of the record starting at `pos` (one past its '\n', or the
-// end of data). Returns false when a quoted field is never closed.
-bool csv_record_end(std::string_view data, size_t& pos, char delimiter) {
-  bool field_start = true;
-  while (pos < data.size()) {
-    char c = data[pos];
-    if (field_start && (c == '"' || c == '\'')) {
-      char quote = c;
-      ++pos;
-      for (;;) {
-        if (pos >= data.size()) return false;
-        if (data[pos] == quote) {
-          if (pos + 1 < data.size() && data[pos + 1] == quote) {
-            pos += 2;
-            continue;
-          }
+// How one CSV record reads, the way ClickHouse's CSV reader takes it.
+enum class CsvRecord {
+  kRecord,        // pos is one past its line end (or at the end of the data)
+  kUnterminated,  // a quoted field runs to the end of the data
+  kUnmodelled,    // a line end or quote whose reading differs between versions
+};
+
+// Reads the record starting at `pos`; counts its fields into `fields`.
+// ClickHouse skips spaces and tabs before a field, so a quote after them
+// still opens a quoted field; a line ends at "\n" or "\r\n". Left to the
+// server: "\n\r" (one line end to 18.16), a lone "\r", a record that starts
+// with "\r", and a single quote opening a field (quoted by default on
+// 18.16, plain text on newer servers).
+CsvRecord csv_record(std::string_view data, size_t& pos, char delimiter, size_t& fields) {
+  fields = 1;
+  if (pos < data.size() && data[pos] == '\r') return CsvRecord::kUnmodelled;
+  for (;;) {  // at the start of a field
+    while (pos < data.size() && (data[pos] == ' ' || data[pos] == '\t')) ++pos;
+    if (pos < data.size() && data[pos] == '\'') return CsvRecord::kUnmodelled;
+    if (pos < data.size() && data[pos] == '"') {
+      for (++pos;; ++pos) {
+        if (pos >= data.size()) return CsvRecord::kUnterminated;
+        if (data[pos] != '"') continue;
+        if (pos + 1 < data.size() && data[pos + 1] == '"') {
           ++pos;
-          break;
+          continue;
         }
         ++pos;
+        break;
       }
-      field_start = false;
-      continue;
     }
-    ++pos;
-    if (c == '\n') return true;
-    field_start = c == delimiter;
+    while (pos < data.size()) {  // the rest of the field
+      char c = data[pos];
+      if (c == delimiter) break;
+      if (c == '\n') {
+        ++pos;
+        return pos < data.size() && data[pos] == '\r' ? CsvRecord::kUnmodelled : CsvRecord::kRecord;
+      }
+      if (c == '\r') {
+        if (pos + 1 >= data.size() || data[pos + 1] != '\n') return CsvRecord::kUnmodelled;
+        pos += 2;
+        return pos < data.size() && data[pos] == '\r' ? CsvRecord::kUnmodelled : CsvRecord::kRecord;
+      }
+      ++pos;
+    }
+    if (pos >= data.size()) return CsvRecord::kRecord;
+    ++pos;  // the delimiter
+    ++fields;
   }
-  return true;
 }
 
 bool tsv_record_end(std::string_view data, size_t& pos, bool& terminated) {
@@ -145,19 +163,24 @@ bool split_lines(std::string_view data, size_t header_lines, bool csv, RowChunk&
   bool terminated = true;
   while (pos < data.size()) {
     ++row;
-    bool ok;
     if (csv) {
-      ok = csv_record_end(data, pos, delimiter);
-      terminated = pos > 0 && data[pos - 1] == '\n';
-    } else {
-      ok = tsv_record_end(data, pos, terminated);
-    }
-    if (!ok) {
-      error = {row, csv ? "unterminated quoted field" : "data ends inside an escape sequence"};
-      // ClickHouse reads an open CSV quote to the end of the data, and takes
-      // the row when the columns work out: its answer, unbatched (in a batch
-      // the quote would swallow the next request's rows).
-      error.defer_to_server = csv;
+      size_t fields;
+      switch (csv_record(data, pos, delimiter, fields)) {
+        case CsvRecord::kRecord:
+          terminated = pos > 0 && data[pos - 1] == '\n';
+          break;
+        case CsvRecord::kUnterminated:
+          // ClickHouse reads an open quote to the end of the data, and takes
+          // the row when the columns work out: its answer, unbatched (in a
+          // batch the quote would swallow the next request's rows).
+          error = {row, "unterminated quoted field"};
+          return false;
+        case CsvRecord::kUnmodelled:
+          error = {row, "a line end or quote read differently by server versions"};
+          return false;
+      }
+    } else if (!tsv_record_end(data, pos, terminated)) {
+      error = {row, "data ends inside an escape sequence"};
       return false;
     }
     if (row == header_lines) rows_start = pos;
@@ -172,6 +195,7 @@ bool split_lines(std::string_view data, size_t header_lines, bool csv, RowChunk&
   // An escaped newline at the very end does not end the last row.
   chunk.needs_newline = !chunk.rows.empty() && !terminated;
   if (!chunk.header.empty() && chunk.header.back() != '\n') {
+    // ClickHouse takes a header alone, without its newline: no rows.
     error = {header_lines, "header line must end with a newline"};
     return false;
   }
@@ -225,7 +249,6 @@ bool split_csv(std::string_view data, size_t header_lines, RowChunk& chunk, RowE
   data = skip_byte_order_mark(data);
   if (data.substr(0, 3) == kByteOrderMark) {  // data to ClickHouse, but a mark first in a batch
     error = {1, "a second byte order mark"};
-    error.defer_to_server = true;
     return false;
   }
   return split_lines(data, header_lines, true, chunk, error, delimiter);
@@ -264,30 +287,21 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
 }
 
 size_t header_name_count(RowFormat format, std::string_view header, const RowOptions& options) {
-  // The same rules as the splitter: in CSV a quote opens a field only at its
-  // start ("" inside is a quote), and a quoted newline does not end the line.
   bool csv = format == RowFormat::kCSVWithNames || format == RowFormat::kCSVWithNamesAndTypes;
-  char separator = csv ? options.csv_delimiter : '\t';
   size_t count = 1;
-  bool field_start = true;
+  if (csv) {  // the splitter's own reading; it took this header already
+    size_t pos = 0;
+    csv_record(header, pos, options.csv_delimiter, count);
+    return count;
+  }
   for (size_t i = 0; i < header.size(); ++i) {
     char c = header[i];
     if (c == '\n') break;
-    if (csv && field_start && (c == '"' || c == '\'')) {
-      for (++i; i < header.size(); ++i) {
-        if (header[i] != c) continue;
-        if (i + 1 < header.size() && header[i + 1] == c) ++i;
-        else break;
-      }
-      field_start = false;
-      continue;
-    }
-    if (!csv && c == '\\') {
+    if (c == '\\') {
       ++i;  // an escaped character
       continue;
     }
-    field_start = c == separator;
-    if (c == separator) ++count;
+    if (c == '\t') ++count;
   }
   return count;
 }

@@ -1,13 +1,16 @@
 // Splitting and validating the rows of a batchable INSERT, per format.
 //
-// Each request's data is checked before it may join a batch, so that one
-// malformed request is refused on its own (400, naming the row) instead of
-// failing a batch shared with others. The checks are structural: JSON rows
-// must be JSON objects (simdjson, values not reshaped); CSV and TSV are
-// split on record boundaries with quotes and escapes respected; *WithNames
-// header lines are separated out; Values tuples must balance. Whether a
-// value fits its column is for ClickHouse to say (the batcher isolates such
-// rows by bisection).
+// Each request's data is checked before it may join a batch: rows join
+// only when the sidecar reads their boundaries exactly as ClickHouse will
+// inside the batch, so that no request can change what another's rows
+// become. Anything else (malformed, or read differently by some server
+// version) goes to ClickHouse alone, and the client gets its answer. The
+// checks are structural: JSON rows must be JSON objects (simdjson, values
+// not reshaped); CSV records are read as ClickHouse's CSV reader reads them
+// (blanks before a quote, "\r\n"), TSV with its escapes; *WithNames header
+// lines are separated out; Values tuples must balance. Whether a value
+// fits its column is for ClickHouse to say (the batcher isolates such rows
+// by bisection).
 //
 // Pure; the result views point into the given data, which must outlive it.
 #pragma once
@@ -41,12 +44,12 @@ struct RowChunk {
   size_t row_count = 0;
 };
 
+// Why rows cannot be batched. Not a verdict on the data: ClickHouse may
+// still take it (bytes that are not UTF-8, numbers beyond 64 bits, a quote
+// open to the end), so such a request goes to ClickHouse alone.
 struct RowError {
   size_t row = 0;  // 1-based
   std::string message;
-  // The data may still be valid for ClickHouse (bytes that are not UTF-8,
-  // numbers beyond 64 bits): not a reason to refuse it, only not to batch it.
-  bool defer_to_server = false;
 };
 
 struct RowOptions {
@@ -54,7 +57,7 @@ struct RowOptions {
 };
 
 // Splits `data` in `format`. Returns false and fills `error` on the first
-// malformed row. JSONEachRow rows may be separated by whitespace, commas or
+// row it cannot split exactly as ClickHouse would read it. JSONEachRow rows may be separated by whitespace, commas or
 // nothing, and may follow a UTF-8 byte order mark, as ClickHouse allows.
 bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error,
                 const RowOptions& options = {});

@@ -173,12 +173,15 @@ TEST_CASE("remove_params leaves a query with nothing to remove untouched") {
   CHECK(strip("a=1&session_id=s&") == "a=1&");
 }
 
-TEST_CASE("find_param returns the last pair with the name") {
+TEST_CASE("find_param takes the first pair, find_setting the last, as ClickHouse does") {
   auto params = parse_query("user=a&x=1&user=b&user%3D=c");
   const QueryParam* p = find_param(params, "user");
   REQUIRE(p != nullptr);
-  CHECK(p->value == "b");
-  CHECK(p == &params[2]);
+  CHECK(p->value == "a");
+  CHECK(p == &params[0]);
+  CHECK(find_setting(params, "user") == &params[2]);
+  CHECK(has_repeated_param(params));
+  CHECK_FALSE(has_repeated_param(parse_query("user=a&x=1&user%3D=c")));
   CHECK(find_param(params, "x")->value == "1");
   CHECK(find_param(params, "USER") == nullptr);  // names are case-sensitive
   CHECK(find_param(params, "missing") == nullptr);
@@ -254,6 +257,6 @@ TEST_CASE("request_user: URL user, then X-ClickHouse-User, then Basic, else defa
   auto params = parse_query("query=SELECT+1&user=dave&password=pw");
   CHECK(request_user(params, both) == "dave");
   CHECK(request_user(params, no_headers) == "dave");
-  // the last URL user wins, decoded
-  CHECK(request_user(parse_query("user=a&user=e%20f"), no_headers) == "e f");
+  // the first URL user wins, as in ClickHouse; decoded
+  CHECK(request_user(parse_query("user=e%20f&user=a"), no_headers) == "e f");
 }
