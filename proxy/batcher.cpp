@@ -12,6 +12,7 @@
 #include "replicas.h"
 #include "result.h"
 #include "spool.h"
+#include "table_check.h"
 #include "uv_handle.h"
 
 namespace chsidecar {
@@ -99,6 +100,19 @@ class Batcher::Flush final : public UpstreamClient {
   void note_own_transient_failure() { ++own_transient_failures_; }
   bool maybe_inserted() const { return maybe_inserted_; }
 
+  // What the table is, asked after this try failed with an answer (see
+  // table_check.h); true once known for the current try.
+  bool table_checked() const { return table_checked_try_ == attempts_; }
+  const TableFacts& table_facts() const { return table_facts_; }
+  void check_table(UpstreamPool& pool, const UpstreamOutcome& outcome) {
+    table_checked_try_ = attempts_;
+    check_.start(pool, table_.target.table, batch_.request_target, table_.target.headers,
+                 [this, outcome](const TableFacts& facts) {
+                   table_facts_ = facts;
+                   batcher_.flush_done(*this, outcome);
+                 });
+  }
+
   // Prepares the next try: the same bytes, a fresh answer.
   void begin_try() {
     ++attempts_;
@@ -161,6 +175,9 @@ class Batcher::Flush final : public UpstreamClient {
   uint64_t commits_at_first_failure_ = 0;
   BatchResult result_;
   uv_timer_t* retry_timer_ = nullptr;
+  int table_checked_try_ = -1;
+  TableFacts table_facts_;
+  TableCheck check_;
   struct RecordWaiter final : SpoolWaiter {
     Flush* flush = nullptr;
     void spool_durable(bool ok) override {
@@ -368,6 +385,9 @@ const std::string& Batcher::request_target(const Table& table, Batch& batch) con
     std::snprintf(token, sizeof token, "%016llx",
                   static_cast<unsigned long long>(fnv1a(batch.data, fnv1a(table.target.key))));
     batch.request_target += std::string("&insert_deduplication_token=chsidecar-") + token;
+    // A retry after a view failed then reaches the views too, deduplicated
+    // there as well (by default a block the table skips skips its views).
+    batch.request_target += "&deduplicate_blocks_in_dependent_materialized_views=1";
   }
   return batch.request_target;
 }
@@ -420,7 +440,8 @@ BatchResult Batcher::unknown_outcome_result(const Table&) {
                            " took the whole batch but gave no answer within --upstream-timeout"});
 }
 
-void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result) {
+void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result,
+                     std::string_view dead_letter_note) {
   bool committed = result.status == 200;
   if (metrics_ != nullptr && committed) {
     metrics_->rows_flushed.at({table.target.table}).inc(double(batch.rows));
@@ -443,7 +464,7 @@ void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result
         data.target = table.target;
         data.rows = batch.data.substr(part.offset, part.size);
         data.row_count = part.rows;
-        spool_->dead_letter(data, result.body);
+        spool_->dead_letter(data, result.body + std::string(dead_letter_note));
       }
     }
     if (part.ticket != nullptr && part.ticket->waiter != nullptr) {
@@ -464,6 +485,13 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   bool committed = result.status == 200 &&
                    (outcome.code == CURLE_OK ||
                     (outcome.response_started && result.body.find("Exception") == std::string::npos));
+  // ClickHouse answered an error: with dependent views, the table may hold
+  // the rows already. Ask before deciding (table_check.h).
+  bool answered_error = !committed && (outcome.code == CURLE_OK || outcome.response_started);
+  if (answered_error && !done.table_checked()) {
+    done.check_table(replicas_.choose(), outcome);
+    return;
+  }
   ErrorClass error_class = ErrorClass::kTransient;
   int code = 0;
   if (outcome.code == CURLE_OK && !committed) {
@@ -503,7 +531,22 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
     if (!committed && error_class == ErrorClass::kTransient)
       metrics_->retries.at({table.target.table}).inc();
   }
-  if (committed) {
+  // The table may have committed the rows (a dependent view failed after
+  // the table's part was written): never bisected, and retried only where
+  // the retry is deduplicated (the same bytes, the same token, in a table
+  // that deduplicates, and views that deduplicate too). Otherwise every
+  // client gets ClickHouse's error, as each would alone.
+  bool partly_committed = answered_error && done.table_facts().has_views;
+  if (partly_committed &&
+      !(error_class == ErrorClass::kTransient && dedup_token_ && done.table_facts().deduplicates)) {
+    log_event(LogLevel::kWarn, "batch_failed",
+              {{"table", table.target.table}, {"status", std::to_string(result.status)},
+               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())},
+               {"effect", "the table has dependent views and may hold the rows: not sent again"}});
+    answer(table, batch, result,
+           "; chsidecar: the table has dependent views, so these rows may be in it already; "
+           "they were not sent again");
+  } else if (committed) {
     answer(table, batch, result);
   } else if (error_class == ErrorClass::kTransient) {
     log_event(LogLevel::kWarn, "batch_retry",

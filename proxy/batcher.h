@@ -18,7 +18,10 @@
 // boundaries and the halves are sent again (bisection), so only the
 // requests whose rows are bad get the error and the others are committed
 // once. Errors that concern the whole key (unknown table, auth) fail every
-// request of the batch without bisection.
+// request of the batch without bisection. A table with dependent views may
+// have committed a batch that failed (table_check.h): it is never bisected
+// and retried only where the retry is deduplicated; its clients get the
+// error and its spooled rows go to the dead letters.
 //
 // Memory: buffered and in-flight batch bytes are bounded by
 // buffer_max_bytes; beyond it add() refuses. Loop thread only.
@@ -164,7 +167,8 @@ class Batcher {
   void flush_done(Flush& flush, const UpstreamOutcome& outcome);
   void retry(Flush& flush);
   void retire(Flush& flush);
-  void answer(const Table& table, Batch& batch, const BatchResult& result);
+  void answer(const Table& table, Batch& batch, const BatchResult& result,
+              std::string_view dead_letter_note = {});
   BatchResult not_committed_result(const Table& table);
   BatchResult unknown_outcome_result(const Table& table);
   static Batch rebuild(const Table& table, const Batch& batch, size_t begin, size_t end,
