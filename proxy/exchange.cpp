@@ -142,7 +142,27 @@ void Exchange::route() {
       sql_complete = body_complete_;
     }
   }
-  if (has_session && !pinned) pinned = classify_statement(sql, sql_complete) != StatementKind::kStateless;
+  if (has_session && !pinned) {
+    // ClickHouse runs the parameter, a newline and the body as one text: a
+    // parameter of only blanks, comments or a first keyword leaves the
+    // statement to the body. A multipart body may carry the query itself.
+    std::string joined;
+    std::string_view statement = sql;
+    bool statement_complete = sql_complete;
+    if (!sql_in_body && head_.has_body && classify_statement(sql, false) == StatementKind::kUnknown) {
+      if (!body_complete_ && body_.size() < kSqlHeadBytes) {
+        send_continue();
+        return;
+      }
+      joined = std::string(sql) + "\n" + body_;
+      statement = joined;
+      statement_complete = body_complete_;
+    }
+    const Header* type = find_header(head_.headers, "Content-Type");
+    bool multipart = type != nullptr && type->value.size() >= 10 &&
+                     iequals(std::string_view(type->value).substr(0, 10), "multipart/");
+    pinned = multipart || classify_statement(statement, statement_complete) != StatementKind::kStateless;
+  }
   if (has_session)
     app_.proxy_metrics().session_requests.at({pinned ? "stateful" : "stateless"}).inc();
   if (!pinned && has_session) dropped.insert(dropped.end(), kSessionParams.begin(), kSessionParams.end());

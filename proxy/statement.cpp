@@ -47,13 +47,29 @@ std::string next_word(std::string_view sql, size_t& pos, bool& truncated) {
 }  // namespace
 
 StatementKind classify_statement(std::string_view sql, bool complete) {
+  // Statements known to leave nothing in the session (unless TEMPORARY,
+  // below). Anything else (SET, USE, a statement this list does not know)
+  // counts as stateful: pinning a session costs concurrency, missing its
+  // state costs the client its data.
+  static constexpr std::string_view kStateless[] = {
+      "SELECT", "INSERT", "WITH",  "SHOW",  "DESCRIBE", "DESC",   "EXISTS", "EXPLAIN",
+      "ALTER",  "OPTIMIZE", "TRUNCATE", "RENAME", "CHECK", "KILL", "SYSTEM", "GRANT",
+      "REVOKE", "WATCH", "CREATE", "DROP", "REPLACE", "ATTACH", "DETACH"};
   size_t pos = 0;
   bool truncated = false;
+  while (pos < sql.size() && std::isspace(static_cast<unsigned char>(sql[pos]))) ++pos;
+  if (pos < sql.size() && sql[pos] == '(') return StatementKind::kStateless;  // (SELECT ...)
   std::string first = next_word(sql, pos, truncated);
   if (truncated && !complete) return StatementKind::kUnknown;
-  if (first == "SET" || first == "USE") return StatementKind::kStateful;
-  // CREATE [OR REPLACE] TEMPORARY, REPLACE TEMPORARY, DROP TEMPORARY.
-  if (first != "CREATE" && first != "DROP" && first != "REPLACE") return StatementKind::kStateless;
+  if (first.empty() && (truncated || pos >= sql.size())) return StatementKind::kStateless;  // "Empty query"
+  bool known = false;
+  for (std::string_view k : kStateless) known |= first == k;
+  if (!known) return StatementKind::kStateful;
+  // CREATE [OR REPLACE] TEMPORARY, REPLACE TEMPORARY, DROP TEMPORARY,
+  // ATTACH TEMPORARY, DETACH TEMPORARY.
+  if (first != "CREATE" && first != "DROP" && first != "REPLACE" && first != "ATTACH" &&
+      first != "DETACH")
+    return StatementKind::kStateless;
   std::string word = next_word(sql, pos, truncated);
   if (truncated && !complete) return StatementKind::kUnknown;
   if (first == "CREATE" && word == "OR") {

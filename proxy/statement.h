@@ -4,7 +4,8 @@
 // fanned out over the pool without the session parameters; the first
 // statement that leaves state (SET, USE, a temporary table) turns it into an
 // ordered, pinned session. Looks only at the leading keywords, after
-// whitespace and comments. Pure; unit-tested.
+// whitespace and comments; a statement it does not know counts as
+// stateful. Pure; unit-tested.
 #pragma once
 
 #include <string_view>
@@ -13,7 +14,7 @@ namespace chsidecar {
 
 enum class StatementKind {
   kStateless,  // SELECT, INSERT, DDL on ordinary tables, SHOW, ...
-  kStateful,   // SET, USE, CREATE/DROP TEMPORARY TABLE
+  kStateful,   // SET, USE, CREATE/DROP/ATTACH TEMPORARY TABLE, anything unknown
   kUnknown,    // `sql` ends before the leading keywords do; give more text
 };
 

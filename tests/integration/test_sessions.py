@@ -416,3 +416,36 @@ def test_query_left_running_by_an_upstream_timeout_holds_the_session(
     else:
         assert after[0] == 500 and after[1].startswith(b"Code: 373,"), after[:2]  # as 18.16 sends it
         assert took < 2.0, took
+
+
+# -- the statement ClickHouse runs, not the one the parameter shows ------------------
+
+@pytest.mark.parametrize("param,body,check,want", [
+    ("-- set below\n", b"SET max_threads = 1", SETTING_SQL, b"1\n"),
+    (" ", b"SET max_threads = 1", SETTING_SQL, b"1\n"),
+    ("CREATE", b" TEMPORARY TABLE tt (x UInt8) ENGINE = Memory",
+     "SELECT count() FROM tt", b"0\n"),
+], ids=["comment_param", "blank_param", "create_param_temporary_body"])
+def test_statement_split_between_parameter_and_body_keeps_state(clickhouse, sidecar, param,
+                                                                body, check, want):
+    """ClickHouse runs the query parameter, a newline and the body as one
+    statement: the state it leaves is kept for the session, as direct."""
+    for base in (clickhouse.http_url, sidecar.url):
+        sid = new_session()
+        r = httpx.post(base + "/", params={"session_id": sid, "query": param}, content=body)
+        assert r.status_code == 200, (base, r.text)
+        # Through the sidecar, concurrent reads on the session all see the
+        # state (they would run without the session if it were missed).
+        res = burst(base, 10 if base == sidecar.url else 1, check, {"session_id": sid})
+        assert {(st, b) for st, b, _ in res} == {(200, want)}, (base, codes(res))
+
+
+def test_set_in_a_multipart_query_field_keeps_state(clickhouse, sidecar):
+    """curl -F 'query=SET ...': ClickHouse reads the query from the form."""
+    for base in (clickhouse.http_url, sidecar.url):
+        sid = new_session()
+        r = httpx.post(base + "/", params={"session_id": sid},
+                       files={"query": (None, "SET max_threads = 1")})
+        assert r.status_code == 200, (base, r.text)
+        res = burst(base, 10 if base == sidecar.url else 1, SETTING_SQL, {"session_id": sid})
+        assert {(st, b) for st, b, _ in res} == {(200, b"1\n")}, (base, codes(res))

@@ -104,15 +104,21 @@ TEST_CASE("ordinary queries and DDL are stateless") {
   CHECK(head("DROP TABLE t") == kStateless);
 }
 
+TEST_CASE("a first word the classifier does not know counts as stateful") {
+  for (std::string_view sql : {"SETX a = 1", "SETTINGS_table", "settings", "USER", "USES", "SET_a",
+                               "SET1", "UNDROP TABLE t", "BACKUP TABLE t TO Disk('b', 'x')",
+                               "EXCHANGE TABLES a AND b"}) {
+    CAPTURE(sql);
+    CHECK(whole(sql) == kStateful);
+  }
+  CHECK(whole("ATTACH TEMPORARY TABLE t (x UInt8) ENGINE = Memory") == kStateful);
+  CHECK(whole("DETACH TEMPORARY TABLE t") == kStateful);
+  CHECK(whole("ATTACH TABLE t") == kStateless);
+  CHECK(whole("(SELECT 1) UNION ALL (SELECT 2)") == kStateless);
+}
+
 TEST_CASE("identifiers that start like SET or USE are not mistaken") {
   CHECK(whole("SELECT * FROM settings") == kStateless);
-  CHECK(whole("SETX a = 1") == kStateless);
-  CHECK(whole("SETTINGS_table") == kStateless);
-  CHECK(whole("settings") == kStateless);
-  CHECK(whole("USER") == kStateless);
-  CHECK(whole("USES") == kStateless);
-  CHECK(whole("SET_a") == kStateless);
-  CHECK(whole("SET1") == kStateless);
   CHECK(whole("CREATE TEMPORARYX TABLE t") == kStateless);
   CHECK(whole("DROP TEMPORARY_t") == kStateless);
   // The keyword stops at punctuation.
