@@ -490,6 +490,16 @@ int Connection::on_headers_complete(llhttp_t* parser) noexcept {
                   "Malformed HTTP request: Transfer-Encoding other than chunked"});
     return -1;
   }
+  // ClickHouse takes a POST body only with a Content-Length or with
+  // Transfer-Encoding "chunked" alone ("gzip, chunked" is neither): 411,
+  // as it answers.
+  const Header* transfer = find_header(head.headers, "Transfer-Encoding");
+  if (head.method == "POST" && !(parser->flags & F_CONTENT_LENGTH) &&
+      (transfer == nullptr || !iequals(transfer->value, "chunked"))) {
+    self->reject({411, kLengthRequired,
+                  "There is neither Transfer-Encoding header nor Content-Length header"});
+    return -1;
+  }
   head.has_body = chunked || ((parser->flags & F_CONTENT_LENGTH) && parser->content_length > 0);
   head.content_length = chunked ? -1 : static_cast<int64_t>(parser->content_length);
   if (const Header* expect = find_header(head.headers, "Expect"))

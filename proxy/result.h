@@ -26,6 +26,7 @@ inline constexpr ChCode kNoFreeConnection{203, "NO_FREE_CONNECTION"};
 inline constexpr ChCode kNetworkError{210, "NETWORK_ERROR"};
 inline constexpr ChCode kLimitExceeded{290, "LIMIT_EXCEEDED"};
 inline constexpr ChCode kUnknownStatusOfInsert{319, "UNKNOWN_STATUS_OF_INSERT"};
+inline constexpr ChCode kLengthRequired{381, "LENGTH_REQUIRED"};
 inline constexpr ChCode kBadRequestParameter{457, "BAD_REQUEST_PARAMETER"};
 
 struct ChError {

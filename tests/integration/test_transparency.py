@@ -631,3 +631,26 @@ def test_large_select_same_hash(client, direct, sidecar):
         hashes.append((n, h.hexdigest()))
     assert hashes[0][0] > 10_000_000
     assert hashes[1] == hashes[0]
+
+
+@pytest.mark.parametrize("framing", [b"", b"Transfer-Encoding: gzip, chunked\r\n"],
+                         ids=["no_length", "gzip_chunked"])
+def test_post_without_a_length_gets_clickhouses_411(clickhouse, sidecar, framing):
+    """A POST with neither Content-Length nor Transfer-Encoding "chunked"
+    alone: ClickHouse answers 411 with code 381 and runs nothing; so does
+    the sidecar (which then closes: the body's framing is unknown)."""
+    import uuid
+    table = f"len_{uuid.uuid4().hex[:8]}"
+    target = f"/?query=CREATE%20TABLE%20{table}%20(a%20UInt8)%20ENGINE%20%3D%20Memory"
+    body = b"1\r\nx\r\n0\r\n\r\n" if framing else b""
+    raw = b"POST " + target.encode() + b" HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n" + body
+    answers = []
+    for url in (clickhouse.http_url, sidecar.url):
+        with RawConn(url) as c:
+            c.send(raw)
+            answers.append(c.read_response())
+    direct, through = answers
+    assert (through.status, direct.status) == (411, 411), (through, direct)
+    assert direct.body.startswith(b"Code: 381") and through.body.startswith(b"Code: 381"), \
+        (direct.body, through.body)
+    assert clickhouse.query(f"EXISTS TABLE {table}").strip() == b"0"
