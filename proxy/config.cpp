@@ -280,7 +280,7 @@ const std::vector<Flag>& flags() {
                 "a gzip/deflate INSERT body larger than this when decoded passes through unbatched",
                 &Config::max_decompressed_bytes, 64 * 1024),
       count_flag("Batching", "max-compression-ratio",
-                 "decoded/encoded size beyond which a compressed INSERT is refused (400)",
+                 "decoded/encoded size beyond which the sidecar stops decoding a compressed INSERT; it then passes through unbatched",
                  &Config::max_compression_ratio, 2, 1'000'000),
       choice_flag<AckMode>("Acknowledgement", "ack",
                            "commit: answer an INSERT once ClickHouse committed it; spool: once "
