@@ -583,6 +583,25 @@ REGRESSIONS: list[tuple[str, list[Req]]] = [
                      headers=[("Content-Type", "multipart/form-data; boundary=b1")]),
                    R(CSV2, b"@R@,y\n")]),
     ("query-ends-semicolon", [R(CSV2 + ";", b"@R@,a\n"), R(CSV2 + " ;", b"@R@,b\n")]),
+    # Direct: 200 and nothing inserted (the statement ends at ';').
+    ("query-ends-semicolon-values", [R("INSERT INTO @P@ (rid, s) FORMAT Values ;", b"(@R@,'a')"),
+                                     R("INSERT INTO @P@ (rid, s) FORMAT Values", b"(@R@,'b')")]),
+    # ClickHouse checks credentials, the database and the encoding before the
+    # data: those errors win over a data error.
+    ("errors-before-data", [
+        R(None, b"INSERT INTO @P@ FORMAT JSONEachRow\f" + ROW.encode(),
+          [("user", "alice"), ("password", "wrong")]),
+        R("INSERT INTO @P@ (rid, s) FORMAT Values", b"(@R@,'a') /* c */ ,(@R@,'b')",
+          [("database", "no_such_db")]),
+        R("INSERT INTO @P@ FORMAT JSONEachRow", b'{"rid":@R@,"s":"a\\qb"}\n',
+          [("user", "readonly")]),
+        R(None, b"INSERT INTO @P@ FORMAT JSONEachRow\f" + ROW.encode(),
+          headers=[("Content-Encoding", "identity")])]),
+    # Both refuse; 18.16 answers 500, the sidecar's own refusal 400.
+    ("refused-by-both", [
+        R("INSERT INTO @P@ FORMAT JSONEachRow", b'{"rid":@R@,"extra":1}\n'),
+        R("INSERT INTO @P@ (rid, s) FORMAT CSVWithNames", b'rid,s\r@R@,a\r'),
+        R("INSERT INTO @P@ (rid, n) FORMAT Values", b"(@R@,1) -- c\n")]),
     ("query-ends-newlines", [R(CSV2 + "\n", b"@R@,a\n"), R(CSV2 + "\n\n", b"@R@,b\n"),
                              R("INSERT INTO @P@ FORMAT JSONEachRow\n\n", ROW.encode())]),
     ("formfeed-after-format", [R(None, b"INSERT INTO @P@ (rid, s) FORMAT CSV\f@R@,a\n"),
@@ -602,7 +621,11 @@ REGRESSIONS: list[tuple[str, list[Req]]] = [
           [("input_format_allow_errors_num", "1")]),
         R("INSERT INTO @P@ (rid, n) FORMAT CSV", b"@R@,1\n@R@,x\n@R@,3\n",
           [("input_format_allow_errors_num", "1")])]),
-    ("no-length-no-chunked", [R(CSV2, b"", framing="none")]),
+    ("no-length-no-chunked", [R(CSV2, b"", framing="none"),
+                              R(None, b"INSERT INTO @P@ (rid, s) FORMAT CSV\n@R@,a\n",
+                                framing="none"),
+                              _gz(R(None, b"INSERT INTO @P@ (rid, s) FORMAT CSV\n@R@,a\n",
+                                    framing="none"), "gzip")]),
     ("json-oddities", [R("INSERT INTO @P@ FORMAT JSONEachRow", b)
                        for b in (b'{"rid":@R@,"s":"raw\ttab"}\n', b'{"rid":@R@,"s":"raw\nnl"}\n',
                                  b'{"rid":@R@,"f":inf}\n', b'{"rid":@R@,"n":+1}\n',
