@@ -120,7 +120,10 @@ void Exchange::route() {
   // passes on unbatched goes without them and is answered once committed
   // (also when its SQL, in a body not read yet, may be one).
   sniff_insert_ = sql_in_body && body_.empty() && head_.has_body;
-  bool maybe_insert = std::string_view(route_) == "insert_passthrough" || sniff_insert_;
+  // An encoded body hides its SQL: it may be an INSERT too.
+  bool maybe_insert = std::string_view(route_) == "insert_passthrough" || sniff_insert_ ||
+                      (sql_in_body && head_.has_body &&
+                       find_header(head_.headers, "Content-Encoding") != nullptr);
   std::vector<std::string_view> dropped;
   if (!app_.server_facts().async_insert && (opted_out || maybe_insert)) {
     for (const QueryParam& p : params)
