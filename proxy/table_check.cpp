@@ -81,8 +81,14 @@ void TableCheck::start(UpstreamPool& pool, std::string_view table, std::string_v
   status_ = 0;
   body_.clear();
   Target target = split_target(insert_target);
+  // Only who asks and where: the INSERT's settings (a memory limit, say)
+  // are not the check's.
   std::vector<QueryParam> params = parse_query(target.query);
-  std::string rest = remove_params(target.query, params, {"query"});
+  std::vector<std::string_view> not_credentials;
+  for (const QueryParam& p : params)
+    if (p.name != "user" && p.name != "password" && p.name != "database" && p.name != "quota_key")
+      not_credentials.push_back(p.name);
+  std::string rest = remove_params(target.query, params, not_credentials);
   UpstreamRequest request;
   request.method = "GET";
   request.target = std::string(target.path) + "?" + rest + (rest.empty() ? "" : "&") +
