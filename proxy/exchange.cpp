@@ -12,15 +12,12 @@
 #include "log.h"
 #include "replicas.h"
 #include "spool.h"
-#include "statement.h"
 #include "uv_handle.h"
 
 namespace chsidecar {
 
 namespace {
 
-// Enough of a body to find the leading keywords of the SQL in it.
-constexpr size_t kSqlHeadBytes = 4096;
 // A 373 is raised before the query runs, so a retry is safe. The session is
 // busy with a request of another client, or with a query of its own that
 // ClickHouse still runs after the sidecar answered (an upstream timeout, a
@@ -29,14 +26,6 @@ constexpr uint64_t kRetry373FirstDelayMs = 5;
 constexpr uint64_t kRetry373MaxDelayMs = 1'000;
 constexpr size_t kCodePrefixBytes = 10;  // "Code: 373,"
 
-// True if the SQL text begins with INSERT (after blanks); for the route label only.
-bool starts_with_insert(std::string_view sql) {
-  while (!sql.empty() && (sql.front() == ' ' || sql.front() == '\n' || sql.front() == '\t' ||
-                          sql.front() == '\r'))
-    sql.remove_prefix(1);
-  return sql.size() >= 6 && iequals(sql.substr(0, 6), "INSERT");
-}
-
 // True if `data` has at least `n` lines (the last one may lack its line end).
 bool has_lines(std::string_view data, size_t n) {
   size_t lines = !data.empty() && data.back() != '\n' ? 1 : 0;
@@ -44,14 +33,6 @@ bool has_lines(std::string_view data, size_t n) {
        at = data.find('\n', at + 1))
     ++lines;
   return lines >= n;
-}
-
-// A session_timeout every ClickHouse with the default max_session_timeout
-// takes: digits only, at most 3600 seconds.
-bool plain_session_timeout(std::string_view value) {
-  constexpr uint64_t kDefaultMaxSessionTimeout = 3600;
-  uint64_t seconds = 0;
-  return parse_u64(value, seconds) && seconds <= kDefaultMaxSessionTimeout;
 }
 
 bool is_373(std::string_view body) {
@@ -85,104 +66,41 @@ void Exchange::start() {
   route();
 }
 
-// Decides how the request runs: alone, batched, or in its session's order.
+// Decides how the request runs (router.h): alone, batched, or in its
+// session's order.
 void Exchange::route() {
   state_ = State::kRouting;
   if (use_plan()) return;
-  Target target = split_target(head_.target);
-  std::vector<QueryParam> params = parse_query(target.query);
-  upstream_target_ = head_.target;
-  const QueryParam* session = find_param(params, "session_id");
-  bool has_session = session != nullptr && !session->value.empty();
-  std::string key;
-  bool pinned = false;
-  if (has_session) {
-    key = SessionTable::key(request_user(params, head_.headers), session->value);
-    pinned = app_.config().session_mode == SessionMode::kPin || app_.sessions().is_stateful(key);
-    if (const QueryParam* check = find_param(params, "session_check"))
-      pinned |= !check->value.empty() && check->value != "0";
-    // ClickHouse refuses a session_timeout that is not a whole number of
-    // seconds within its max_session_timeout (3600 by default) with 374:
-    // such a request goes with its session, for ClickHouse to judge.
-    if (const QueryParam* timeout = find_param(params, "session_timeout"))
-      pinned |= !plain_session_timeout(timeout->value);
+  RouteContext context;
+  context.session_mode = app_.config().session_mode;
+  context.batch_mode = app_.config().batch_mode;
+  context.ack_mode = app_.config().ack_mode;
+  context.server_async_insert = app_.server_facts().async_insert;
+  context.session_is_stateful = [this](const std::string& key) { return app_.sessions().is_stateful(key); };
+  Route route = route_request(head_, body_, body_complete_, context);
+  route_ = route.label;
+  sniff_insert_ = route.sniff_insert;
+  upstream_target_ = std::move(route.upstream_target);
+  if (route.action == Route::Action::kNeedBody) {
+    send_continue();
+    return;  // append_body() routes again when more of the SQL is here
   }
-  const QueryParam* async_insert = find_setting(params, "async_insert");
-  bool opted_out = async_insert != nullptr && async_insert->value == "0";
-  bool batching = app_.config().batch_mode == BatchMode::kAuto && head_.method == "POST" &&
-                  head_.has_body && !pinned && !opted_out;
-  const QueryParam* query = find_param(params, "query");
-  bool sql_in_body = query == nullptr || query->value.empty();
-  if (!sql_in_body) route_ = starts_with_insert(query->value) ? "insert_passthrough" : "query";
-  else if (!body_.empty()) route_ = starts_with_insert(body_) ? "insert_passthrough" : "query";
-  // Parameters not to forward. A server without async inserts refuses them
-  // (code 115); on an INSERT they are the sidecar's (batch, spool), so one it
-  // passes on unbatched goes without them and is answered once committed
-  // (also when its SQL, in a body not read yet, may be one).
-  sniff_insert_ = sql_in_body && body_.empty() && head_.has_body;
-  // An encoded body hides its SQL: it may be an INSERT too.
-  bool maybe_insert = std::string_view(route_) == "insert_passthrough" || sniff_insert_ ||
-                      (sql_in_body && head_.has_body &&
-                       find_header(head_.headers, "Content-Encoding") != nullptr);
-  std::vector<std::string_view> dropped;
-  if (!app_.server_facts().async_insert && (opted_out || maybe_insert)) {
-    for (const QueryParam& p : params)
-      if (p.name == "async_insert" || p.name == "wait_for_async_insert" ||
-          p.name.substr(0, 13) == "async_insert_")
-        dropped.push_back(p.name);
+  if (route.has_session)
+    app_.proxy_metrics().session_requests.at({route.stateful ? "stateful" : "stateless"}).inc();
+  switch (route.action) {
+    case Route::Action::kNeedBody:
+    case Route::Action::kForward:
+      forward();
+      return;
+    case Route::Action::kBatch:
+      if (route.plan_reusable) connection_.remember_plan(head_.target, head_.headers, route.plan);
+      use(std::move(route.plan), route.data_offset);
+      return;
+    case Route::Action::kSession:
+      break;
   }
-  std::string_view sql;
-  bool sql_complete = true;
-  if ((has_session && !pinned) || batching) {
-    if (!sql_in_body) {
-      sql = query->value;
-    } else {
-      if (!body_complete_ && body_.size() < kSqlHeadBytes) {
-        send_continue();
-        return;  // append_body() routes again when more of the SQL is here
-      }
-      sql = body_;
-      sql_complete = body_complete_;
-    }
-  }
-  if (has_session && !pinned) {
-    // ClickHouse runs the parameter, a newline and the body as one text: a
-    // parameter of only blanks, comments or a first keyword leaves the
-    // statement to the body. A multipart body may carry the query itself.
-    std::string joined;
-    std::string_view statement = sql;
-    bool statement_complete = sql_complete;
-    if (!sql_in_body && head_.has_body && classify_statement(sql, false) == StatementKind::kUnknown) {
-      if (!body_complete_ && body_.size() < kSqlHeadBytes) {
-        send_continue();
-        return;
-      }
-      joined = std::string(sql) + "\n" + body_;
-      statement = joined;
-      statement_complete = body_complete_;
-    }
-    const Header* type = find_header(head_.headers, "Content-Type");
-    bool multipart = type != nullptr && type->value.size() >= 10 &&
-                     iequals(std::string_view(type->value).substr(0, 10), "multipart/");
-    pinned = multipart || classify_statement(statement, statement_complete) != StatementKind::kStateless;
-  }
-  if (has_session)
-    app_.proxy_metrics().session_requests.at({pinned ? "stateful" : "stateless"}).inc();
-  if (!pinned && has_session) dropped.insert(dropped.end(), kSessionParams.begin(), kSessionParams.end());
-  if (!dropped.empty()) {
-    std::string rest = remove_params(target.query, params, dropped);
-    upstream_target_ = std::string(target.path) + (rest.empty() ? "" : "?" + rest);
-  }
-  if (!pinned) {
-    if (batching && try_batch(sql, sql_complete, sql_in_body, params, !has_session)) return;
-    forward();
-    return;
-  }
-  if (const QueryParam* timeout = find_param(params, "session_timeout")) {
-    uint64_t ms;
-    if (parse_duration_ms(timeout->value, ms)) session_timeout_ms_ = ms;
-  }
-  session_key_ = std::move(key);
+  session_timeout_ms_ = route.session_timeout_ms;
+  session_key_ = std::move(route.session_key);
   switch (app_.sessions().admit(session_key_, this, session_timeout_ms_)) {
     case SessionTable::Admit::kRun:
       in_session_ = true;
@@ -211,120 +129,6 @@ void Exchange::send_continue() {
   if (!head_.expect_continue || continue_sent_ || body_complete_) return;
   continue_sent_ = true;
   connection_.write("HTTP/1.1 100 Continue\r\n\r\n");
-}
-
-// Settings the sidecar consumes on a batched INSERT instead of forwarding.
-static bool consumed_by_batching(std::string_view name) {
-  return name == "query" || name == "query_id" || name == "async_insert" ||
-         name == "wait_for_async_insert" || name.substr(0, 13) == "async_insert_" ||
-         name == "session_id" || name == "session_timeout" || name == "session_check";
-}
-
-// Settings whose effect on a request's rows the splitter does not model
-// (quoting, line ends, skipped lines, error budgets counted per INSERT, a
-// client's own dedup token): a request with one goes alone.
-static bool changes_row_reading(std::string_view name) {
-  static constexpr std::string_view kPrefixes[] = {
-      "format_csv_",  "format_tsv_",        "input_format_csv_",         "input_format_tsv_",
-      "format_custom_", "input_format_allow_errors_", "input_format_with_names_",
-      "input_format_values_", "insert_deduplication_token", "format_schema"};
-  for (std::string_view prefix : kPrefixes)
-    if (name.substr(0, prefix.size()) == prefix) return true;
-  return false;
-}
-
-// A header that must not be repeated in a batched request: ClickHouse reads
-// the first, and two requests that differ only there must not share a batch.
-static bool repeated_header(const std::vector<Header>& headers, std::string_view name) {
-  int seen = 0;
-  for (const Header& h : headers) seen += iequals(h.name, name) ? 1 : 0;
-  return seen > 1;
-}
-
-// Recognises a batchable INSERT and prepares its merge key; the rows are
-// validated once the whole body is here. Anything the sidecar cannot read
-// exactly as ClickHouse would goes alone (returns false).
-bool Exchange::try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
-                         const std::vector<QueryParam>& params, bool plan_reusable) {
-  // ClickHouse resolves a repeated parameter in its own order (the first
-  // query, user, database; settings in turn): such a request goes alone.
-  if (has_repeated_param(params)) return false;
-  for (std::string_view name : {"Content-Encoding", "Content-Type"})
-    if (repeated_header(head_.headers, name)) return false;
-  for (const char* name : kBatchKeyHeaders)
-    if (repeated_header(head_.headers, name)) return false;
-  // multipart/form-data: the parts are external tables (and maybe the query), not rows.
-  if (const Header* type = find_header(head_.headers, "Content-Type");
-      type != nullptr && type->value.size() >= 10 && iequals(std::string_view(type->value).substr(0, 10), "multipart/"))
-    return false;
-  auto plan = std::make_shared<BatchPlan>();
-  InsertQuery& insert = plan->insert;
-  std::string query_text;
-  if (!sql_in_body) {
-    // ClickHouse reads the parameter, a newline, then the body as one text:
-    // anything left after the format name (";", a second newline) is data.
-    query_text.assign(sql).push_back('\n');
-    sql = query_text;
-  }
-  if (parse_insert(sql, sql_complete, insert) != InsertParse::kInsert) return false;
-  std::optional<RowFormat> format = row_format(insert.format);
-  if (!format) return false;
-  if (!sql_in_body && sql.find_first_not_of(*format == RowFormat::kValues ? " \t\r\n\f" : "",
-                                            insert.data_offset) != std::string_view::npos)
-    return false;
-  const QueryParam* wait = find_setting(params, "wait_for_async_insert");
-  plan->spool_ack = wait != nullptr ? wait->value == "0" : app_.config().ack_mode == AckMode::kSpool;
-  for (const QueryParam& p : params) {
-    if (p.name == "format_csv_delimiter") {
-      if (p.value.size() != 1 || std::string_view(" \t\r\n\"'").find(p.value[0]) != std::string_view::npos)
-        return false;
-      plan->options.csv_delimiter = p.value[0];
-    } else if (changes_row_reading(p.name)) {
-      return false;
-    }
-  }
-  // Only the spellings every ClickHouse decodes (18.16 refuses "GZIP" and
-  // "identity" with code 89): anything else is the server's to judge.
-  const Header* encoding = find_header(head_.headers, "Content-Encoding");
-  if (encoding != nullptr && encoding->value != "gzip" && encoding->value != "deflate") return false;
-  if (encoding != nullptr && sql_in_body) return false;
-  plan->format = *format;
-
-  // The key: everything that must match for two INSERTs to share a batch.
-  Target target = split_target(head_.target);
-  BatchTarget& bt = plan->target;
-  bt.table = insert.table;
-  bt.format = plan->format;
-  std::string& key = bt.key;
-  auto add = [&key](std::string_view part) {
-    key.append(part);
-    key.push_back('\0');
-  };
-  add(target.path);
-  for (const char* name : kBatchKeyHeaders) {
-    if (const Header* h = find_header(head_.headers, name)) {
-      bt.headers.push_back(*h);
-      add(name);
-      add(h->value);
-    }
-  }
-  std::vector<std::string_view> consumed;
-  std::vector<std::string> kept;
-  for (const QueryParam& p : params) {
-    if (consumed_by_batching(p.name)) consumed.push_back(p.name);
-    else kept.push_back(p.name + "=" + p.value);
-  }
-  std::sort(kept.begin(), kept.end());
-  for (const std::string& k : kept) add(k);
-  std::string sql_text = insert_sql(insert);
-  add(sql_text);
-  std::string rest = remove_params(target.query, params, consumed);
-  bt.upstream_target = std::string(target.path) + "?" + rest + (rest.empty() ? "" : "&") +
-                       "query=" + url_encode(sql_text);
-  plan->passthrough_target = upstream_target_;
-  if (plan_reusable && !sql_in_body) connection_.remember_plan(head_.target, head_.headers, plan);
-  use(std::move(plan), sql_in_body ? insert.data_offset : 0);
-  return true;
 }
 
 // The connection's last INSERT had the same URL and headers: take its plan

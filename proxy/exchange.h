@@ -1,13 +1,13 @@
 // One client request and its answer, carried through the upstream pool.
 //
 // An Exchange is created by its Connection when a request's headers are
-// complete and owned by it until the Connection retires it. It decides the
-// route: the local /ping answer; a batchable INSERT, whose whole body is
-// read, validated and handed to the Batcher (answered when its batch
-// commits, or once fsynced to the Spool for wait_for_async_insert=0); or a
-// forwarded request. For those it runs the session rules (a stateless
-// session's request goes out without session parameters; a stateful one
-// waits its turn in the SessionTable and stays on its replica), feeds the
+// complete and owned by it until the Connection retires it. It answers
+// /ping locally and carries out the route that router.h decides: a
+// batchable INSERT, whose whole body is read, validated and handed to the
+// Batcher (answered when its batch commits, or once fsynced to the Spool
+// for wait_for_async_insert=0); a forwarded request; or a request of a
+// stateful session, which waits its turn in the SessionTable and stays on
+// its replica. It feeds the
 // request body to the pool as it arrives and streams the answer back as it
 // comes.
 //
@@ -28,9 +28,9 @@
 
 #include "batch_plan.h"
 #include "batcher.h"
-#include "insert_query.h"
 #include "request.h"
 #include "result.h"
+#include "router.h"
 #include "sessions.h"
 #include "upstream_pool.h"
 
@@ -38,17 +38,6 @@ namespace chsidecar {
 
 class App;
 class Connection;
-
-struct RequestHead {
-  std::string method;
-  std::string target;  // raw request target, e.g. /?query=SELECT%201
-  int http_minor = 1;  // HTTP/1.<minor>
-  std::vector<Header> headers;
-  bool keep_alive = true;
-  bool expect_continue = false;
-  bool has_body = false;
-  int64_t content_length = -1;  // -1 when chunked
-};
 
 class Exchange final : public UpstreamClient, public SessionWaiter, public BatchWaiter {
  public:
@@ -110,8 +99,6 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   void forward_to(UpstreamPool* pool);
   UpstreamRequest upstream_request() const;
   void send_continue();
-  bool try_batch(std::string_view sql, bool sql_complete, bool sql_in_body,
-                 const std::vector<QueryParam>& params, bool plan_reusable);
   bool use_plan();
   void use(std::shared_ptr<const BatchPlan> plan, size_t data_offset);
   void submit_batch();

@@ -1,0 +1,80 @@
+// How a request runs, decided from what ClickHouse will make of it.
+//
+// route_request() is a pure function: given the request head, the body
+// bytes read so far and what is known outside the request (flags, the
+// server's features, whether a session holds state), it returns a Route:
+// read more of the body first; forward the request alone (to this target);
+// batch it (with this plan); or run it in its session (this key, this
+// timeout). Parameters are resolved as ClickHouse resolves them (the first
+// query, user, session_id; settings in order), and the statement
+// classified is the one ClickHouse runs (the query parameter, a newline
+// and the body). Whatever the sidecar cannot judge exactly as ClickHouse
+// would goes alone, or, for a session, pins it. Exchange does the I/O.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "batch_plan.h"
+#include "config.h"
+#include "request.h"
+
+namespace chsidecar {
+
+struct RequestHead {
+  std::string method;
+  std::string target;  // raw request target, e.g. /?query=SELECT%201
+  int http_minor = 1;  // HTTP/1.<minor>
+  std::vector<Header> headers;
+  bool keep_alive = true;
+  bool expect_continue = false;
+  bool has_body = false;
+  int64_t content_length = -1;  // -1 when chunked
+};
+
+// What the router knows besides the request.
+struct RouteContext {
+  SessionMode session_mode = SessionMode::kAuto;
+  BatchMode batch_mode = BatchMode::kAuto;
+  AckMode ack_mode = AckMode::kCommit;
+  bool server_async_insert = false;  // the server knows async_insert (21.11+)
+  // Whether the session with this key holds state already.
+  std::function<bool(const std::string& session_key)> session_is_stateful;
+};
+
+struct Route {
+  enum class Action {
+    kNeedBody,  // the statement's leading keywords are not here yet
+    kForward,   // alone, to upstream_target
+    kBatch,     // its rows join a batch: plan, data_offset
+    kSession,   // in its session's order: session_key, session_timeout_ms
+  };
+  Action action = Action::kForward;
+  // Metrics label: "query", "insert_passthrough" or "insert_batched".
+  const char* label = "query";
+  // The SQL is in a body not read yet: the label may turn to
+  // insert_passthrough once its first bytes show an INSERT.
+  bool sniff_insert = false;
+  std::string upstream_target;  // the target sent upstream (also a batch's fallback)
+  bool has_session = false;     // the request names a session_id
+  bool stateful = false;        // ... and runs in it, in order
+  std::string session_key;
+  uint64_t session_timeout_ms = 60'000;
+  std::shared_ptr<BatchPlan> plan;
+  size_t data_offset = 0;      // where the rows begin in the body
+  bool plan_reusable = false;  // a connection may reuse the plan (batch_plan.h)
+};
+
+// True if the SQL text begins with INSERT (after blanks); for the route label only.
+bool starts_with_insert(std::string_view sql);
+
+// `body` holds the body bytes read so far; `body_complete` says whether
+// that is all of it.
+Route route_request(const RequestHead& head, std::string_view body, bool body_complete,
+                    const RouteContext& context);
+
+}  // namespace chsidecar

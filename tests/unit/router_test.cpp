@@ -1,0 +1,168 @@
+#include <doctest/doctest.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "router.h"
+
+using namespace chsidecar;
+
+namespace {
+
+using Action = Route::Action;
+
+RequestHead post(std::string target, std::vector<Header> headers = {}) {
+  RequestHead head;
+  head.method = "POST";
+  head.target = std::move(target);
+  head.headers = std::move(headers);
+  head.has_body = true;
+  head.content_length = 10;
+  return head;
+}
+
+Route route(const RequestHead& head, std::string_view body = "1,a\n", bool complete = true,
+            std::set<std::string> stateful = {}, bool async_insert = false) {
+  RouteContext context;
+  context.server_async_insert = async_insert;
+  context.session_is_stateful = [stateful](const std::string& key) { return stateful.count(key) > 0; };
+  return route_request(head, body, complete, context);
+}
+
+const std::string kInsert = "/?query=INSERT%20INTO%20t%20FORMAT%20CSV";
+
+}  // namespace
+
+TEST_CASE("router: a plain INSERT in the query parameter is batched") {
+  Route r = route(post(kInsert));
+  CHECK(r.action == Action::kBatch);
+  CHECK(std::string(r.label) == "insert_batched");
+  REQUIRE(r.plan != nullptr);
+  CHECK(r.plan->target.table == "t");
+  CHECK(r.data_offset == 0);
+  CHECK(r.plan_reusable);
+  CHECK(r.plan->target.upstream_target == "/?query=INSERT%20INTO%20t%20FORMAT%20CSV");
+}
+
+TEST_CASE("router: what ClickHouse would read differently alone goes alone") {
+  struct Case {
+    const char* why;
+    RequestHead head;
+  };
+  const std::vector<Case> alone = {
+      {"query twice", post(kInsert + "&query=INSERT%20INTO%20u%20FORMAT%20CSV")},
+      {"user twice", post(kInsert + "&user=readonly&user=default")},
+      {"database twice", post(kInsert + "&database=a&database=b")},
+      {"a setting twice", post(kInsert + "&max_threads=1&max_threads=2")},
+      {"user header twice", post(kInsert, {{"X-ClickHouse-User", "a"}, {"X-ClickHouse-User", "b"}})},
+      {"multipart", post(kInsert, {{"Content-Type", "multipart/form-data; boundary=x"}})},
+      {"';' after the format", post("/?query=INSERT%20INTO%20t%20FORMAT%20CSV%3B")},
+      {"' ;' after the format", post("/?query=INSERT%20INTO%20t%20FORMAT%20CSV%20%3B")},
+      {"a newline after the format", post("/?query=INSERT%20INTO%20t%20FORMAT%20CSV%0A")},
+      {"two newlines", post("/?query=INSERT%20INTO%20t%20FORMAT%20CSV%0A%0A")},
+      {"GZIP", post(kInsert, {{"Content-Encoding", "GZIP"}})},
+      {"Gzip", post(kInsert, {{"Content-Encoding", "Gzip"}})},
+      {"identity", post(kInsert, {{"Content-Encoding", "identity"}})},
+      {"lz4", post(kInsert, {{"Content-Encoding", "lz4"}})},
+      {"allow_errors_ratio", post(kInsert + "&input_format_allow_errors_ratio=0.5")},
+      {"allow_errors_num", post(kInsert + "&input_format_allow_errors_num=1")},
+      {"single quotes off", post(kInsert + "&format_csv_allow_single_quotes=0")},
+      {"a quote as delimiter", post(kInsert + "&format_csv_delimiter=%22")},
+      {"a tab as delimiter", post(kInsert + "&format_csv_delimiter=%09")},
+      {"a client's dedup token", post(kInsert + "&insert_deduplication_token=x")},
+      {"async_insert=0", post(kInsert + "&async_insert=0")},
+      {"Native", post("/?query=INSERT%20INTO%20t%20FORMAT%20Native")},
+      {"INSERT SELECT", post("/?query=INSERT%20INTO%20t%20SELECT%201")},
+  };
+  for (const Case& c : alone) {
+    CAPTURE(c.why);
+    Route r = route(c.head);
+    CHECK(r.action == Action::kForward);
+    CHECK(r.plan == nullptr);
+  }
+  // The last occurrence of a setting is the one that counts.
+  Route r = route(post(kInsert + "&async_insert=0&async_insert=1&wait_for_async_insert=0"));
+  CHECK(r.action == Action::kForward);  // still repeated: alone
+  r = route(post(kInsert + "&wait_for_async_insert=0"));
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.plan->spool_ack);
+  r = route(post(kInsert + "&format_csv_delimiter=%3B"));
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.plan->options.csv_delimiter == ';');
+}
+
+TEST_CASE("router: SQL in the body, and what follows the format name") {
+  RequestHead head = post("/");
+  Route r = route(head, "INSERT INTO t FORMAT CSV\f1,a\n");  // a form feed: skipped, as ClickHouse does
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.data_offset == std::string_view("INSERT INTO t FORMAT CSV\f").size());
+  r = route(head, "INSERT INTO t FORMAT CSV\n1,a\n");
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.data_offset == 25);
+  CHECK_FALSE(r.plan_reusable);  // the SQL is in the body
+  // An encoded body hides its SQL.
+  r = route(post("/", {{"Content-Encoding", "gzip"}}), "\x1f\x8b");
+  CHECK(r.action == Action::kForward);
+  // Not enough of the body yet.
+  r = route(head, "INSERT INTO", false);
+  CHECK(r.action == Action::kNeedBody);
+  CHECK(r.sniff_insert == false);
+  r = route(head, "", false);
+  CHECK(r.action == Action::kNeedBody);
+  CHECK(r.sniff_insert);
+}
+
+TEST_CASE("router: async_insert settings are dropped on a server without them, for an INSERT") {
+  Route r = route(post("/?wait_for_async_insert=0", {{"Content-Encoding", "gzip"}}), "\x1f\x8b");
+  CHECK(r.action == Action::kForward);
+  CHECK(r.upstream_target == "/");
+  r = route(post("/?wait_for_async_insert=0", {{"Content-Encoding", "gzip"}}), "\x1f\x8b", true, {}, true);
+  CHECK(r.upstream_target == "/?wait_for_async_insert=0");
+  RequestHead get = post("/?query=SELECT%201&wait_for_async_insert=0");
+  get.method = "GET";
+  get.has_body = false;
+  r = route(get, "");
+  CHECK(r.upstream_target == "/?query=SELECT%201&wait_for_async_insert=0");  // ClickHouse's to refuse
+}
+
+TEST_CASE("router: the statement a session runs decides whether it is stateful") {
+  struct Case {
+    const char* target;
+    std::string_view body;
+    bool stateful;
+  };
+  const std::vector<Case> cases = {
+      {"/?session_id=s&query=SELECT%201", "", false},
+      {"/?session_id=s", "SELECT 1", false},
+      {"/?session_id=s", "SET max_threads = 1", true},
+      {"/?session_id=s&query=--%20c%0A", "SET max_threads = 1", true},     // comment in the parameter
+      {"/?session_id=s&query=%20", "SET max_threads = 1", true},           // a blank parameter
+      {"/?session_id=s&query=CREATE", " TEMPORARY TABLE t (x UInt8) ENGINE = Memory", true},
+      {"/?session_id=s&query=CREATE", " TABLE t (x UInt8) ENGINE = Memory", false},
+      {"/?session_id=s", "ATTACH TEMPORARY TABLE t (x UInt8) ENGINE = Memory", true},
+      {"/?session_id=s", "UNDROP TABLE t", true},                          // not known: pinned
+      {"/?session_id=s&session_check=1&query=SELECT%201", "", true},
+      {"/?session_id=s&session_timeout=1.5&query=SELECT%201", "", true},    // ClickHouse's 374
+      {"/?session_id=&query=SELECT%201", "", false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.target);
+    CAPTURE(c.body);
+    RequestHead head = post(c.target);
+    head.has_body = !c.body.empty();
+    Route r = route(head, c.body);
+    CHECK(r.stateful == c.stateful);
+    CHECK((r.action == Action::kSession) == c.stateful);
+    if (r.has_session && !c.stateful) CHECK(r.upstream_target.find("session_id") == std::string::npos);
+  }
+  // A multipart body may hold the query: the session is pinned.
+  Route r = route(post("/?session_id=s", {{"Content-Type", "multipart/form-data; boundary=b"}}), "--b");
+  CHECK(r.action == Action::kSession);
+  // The first session_id and user are ClickHouse's.
+  r = route(post("/?session_id=a&session_id=b&user=u&user=v&query=SET%20x%3D1"), "");
+  CHECK(r.session_key == "u\na");
+  // A session already stateful stays so.
+  r = route(post("/?session_id=s&query=SELECT%201"), "", true, {"default\ns"});
+  CHECK(r.action == Action::kSession);
+}
