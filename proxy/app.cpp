@@ -29,6 +29,7 @@ App::App(uv_loop_t* loop, const Config& config)
   probe_ = std::make_unique<ServerProbe>(loop, *replicas_, [this](const ServerFacts& facts) {
     server_facts_ = facts;
     batcher_->set_dedup_token(facts.dedup_token);
+    batcher_->set_async_insert_known(facts.async_insert);
     if (facts.dedup_token) {
       log_event(LogLevel::kInfo, "upstream_version",
                 {{"version", facts.version}, {"insert_deduplication_token", "yes"}});

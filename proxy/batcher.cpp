@@ -379,6 +379,7 @@ void Batcher::send(Table& table, Batch batch, const Flush* split_from) {
 const std::string& Batcher::request_target(const Table& table, Batch& batch) const {
   if (!batch.request_target.empty()) return batch.request_target;
   batch.request_target = table.target.upstream_target;
+  if (async_insert_known_) batch.request_target += "&async_insert=0";
   if (dedup_token_) {
     // The same bytes of the same key carry the same token.
     char token[32];

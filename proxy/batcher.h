@@ -112,6 +112,11 @@ class Batcher {
   // batch first sent from then on carries a token, the same on every try.
   void set_dedup_token(bool supported) { dedup_token_ = supported; }
 
+  // Whether the server knows async_insert (21.11 and later, on by default
+  // in newer ones): a batch is one already, so it goes with async_insert=0
+  // (a second buffer would only add latency and change deduplication).
+  void set_async_insert_known(bool known) { async_insert_known_ = known; }
+
   // Flushes every buffer now and from now on without delay (shutdown).
   void flush_all();
 
@@ -186,6 +191,7 @@ class Batcher {
   uint64_t commits_ = 0;  // batches committed so far
   bool flush_now_ = false;
   bool dedup_token_ = false;
+  bool async_insert_known_ = false;
   class Spool* spool_ = nullptr;
   struct BatchMetrics* metrics_ = nullptr;
   std::function<void()> on_idle_;
