@@ -35,6 +35,18 @@ bool has_lines(std::string_view data, size_t n) {
   return lines >= n;
 }
 
+// ClickHouse opened no session for the request: it has no such session
+// (372), would not open one (374), or did not let the user in (192-195,
+// 516). Such a session holds no slot of --max-sessions.
+bool refuses_session(int code) {
+  switch (code) {
+    case 192: case 193: case 194: case 195: case 372: case 374: case 516:
+      return true;
+    default:
+      return false;
+  }
+}
+
 bool is_373(std::string_view body) {
   return body.substr(0, kCodePrefixBytes) == "Code: 373," ||
          body.substr(0, kCodePrefixBytes) == "Code: 373.";
@@ -570,7 +582,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
     send_data(held_body_.data(), held_body_.size());
   }
   if (chunked_) connection_.write(kLastChunk);
-  session_refused_ = outcome.exception_code == 372 || outcome.exception_code == 374;
+  session_refused_ = refuses_session(outcome.exception_code);
   complete();
 }
 

@@ -54,9 +54,9 @@ class SessionTable {
   Admit admit(const std::string& key, SessionWaiter* waiter, uint64_t timeout_ms);
 
   // `waiter`, which held the session, is done; the next queued request gets
-  // its turn. `now_ms` starts the idle clock. `refused`: ClickHouse answered
-  // that it has no such session (372) or would not open it (374); a session
-  // it never confirmed is then forgotten, so that it holds no slot.
+  // its turn. `now_ms` starts the idle clock. `refused`: ClickHouse opened
+  // no session (372, 374, a failed login); a session it never confirmed is
+  // then forgotten, so that it holds no slot.
   void finished(const std::string& key, SessionWaiter* waiter, uint64_t now_ms,
                 bool refused = false);
 

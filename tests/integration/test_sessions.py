@@ -449,3 +449,24 @@ def test_set_in_a_multipart_query_field_keeps_state(clickhouse, sidecar):
         assert r.status_code == 200, (base, r.text)
         res = burst(base, 10 if base == sidecar.url else 1, SETTING_SQL, {"session_id": sid})
         assert {(st, b) for st, b, _ in res} == {(200, b"1\n")}, (base, codes(res))
+
+
+def test_failed_logins_hold_no_session_slot(clickhouse, start_sidecar):
+    """SETs that ClickHouse refuses at login (unknown user, wrong password)
+    open no session there, and hold no slot of --max-sessions here: a
+    legitimate user's SET still gets its session."""
+    admin = f"127.0.0.1:{free_port()}"
+    sc = start_sidecar(clickhouse.http_url, "--max-sessions", "5", "--admin-listen", admin)
+    with httpx.Client(timeout=10) as c:
+        for i in range(20):
+            creds = {"user": "nobody"} if i % 2 else {"user": "alice", "password": "wrong"}
+            r = c.post(sc.url + "/", params={**creds, "session_id": new_session()},
+                       content=b"SET max_threads = 1")
+            assert r.status_code != 200 and r.text.startswith(
+                ("Code: 192", "Code: 193", "Code: 194", "Code: 516")), (r.status_code, r.text)
+        assert value(fetch_metrics("http://" + admin), "chsidecar_sessions_stateful") == 0
+        sid = new_session()
+        r = c.post(sc.url + "/", params={"session_id": sid}, content=b"SET max_threads = 1")
+        assert r.status_code == 200, r.text
+        r = c.post(sc.url + "/", params={"session_id": sid}, content=SETTING_SQL.encode())
+        assert r.text == "1\n"
