@@ -68,14 +68,17 @@ void App::replay_spool() {
     std::vector<RowChunk> chunks;
     std::vector<uint64_t> ids;
     for (const SpoolData& record : batch.records) {
+      batcher_->vouch_replayed(record.target.key);
       chunks.push_back(chunk_of(record));
       ids.push_back(record.id);
     }
     batcher_->add_sent_batch(batch.records.front().target, std::move(batch.request_target), chunks,
                              ids);
   }
-  for (const SpoolData& record : replay.unsent)
+  for (const SpoolData& record : replay.unsent) {
+    batcher_->vouch_replayed(record.target.key);
     batcher_->add(record.target, chunk_of(record), nullptr, record.id);
+  }
 }
 
 // Gauges read at scrape time, and series that should read 0 before their first event.

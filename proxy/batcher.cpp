@@ -441,9 +441,25 @@ BatchResult Batcher::unknown_outcome_result(const Table&) {
                            " took the whole batch but gave no answer within --upstream-timeout"});
 }
 
+void Batcher::vouch_replayed(const std::string& key) { proven_.emplace(key, uv_now(loop_)); }
+
+bool Batcher::proven(const std::string& key) const {
+  if (config_.early_ack_proof_ms == 0) return true;  // the clients are trusted
+  auto it = proven_.find(key);
+  if (it == proven_.end()) return false;
+  uint64_t until = it->second + config_.early_ack_proof_ms;
+  return uv_now(loop_) < until || last_commit_ms_ < until;
+}
+
 void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result,
                      std::string_view dead_letter_note) {
   bool committed = result.status == 200;
+  if (committed) {
+    last_commit_ms_ = uv_now(loop_);
+    proven_[table.target.key] = last_commit_ms_;
+  } else if (classify_error(exception_code(result.body, result.headers)) == ErrorClass::kPermanent) {
+    proven_.erase(table.target.key);
+  }
   if (metrics_ != nullptr && committed) {
     metrics_->rows_flushed.at({table.target.table}).inc(double(batch.rows));
     metrics_->batch_rows.get().observe(double(batch.rows));
@@ -695,6 +711,7 @@ void Batcher::expire(uint64_t now_ms) {
     for (Batch& batch : table->full) expire_batch(*table, batch);
     std::erase_if(table->full, [](const Batch& batch) { return batch.parts.empty(); });
   }
+  std::erase_if(proven_, [this](const auto& entry) { return !proven(entry.first); });
   for (auto it = tables_.begin(); it != tables_.end();) {
     Table& t = *it->second;
     if (t.inflight == 0 && t.pending.parts.empty() && t.full.empty() &&

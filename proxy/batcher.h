@@ -99,6 +99,17 @@ class Batcher {
   void add_sent_batch(const BatchTarget& target, std::string request_target,
                       const std::vector<RowChunk>& chunks, const std::vector<uint64_t>& ids);
 
+  // Whether an early answer (from the spool) may be given for rows of
+  // `key`: a batch of that key committed within --early-ack-proof, which
+  // proves its credentials, grants and table; or since then nothing has
+  // committed at all (an outage: nothing can say otherwise). A refusal of
+  // the whole key (auth, access, no table) withdraws the proof. Rows of a
+  // key not proven wait for their batch's commit, and get ClickHouse's answer.
+  bool proven(const std::string& key) const;
+  // Rows of `key` were in the spool at start-up: answered early, so proven
+  // before the restart (the proof holds until ClickHouse says otherwise).
+  void vouch_replayed(const std::string& key);
+
   // Counters and histograms of batches (may stay null).
   void set_metrics(struct BatchMetrics* metrics) { metrics_ = metrics; }
 
@@ -189,6 +200,8 @@ class Batcher {
   std::vector<std::unique_ptr<Flush>> finished_;  // freed later: may be on the stack
   uint64_t buffered_bytes_ = 0;
   uint64_t commits_ = 0;  // batches committed so far
+  uint64_t last_commit_ms_ = 0;
+  std::unordered_map<std::string, uint64_t> proven_;  // key -> when a batch of it last committed
   bool flush_now_ = false;
   bool dedup_token_ = false;
   bool async_insert_known_ = false;

@@ -318,6 +318,13 @@ const std::vector<Flag>& flags() {
                  "request failing alone gets the error (dead-lettered if answered early). Other "
                  "transient errors: no limit",
                  &Config::retry_limit, 1, 1'000'000),
+      duration_flag("Acknowledgement", "early-ack-proof",
+                    "how long a committed batch of an INSERT's key (credentials, table, "
+                    "columns, format, settings) vouches for early answers to that key; an "
+                    "INSERT of a key not vouched for is answered once its batch commits "
+                    "(0: no proof, the clients are trusted: early answers also for a key "
+                    "first seen while ClickHouse is unreachable)",
+                    &Config::early_ack_proof_ms, 0),
       {"Observability", "admin-listen", Kind::kText,
        "address of /metrics /live /ready /status (host:port), or off",
        [](Config& c, std::string_view v, std::string& err) {

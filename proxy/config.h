@@ -82,6 +82,7 @@ struct Config {
   uint64_t retry_backoff_min_ms = 100;
   uint64_t retry_backoff_max_ms = 10'000;
   uint64_t retry_limit = 20;
+  uint64_t early_ack_proof_ms = 60'000;
 
   // Observability.
   HostPort admin_listen{"127.0.0.1", 9124};

@@ -216,7 +216,9 @@ void Exchange::submit_batch() {
     target_ = std::move(with_header);
   }
   state_ = State::kBatched;
-  if (plan.spool_ack) {
+  // An early answer only for a key ClickHouse has taken rows of (batcher.h):
+  // an unproven one waits for its batch, and gets ClickHouse's answer.
+  if (plan.spool_ack && app_.batcher().proven(target_->key)) {
     spool_rows(chunk);
     return;
   }

@@ -50,6 +50,13 @@ MAGIC = b"CHSR"
 
 # -- helpers ---------------------------------------------------------------------
 
+# These tests are about the spool itself: their first spooled INSERTs are
+# answered early although no batch of them committed yet (some while
+# ClickHouse is unreachable from the start). Proof before an early answer
+# (--early-ack-proof) has tests of its own.
+TRUSTED = ("--early-ack-proof", "0")
+
+
 def make_table(ch, name: str, columns: str = "id UInt64, r UInt32",
                settings: str = "") -> str:
     ch.query(f"CREATE TABLE {name} ({columns}) ENGINE = MergeTree ORDER BY id {settings}")
@@ -174,22 +181,60 @@ def test_unbatched_early_ack_insert_is_committed_not_refused(clickhouse, start_s
 
 def test_ack_spool_flag_and_wait_for_async_insert_1(clickhouse, start_sidecar, tmp_path):
     """--ack spool answers a plain INSERT once its rows are on disk (here
-    while ClickHouse cannot be reached at all); a request that asks for
-    wait_for_async_insert=1 still waits for the commit, and gets an error
-    when there is none. Both kinds land once ClickHouse is back."""
+    while ClickHouse cannot be reached at all, once a batch of that INSERT
+    committed before); a request that asks for wait_for_async_insert=1
+    still waits for the commit, and gets an error when there is none. Both
+    kinds land once ClickHouse is back."""
     table = make_table(clickhouse, uniq("spool_flag"))
     spool_dir = tmp_path / "spool"
-    dead = f"http://127.0.0.1:{free_port()}"
-    sc = start_sidecar(dead, "--ack", "spool", "--spool-dir", str(spool_dir),
-                       "--upstream-timeout", "1s")
-    st, _, body = post(sc.url, table, b'{"id":1,"r":1}\n')
-    assert st == 200, body
-    st, _, body = post(sc.url, table, b'{"id":2,"r":1}\n', {"wait_for_async_insert": "1"})
-    assert st in (503, 504) and body.startswith(b"Code: "), (st, body)
-    sc.stop()
+    relay = FaultRelay("127.0.0.1", clickhouse.http_port).start()
+    try:
+        sc = start_sidecar(relay.url, "--ack", "spool", "--spool-dir", str(spool_dir),
+                           "--upstream-timeout", "1s")
+        st, _, body = post(sc.url, table, b'{"id":0,"r":1}\n')  # proves the INSERT
+        assert st == 200, body
+        relay.set("refuse")
+        st, _, body = post(sc.url, table, b'{"id":1,"r":1}\n')
+        assert st == 200, body
+        st, _, body = post(sc.url, table, b'{"id":2,"r":1}\n', {"wait_for_async_insert": "1"})
+        assert st in (503, 504) and body.startswith(b"Code: "), (st, body)
+        sc.stop()
+    finally:
+        relay.stop()
     sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
-    assert wait_for(lambda: id_counts(clickhouse, table) == {1: 1}, 10), id_counts(clickhouse, table)
+    assert wait_for(lambda: id_counts(clickhouse, table) == {0: 1, 1: 1}, 10), \
+        id_counts(clickhouse, table)
     sc2.stop()
+
+
+def test_early_answer_only_for_an_insert_clickhouse_takes(clickhouse, start_sidecar, tmp_path):
+    """With wait_for_async_insert=0, an INSERT ClickHouse refuses as a whole
+    (wrong password, unknown user, readonly user, no such table) gets
+    ClickHouse's own error, never an early 200, and nothing is dead-lettered;
+    the same INSERT with good credentials is answered early from its second
+    request on (the first one's commit proves it)."""
+    table = make_table(clickhouse, uniq("spool_proof"))
+    spool_dir = tmp_path / "spool"
+    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    refused = [({"user": "alice", "password": "wrong"}, table),
+               ({"user": "nobody"}, table),
+               ({"user": "readonly"}, table),
+               ({}, uniq("no_such_table"))]
+    for i, (creds, target) in enumerate(refused):
+        for attempt in range(3):
+            direct = post(clickhouse.http_url, target, b'{"id":%d,"r":1}\n' % (100 + i), creds)
+            st, _, body = post(sc.url, target, b'{"id":%d,"r":1}\n' % (100 + i), {**creds, **SPOOLED})
+            assert (st, body.split(b",")[0].split(b".")[0]) == \
+                (direct[0], direct[2].split(b",")[0].split(b".")[0]), (creds, st, body, direct)
+            assert st != 200
+    for i in range(5):
+        st, _, body = post(sc.url, table, b'{"id":%d,"r":1}\n' % i, SPOOLED)
+        assert st == 200, body
+    assert wait_for(lambda: id_counts(clickhouse, table) == {i: 1 for i in range(5)}, 10), \
+        id_counts(clickhouse, table)
+    assert not (spool_dir / "dead-letter.jsonl").exists()
+    m = fetch_metrics(sc.admin_url)
+    assert value(m, "chsidecar_rows_dead_lettered_total") == 0
 
 
 def steady_load_fsyncs(clickhouse, sc, table: str, writers: int, seconds: float):
@@ -327,7 +372,7 @@ def test_batches_in_flight_at_a_kill_are_sent_again_as_they_were(clickhouse, sta
             "200ms", "--max-parts-per-second", "1000", "--max-inflight-flushes", "8")
     with FaultRelay("127.0.0.1", clickhouse.http_port, capture=True) as relay:
         relay.set("blackhole", only=b"INSERT")
-        sc = start_sidecar(relay.url, *args)
+        sc = start_sidecar(relay.url, *TRUSTED, *args)
         next_id = 1
         for burst, rows in enumerate((2, 3, 4)):  # a batch each, flushed by the delay
             for _ in range(rows):
@@ -345,7 +390,7 @@ def test_batches_in_flight_at_a_kill_are_sent_again_as_they_were(clickhouse, sta
         sent = _inserts(relay)
         relay.captured.clear()
         relay.set("pass")
-        sc2 = start_sidecar(relay.url, *args)
+        sc2 = start_sidecar(relay.url, *TRUSTED, *args)
         missing, counts = wait_present(clickhouse, table, range(1, next_id), 15)
         opened = spool_opened(sc2.stderr_text())
         resent = _inserts(relay)
@@ -424,7 +469,7 @@ def _spool_records_offline(start_sidecar, spool_dir, table: str, n: int) -> list
     refuses connections, so nothing commits; SIGKILL. Returns the ids of
     each request in spool order."""
     dead = f"http://127.0.0.1:{free_port()}"
-    sc = start_sidecar(dead, "--spool-dir", str(spool_dir))
+    sc = start_sidecar(dead, *TRUSTED, "--spool-dir", str(spool_dir))
     ids = []
     for k in range(n):
         rows = [k * 10 + j for j in range(3)]
@@ -675,7 +720,7 @@ def test_too_many_parts_storm(clickhouse, start_sidecar, tmp_path, capsys):
 def test_poisoned_spooled_row_is_dead_lettered(clickhouse, start_sidecar, tmp_path, capsys):
     table = make_table(clickhouse, uniq("spool_poison"), "id UInt64, r UInt32")
     spool_dir = tmp_path / "spool"
-    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir),
+    sc = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir),
                        "--flush-delay-min", "200ms", "--flush-delay-max", "200ms",
                        "--log-level", "debug")
     bad = b'{"id":999,"r":"not a number"}\n'
@@ -714,7 +759,7 @@ def test_poisoned_spooled_row_is_dead_lettered(clickhouse, start_sidecar, tmp_pa
     assert 999 not in counts
     # Not retried forever: a restart replays nothing.
     assert sc.stop() == 0
-    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    sc2 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
     opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
     sc2.stop()
     assert opened is not None and opened["replay_records"] == 0, opened
@@ -731,7 +776,7 @@ def test_transient_error_of_one_request_does_not_hold_the_spool(clickhouse, star
     stuck = make_table(clickhouse, uniq("spool_stuck"), "id UInt64, r UInt32")
     healthy = make_table(clickhouse, uniq("spool_healthy"), "id UInt64, r UInt32")
     spool_dir = tmp_path / "spool"
-    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir), "--retry-limit", "3",
+    sc = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir), "--retry-limit", "3",
                        "--retry-backoff-min", "10ms", "--retry-backoff-max", "50ms")
     params = {**SPOOLED, "max_memory_usage": "1"}
     assert post(sc.url, stuck, b'{"id":7,"r":1}\n', params)[0] == 200
@@ -750,7 +795,7 @@ def test_transient_error_of_one_request_does_not_hold_the_spool(clickhouse, star
     assert not missing
     assert count(clickhouse, stuck) == 0
     assert sc.stop() == 0
-    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    sc2 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
     opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
     assert opened is not None and opened["replay_records"] == 0, opened
 
@@ -764,17 +809,17 @@ def test_dead_letter_not_written_keeps_the_rows(clickhouse, start_sidecar, tmp_p
     spool_dir.mkdir(mode=0o700)
     dl = spool_dir / "dead-letter.jsonl"
     dl.symlink_to("/dev/full")
-    sc = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    sc = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
     assert post(sc.url, table, b'{"id":999,"r":"not a number"}\n', SPOOLED)[0] == 200
     assert wait_for(lambda: "dead_letter_write_failed" in sc.stderr_text(), 10), sc.stderr_text()
     sc.stop(signal.SIGKILL)
     dl.unlink()
-    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    sc2 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
     opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
     assert opened is not None and opened["replay_records"] == 1, opened
     assert wait_for(lambda: dl.exists() and b"not a number" in dl.read_bytes(), 10)
     assert sc2.stop() == 0
-    sc3 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    sc3 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
     opened = wait_for(lambda: spool_opened(sc3.stderr_text()), 5)
     assert opened is not None and opened["replay_records"] == 0, opened  # written: committed
     assert len(dl.read_text().splitlines()) == 1
@@ -902,7 +947,7 @@ def test_a_failed_start_keeps_the_spool_for_the_next(clickhouse, start_sidecar, 
     table = make_table(clickhouse, uniq("spool_failstart"))
     spool_dir = tmp_path / "spool"
     dead = f"http://127.0.0.1:{free_port()}"
-    sc = start_sidecar(dead, "--spool-dir", str(spool_dir), "--flush-rows", "1")
+    sc = start_sidecar(dead, *TRUSTED, "--spool-dir", str(spool_dir), "--flush-rows", "1")
     for i in range(1, 21):
         st, _, text = post(sc.url, table, b'{"id":%d,"r":0}\n' % i, SPOOLED)
         assert st == 200, (st, text)
@@ -918,7 +963,7 @@ def test_a_failed_start_keeps_the_spool_for_the_next(clickhouse, start_sidecar, 
     assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
     assert "listen_failed" in r.stderr, r.stderr[-2000:]
     assert count(clickhouse, table) == 0
-    sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+    sc2 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
     missing, counts = wait_present(clickhouse, table, range(1, 21), 15)
     sc2.stop()
     assert not missing, missing
@@ -1025,7 +1070,7 @@ def test_file_error_of_one_table_does_not_hold_the_spool(clickhouse_factory, sta
     shutil.rmtree(os.path.join(ch.data_dir, "data", "default", stuck))
     healthy = make_table(ch, uniq("file_healthy"))
     spool_dir = tmp_path / "spool"
-    sc = start_sidecar(ch.http_url, "--spool-dir", str(spool_dir), "--retry-limit", "3",
+    sc = start_sidecar(ch.http_url, *TRUSTED, "--spool-dir", str(spool_dir), "--retry-limit", "3",
                        "--retry-backoff-min", "10ms", "--retry-backoff-max", "50ms")
     assert post(sc.url, stuck, b'{"id":7,"r":1}\n', SPOOLED)[0] == 200
     for i in range(20):
@@ -1048,7 +1093,7 @@ def test_clickhouse_disk_full_is_waited_out(clickhouse_factory, start_sidecar, t
     try:
         ch = clickhouse_factory(str(data))
         table = make_table(ch, uniq("ch_full"))
-        sc = start_sidecar(ch.http_url, "--spool-dir", str(tmp_path / "spool"),
+        sc = start_sidecar(ch.http_url, *TRUSTED, "--spool-dir", str(tmp_path / "spool"),
                            "--retry-backoff-max", "300ms", "--log-level", "debug")
         _fill(data / "filler")
         with httpx.Client(timeout=10) as c:
@@ -1082,7 +1127,7 @@ def test_disk_fills_at_run_time(clickhouse, start_sidecar, tmp_path, capsys):
         spool_dir = mnt / "spool"
         with open(mnt / "reserve", "wb") as f:  # freed later, as an operator would
             f.write(b"r" * 64 * 1024)
-        sc = start_sidecar(dead, "--spool-dir", str(spool_dir), "--spool-segment-bytes", "64KiB")
+        sc = start_sidecar(dead, *TRUSTED, "--spool-dir", str(spool_dir), "--spool-segment-bytes", "64KiB")
         load = Load(sc.url, table, first_id=1, concurrency=8, params=SPOOLED).start()
         wait_for(lambda: load.errored, 15)
         time.sleep(0.5)
@@ -1096,7 +1141,7 @@ def test_disk_fills_at_run_time(clickhouse, start_sidecar, tmp_path, capsys):
         full_restart = ("exited %s: %s" % (r.returncode, r.stderr.strip().splitlines()[-1:])
                         if r is not None and r.returncode is not None else "kept running")
         os.unlink(mnt / "reserve")
-        sc2 = start_sidecar(clickhouse.http_url, "--spool-dir", str(spool_dir))
+        sc2 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
         missing, counts = wait_present(clickhouse, table, load.acked, 20)
         time.sleep(0.5)
         counts = id_counts(clickhouse, table)

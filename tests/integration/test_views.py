@@ -116,7 +116,7 @@ def test_spooled_rows_of_a_failed_view_batch_are_dead_lettered_once(clickhouse, 
     rows of that batch are in dead-letter.jsonl with ClickHouse's error and
     a note that they may be in the table."""
     spool_dir = tmp_path / "spool"
-    sc = start(start_sidecar, clickhouse, "--spool-dir", str(spool_dir),
+    sc = start(start_sidecar, clickhouse, "--spool-dir", str(spool_dir), "--early-ack-proof", "0",
                "--flush-delay-min", "300ms", "--flush-delay-max", "300ms",
                "--retry-backoff-min", "10ms", "--retry-backoff-max", "50ms")
     values = list(range(20))
