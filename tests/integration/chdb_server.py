@@ -141,13 +141,21 @@ class ChdbServer(ClickHouseServer):
             f"chdb server did not answer /ping within {timeout} s\n{self.logs()}")
 
 
-# Same users as clickhouse_server.USERS_XML; <clickhouse> root element.
+# Same users as clickhouse_server.USERS_XML; <clickhouse> root element. The
+# default profile (the base of every profile, default_profile in the config)
+# undoes what clickhouse-local changes over a server's defaults, so that HTTP
+# clients see clickhouse-server 26.7's behaviour: implicit_select (else
+# "SELEKT x" is an unknown identifier, 47, not a syntax error, 62),
+# allow_introspection_functions, storage_file_read_method.
 USERS_XML_26 = """<?xml version="1.0"?>
 <!-- Written by tests/integration/chdb_server.py: a throwaway server. -->
 <clickhouse>
     <profiles>
         <default>
             <max_memory_usage>4000000000</max_memory_usage>
+            <implicit_select>0</implicit_select>
+            <allow_introspection_functions>0</allow_introspection_functions>
+            <storage_file_read_method>pread</storage_file_read_method>
         </default>
         <readonly>
             <readonly>1</readonly>
