@@ -24,6 +24,11 @@ open when the interpreter exits are closed by an atexit hook, and the server
 process gets SIGTERM if the thread that started it dies (PR_SET_PDEATHSIG,
 set only when started from the main thread), so no server outlives its owner.
 
+Which server: CHSIDECAR_TEST_SERVER=18.16 (the default: this class, Debian's
+clickhouse-server) or 26.7 (chdb_server.ChdbServer: clickhouse-local out of
+libchdb.so, same interface and users). new_server() makes the chosen one;
+TEST_SERVER holds the choice and each server's `kind` says which it is.
+
 Python standard library only; run with /usr/bin/python3.
 """
 
@@ -58,6 +63,12 @@ STOP_TIMEOUT = 15.0   # SIGTERM grace before SIGKILL
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 _live: "weakref.WeakSet[ClickHouseServer]" = weakref.WeakSet()
+
+SERVER_KINDS = ("18.16", "26.7")
+TEST_SERVER = os.environ.get("CHSIDECAR_TEST_SERVER", "").strip() or "18.16"
+if TEST_SERVER not in SERVER_KINDS:
+    raise RuntimeError(f"CHSIDECAR_TEST_SERVER={TEST_SERVER!r}: expected one of "
+                       f"{', '.join(SERVER_KINDS)}")
 
 
 class ClickHouseError(Exception):
@@ -204,6 +215,8 @@ class ClickHouseServer:
     data_dir is created if missing and never removed by close().
     Not thread-safe: drive one instance from one thread.
     """
+
+    kind = "18.16"  # which server this is; see TEST_SERVER
 
     def __init__(self, data_dir: Optional[str] = None, *,
                  log_level: str = "information",
@@ -427,6 +440,24 @@ class ClickHouseServer:
         raise RuntimeError(
             f"clickhouse-server did not answer /ping within {timeout} s\n"
             f"{self.logs()}")
+
+
+def server_class(kind: Optional[str] = None) -> type:
+    """The class for `kind` (default: TEST_SERVER)."""
+    kind = kind or TEST_SERVER
+    if kind == "26.7":
+        try:
+            from chdb_server import ChdbServer
+        except ImportError:  # pragma: no cover
+            from .chdb_server import ChdbServer  # type: ignore
+        return ChdbServer
+    return ClickHouseServer
+
+
+def new_server(data_dir: Optional[str] = None, *, kind: Optional[str] = None,
+               **kw) -> ClickHouseServer:
+    """A new (not started) server of the chosen kind (default: TEST_SERVER)."""
+    return server_class(kind)(data_dir, **kw)
 
 
 @atexit.register

@@ -1,4 +1,9 @@
-"""pytest fixtures: a real ClickHouse 18.16 and the real chsidecar binary.
+"""pytest fixtures: a real ClickHouse and the real chsidecar binary.
+
+The server is Debian's clickhouse-server 18.16 or, with
+CHSIDECAR_TEST_SERVER=26.7, ClickHouse 26.7 (clickhouse-local from libchdb.so,
+see chdb_server.py); both have the same interface and users. Tests that
+need one kind use the markers below (or check `clickhouse.kind`).
 
 Fixtures
   clickhouse          (session)  a started ClickHouseServer shared by all tests;
@@ -34,7 +39,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from clickhouse_server import ClickHouseError, ClickHouseServer  # noqa: E402,F401
+from clickhouse_server import (ClickHouseError, ClickHouseServer,  # noqa: E402,F401
+                               TEST_SERVER, new_server)
 from netutil import free_port, port_accepts, wait_port  # noqa: E402,F401
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,7 +110,7 @@ class Sidecar:
 
 @pytest.fixture(scope="session")
 def clickhouse():
-    srv = ClickHouseServer()
+    srv = new_server()
     try:
         srv.start()
         yield srv
@@ -117,7 +123,7 @@ def clickhouse_factory():
     made: list[ClickHouseServer] = []
 
     def factory(data_dir: Optional[str] = None, **kw) -> ClickHouseServer:
-        srv = ClickHouseServer(data_dir, **kw)
+        srv = new_server(data_dir, **kw)
         made.append(srv)
         srv.start()
         return srv
@@ -201,3 +207,7 @@ def start_sidecar(sidecar_bin, tmp_path) -> Callable[..., Sidecar]:
 @pytest.fixture
 def sidecar(start_sidecar, clickhouse) -> Sidecar:
     return start_sidecar(clickhouse.http_url)
+
+
+def pytest_report_header(config):
+    return f"ClickHouse server for integration tests: {TEST_SERVER} (CHSIDECAR_TEST_SERVER)"

@@ -26,6 +26,10 @@ HOP_HEADERS = {
 # X-ClickHouse-* headers that legitimately differ per request (modern servers).
 PER_REQUEST_HEADERS = {"x-clickhouse-query-id", "x-clickhouse-summary",
                        "x-clickhouse-progress"}
+# 26.x: a random tag per response (it also marks an exception written into a
+# body mid-stream); compared by presence, its value replaced by this.
+EXCEPTION_TAG_HEADER = "x-clickhouse-exception-tag"
+TAG_PLACEHOLDER = "<tag>"
 
 ERROR_BODY_RE = re.compile(rb"^Code: (\d+)\. DB::Exception: .+", re.S)
 
@@ -293,15 +297,34 @@ def chunked(parts: Iterable[bytes]) -> bytes:
 
 def answer_headers(headers) -> list[tuple[str, str]]:
     """The headers that belong to the answer (not to the hop), lower-cased
-    names, sorted, per-request X-ClickHouse-* dropped."""
+    names, sorted, per-request X-ClickHouse-* dropped (the exception tag's
+    value replaced by TAG_PLACEHOLDER)."""
     items = headers.items() if hasattr(headers, "items") else headers
     out = []
     for k, v in items:
         k = k.lower()
         if k in HOP_HEADERS or k in PER_REQUEST_HEADERS:
             continue
+        if k == EXCEPTION_TAG_HEADER:
+            v = TAG_PLACEHOLDER
         out.append((k, v))
     return sorted(out)
+
+
+def exception_tag(headers) -> str | None:
+    """The X-ClickHouse-Exception-Tag value (26.x), or None."""
+    items = headers.items() if hasattr(headers, "items") else headers
+    for k, v in items:
+        if k.lower() == EXCEPTION_TAG_HEADER:
+            return v
+    return None
+
+
+def untag(body: bytes, headers) -> bytes:
+    """body with its response's exception tag (if any) replaced by
+    TAG_PLACEHOLDER, so that two answers' bodies compare."""
+    tag = exception_tag(headers)
+    return body.replace(tag.encode(), TAG_PLACEHOLDER.encode()) if tag else body
 
 
 def assert_sidecar_error(status: int, headers, body: bytes, want_status: int):

@@ -260,7 +260,12 @@ def test_group_commit_and_private_files(clickhouse, start_sidecar, tmp_path):
     assert os.stat(spool_dir).st_mode & 0o777 == 0o700
     assert all(os.stat(spool_dir / f).st_mode & 0o777 == 0o600 for f in os.listdir(spool_dir))
     version = clickhouse.query("SELECT version()").decode().strip()
-    assert re.search(rf"upstream_without_dedup_token version={re.escape(version)} ", sc.stderr_text())
+    if clickhouse.kind == "18.16":
+        assert re.search(rf"upstream_without_dedup_token version={re.escape(version)} ",
+                         sc.stderr_text())
+    else:  # 26.7 has insert_deduplication_token
+        assert re.search(rf"upstream_version version={re.escape(version)} "
+                         rf"insert_deduplication_token=yes\b", sc.stderr_text())
     sc.stop()
 
 
@@ -779,6 +784,10 @@ def test_transient_error_of_one_request_does_not_hold_the_spool(clickhouse, star
     sc = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir), "--retry-limit", "3",
                        "--retry-backoff-min", "10ms", "--retry-backoff-max", "50ms")
     params = {**SPOOLED, "max_memory_usage": "1"}
+    if clickhouse.kind != "18.16":
+        # 26.7 leaves a thread's first 4 MiB untracked, so a one-row INSERT
+        # fits in "1 byte"; 18.16 does not know this setting
+        params["max_untracked_memory"] = "0"
     assert post(sc.url, stuck, b'{"id":7,"r":1}\n', params)[0] == 200
     retries = lambda: sc.stderr_text().count("batch_retry ")
     assert wait_for(lambda: retries() >= 6, 10), sc.stderr_text()[-2000:]
@@ -1067,7 +1076,16 @@ def test_file_error_of_one_table_does_not_hold_the_spool(clickhouse_factory, sta
     stuck = uniq("file_stuck")
     ch.query(f"CREATE TABLE {stuck} (id UInt64, r UInt32) ENGINE = File(JSONEachRow)")
     ch.query(f"INSERT INTO {stuck} FORMAT JSONEachRow", b'{"id":0,"r":1}\n')
-    shutil.rmtree(os.path.join(ch.data_dir, "data", "default", stuck))
+    if ch.kind == "18.16":
+        shutil.rmtree(os.path.join(ch.data_dir, "data", "default", stuck))
+    else:
+        # 26.7 makes a missing directory again; a data file that is a
+        # dangling symlink gets the same 107 on every INSERT
+        data_file = os.path.normpath(ch.query(
+            f"SELECT data_paths[1] FROM system.tables WHERE database = currentDatabase() "
+            f"AND name = '{stuck}'").decode().strip())
+        os.unlink(data_file)
+        os.symlink(os.path.join(str(tmp_path), "no-such-dir", "data"), data_file)
     healthy = make_table(ch, uniq("file_healthy"))
     spool_dir = tmp_path / "spool"
     sc = start_sidecar(ch.http_url, *TRUSTED, "--spool-dir", str(spool_dir), "--retry-limit", "3",

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import rawhttp
-from rawhttp import RawConn, answer_headers
+from rawhttp import RawConn, answer_headers, untag
 
 # httpx adds Accept-Encoding: gzip, deflate by default; ClickHouse only
 # compresses with enable_http_compression=1, but be explicit.
@@ -36,7 +36,8 @@ def fetch(client: httpx.Client, base: str, method: str = "POST",
         body = b"".join(r.iter_raw())
     finally:
         r.close()
-    return r.status_code, answer_headers(r.headers.multi_items()), body
+    items = r.headers.multi_items()
+    return r.status_code, answer_headers(items), untag(body, items)
 
 
 _ELAPSED = re.compile(rb'"elapsed": [0-9.e+-]+')
@@ -118,13 +119,16 @@ def test_select_query_param_and_body_concatenated(client, direct, sidecar):
     assert (status, body) == (200, b"7\n8\n9\n")
 
 
-def test_select_settings_in_url(client, direct, sidecar):
+def test_select_settings_in_url(client, clickhouse, direct, sidecar):
     status, _, body = compare(
         client, direct, sidecar.url, method="POST",
         params={"default_format": "JSONEachRow", "max_threads": "1",
                 "database": "system"},
         content=b"SELECT currentDatabase() AS db, count() AS n FROM one")
-    assert status == 200 and body == b'{"db":"system","n":"1"}\n'
+    # 18.16 quotes 64-bit integers in JSON formats, 26.7 does not
+    # (output_format_json_quote_64bit_integers)
+    n = {"18.16": b'"1"', "26.7": b"1"}[clickhouse.kind]
+    assert status == 200 and body == b'{"db":"system","n":' + n + b'}\n'
 
 
 def test_ping_answered(client, sidecar):
@@ -216,6 +220,12 @@ def test_upstream_url_path_goes_before_every_target(start_sidecar, clickhouse):
              (b"GET http://x/c HTTP/1.1", 404, b"There is no handle /pfx/c\n"),
              (b"GET /?query=SELECT%201 HTTP/1.1", 200, b"1\n"),
              (b"GET http://x?query=SELECT%203 HTTP/1.1", 200, b"3\n")]
+    if clickhouse.kind != "18.16":
+        # 26.7 runs queries on "/" only, and names the whole target it got
+        cases[3:] = [(b"GET /?query=SELECT%201 HTTP/1.1", 404,
+                      b"There is no handle /pfx/?query=SELECT%201\n"),
+                     (b"GET http://x?query=SELECT%203 HTTP/1.1", 404,
+                      b"There is no handle /pfx/?query=SELECT%203\n")]
     for line, status, first_line in cases:
         with RawConn(sc.url, timeout=5) as c:
             r = c.request(line + b"\r\nHost: x\r\n\r\n")
@@ -258,10 +268,57 @@ ERRORS = {
 }
 
 
+def raw_aborted_answer(url: str, body: bytes):
+    """POST body over a raw connection: (status, answer headers, de-chunked
+    body with the tag untagged, how it ended: "end" for the zero chunk,
+    "closed" for a close inside the chunked body)."""
+    req = (b"POST / HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    with RawConn(url, timeout=30) as c:
+        c.send(req)
+        r = c.read_head()
+        pieces, ended = [], "end"
+        try:
+            for piece in c.iter_body(r):
+                pieces.append(piece)
+        except rawhttp.Closed:
+            ended = "closed"
+    return r.status, answer_headers(r.headers), untag(b"".join(pieces), r.headers), ended
+
+
+def mid_stream_error_26(direct: str, side: str, body: bytes) -> None:
+    """26.x ends a body whose query failed after the status was sent with an
+    exception block marked by the response's tag, then closes the connection
+    without the last chunk (an HTTP library sees an incomplete body, on
+    purpose). How many rows come first varies from run to run (threads), so
+    the rows are compared as a prefix and the block exactly."""
+    d = raw_aborted_answer(direct, body)
+    s = raw_aborted_answer(side, body)
+    assert (s[0], s[1]) == (d[0], d[1]), (s[:2], d[:2])
+    assert d[0] == 200 and d[3] == "closed", d[3]
+    assert s[3] == "closed", "the sidecar ended the aborted body as if it were complete"
+    mark = b"\r\n__exception__\r\n"
+    assert mark in d[2], ("direct", d[2][-300:])
+    assert mark in s[2], ("the sidecar's answer lost the exception block", s[2][-300:])
+    d_rows, d_block = d[2].split(mark, 1)
+    s_rows, s_block = s[2].split(mark, 1)
+    assert s_block == d_block and b"Code: 395" in d_block, (s_block, d_block)
+    assert len(d_rows) > 1 << 20 and len(s_rows) > 1 << 20
+    # the same rows as far as the shorter one goes (whole lines)
+    n = min(len(d_rows), len(s_rows))
+    assert s_rows[:n].rsplit(b"\n", 1)[0] == d_rows[:n].rsplit(b"\n", 1)[0]
+
+
 @pytest.mark.parametrize("name", sorted(ERRORS))
-def test_error_same_answer(client, direct, sidecar, name):
+def test_error_same_answer(client, clickhouse, direct, sidecar, name):
     req = dict(method="POST")
     req.update(ERRORS[name])
+    if name == "error_mid_stream" and clickhouse.kind != "18.16":
+        # several times: the sidecar lost the block in about 1 of 8 tries
+        # (the bytes of a scheduled flush dropped when it cut the connection)
+        for _ in range(10):
+            mid_stream_error_26(direct, sidecar.url, req["content"])
+        return
     status, _, body = compare(client, direct, sidecar.url, **req)
     assert b"Code: " in body, body[:300]
     if name != "error_mid_stream":
@@ -575,7 +632,8 @@ def test_pipelined_with_errors_in_between(clickhouse, sidecar):
         with RawConn(clickhouse.http_url) as d:
             want.append(d.request(raw))
     assert [(r.status, r.body) for r in got] == [(r.status, r.body) for r in want]
-    assert [r.status for r in got] == [200, 400, 404, 401, 200]
+    # a wrong password: 18.16 401, 26.7 403
+    assert [r.status for r in got] == [200, 400, 404, {"18.16": 401, "26.7": 403}[clickhouse.kind], 200]
 
 
 def test_connection_close_requested_by_client(sidecar):
