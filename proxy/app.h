@@ -57,6 +57,13 @@ class App {
   // What the upstream supports (known once the probe answered; all false before).
   const ServerFacts& server_facts() const { return server_facts_; }
 
+  // The Keep-Alive value an answer advertises: --idle-timeout when given,
+  // else what the upstream said (`upstream`, or what the probe saw), as a
+  // client of ClickHouse would read it: a modern server's "max=N" (requests
+  // left on the connection) counts the client connection's `requests`,
+  // from ClickHouse's default keep_alive_max_requests (10000).
+  std::string keep_alive_value(std::string_view upstream, uint64_t requests) const;
+
   // Opens the spool and reads its unacknowledged records; start() replays
   // them. Blocking; call before start(). On failure returns false with `error`.
   bool open_spool(std::string& error);

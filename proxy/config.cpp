@@ -111,6 +111,16 @@ Flag size_flag(const char* group, const char* name, const char* help, uint64_t C
               [field](const Config& c) { return show_size(c.*field); }};
 }
 
+// `flag`, also noting in `field` that it was given.
+Flag given(Flag flag, bool Config::*field) {
+  flag.apply = [apply = std::move(flag.apply), field](Config& c, std::string_view v, std::string& err) {
+    if (!apply(c, v, err)) return false;
+    c.*field = true;
+    return true;
+  };
+  return flag;
+}
+
 Flag duration_flag(const char* group, const char* name, const char* help,
                    uint64_t Config::*field, uint64_t min_ms) {
   return Flag{group, name, Kind::kDuration, help,
@@ -172,9 +182,11 @@ const std::vector<Flag>& flags() {
       duration_flag("Client side", "header-timeout",
                     "time to receive a request's headers; beyond it 408 and close",
                     &Config::header_timeout_ms, 100),
-      duration_flag("Client side", "idle-timeout",
-                    "idle keep-alive connection lifetime (at least ClickHouse's 3s)",
-                    &Config::idle_timeout_ms, 3000),
+      given(duration_flag("Client side", "idle-timeout",
+                          "idle keep-alive connection lifetime (at least ClickHouse's 3s); "
+                          "answers advertise it in Keep-Alive when given, else the upstream's own",
+                          &Config::idle_timeout_ms, 3000),
+            &Config::idle_timeout_given),
       duration_flag("Client side", "body-timeout",
                     "time without a byte of a request body; beyond it 408 and close",
                     &Config::body_timeout_ms, 100),

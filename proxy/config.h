@@ -38,6 +38,7 @@ struct Config {
   // receive_timeout and send_timeout are 300 s).
   uint64_t header_timeout_ms = 300'000;
   uint64_t idle_timeout_ms = 60'000;  // never below ClickHouse's own 3 s
+  bool idle_timeout_given = false;    // else answers advertise the upstream's Keep-Alive
   uint64_t body_timeout_ms = 300'000;
   uint64_t write_timeout_ms = 300'000;
   uint64_t body_buffer_bytes = 1024 * 1024;

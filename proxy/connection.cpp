@@ -506,6 +506,7 @@ int Connection::on_headers_complete(llhttp_t* parser) noexcept {
     head.expect_continue = iequals(expect->value, "100-continue");
   self->url_.clear();
   self->headers_.clear();
+  ++self->requests_;
   self->exchange_ = std::make_unique<Exchange>(self->app_, *self, std::move(head));
   self->exchange_->start();
   return self->state_ == State::kClosing ? -1 : 0;

@@ -63,6 +63,8 @@ class Connection {
   size_t pending_write_bytes() const { return pending_write_bytes_; }
   // Bytes handed to write() since the connection began (for access logs).
   uint64_t bytes_written() const { return bytes_written_; }
+  // Requests begun on this connection, the current one included.
+  uint64_t requests() const { return requests_; }
 
   // The exchange finished its answer. `close_after`: no further request.
   void exchange_finished(bool close_after);
@@ -85,6 +87,10 @@ class Connection {
   // The App is draining: close now if idle, else after the current answer.
   void drain();
 
+  // Reads nothing more; once every queued byte is written, sends FIN and
+  // closes (an answer cut by the upstream ends the way the upstream ended it).
+  void close_when_flushed();
+
   // Idempotent. Stops everything and frees the connection in the close
   // callback; the exchange is aborted there, outside any curl callback.
   void close(const char* reason);
@@ -97,7 +103,6 @@ class Connection {
   bool retire_exchange();
   void resume_after_exchange();
   void reject(const ChError& error, int retry_after_s = 0);
-  void close_when_flushed();
   bool queue_output(std::string_view data);  // false: closing, or nothing to queue
   void after_flush();
   void linger();
@@ -154,6 +159,7 @@ class Connection {
   bool reading_ = false;
   bool close_after_answer_ = false;
   bool close_when_flushed_ = false;
+  uint64_t requests_ = 0;
   bool lingering_ = false;  // answered and shut down; discarding input until EOF
   size_t pending_write_bytes_ = 0;
   uint64_t bytes_written_ = 0;

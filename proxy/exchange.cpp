@@ -71,7 +71,8 @@ void Exchange::start() {
     route_ = "ping";
     answer_status_ = 200;
     close_after_ = !head_.keep_alive || app_.draining();
-    connection_.write(text_response("Ok.\n", close_after_, head_.method == "HEAD"));
+    connection_.write(ping_response(app_.server_facts().ping_headers, head_.http_minor,
+                                    close_after_, head_.method == "HEAD", app_.keep_alive_value({}, connection_.requests())));
     complete();
     return;
   }
@@ -338,7 +339,7 @@ void Exchange::append_connection_headers(std::string& out) const {
     return;
   }
   append_header(out, "Connection", "Keep-Alive");
-  append_header(out, "Keep-Alive", "timeout=" + std::to_string(app_.config().idle_timeout_ms / 1000));
+  append_header(out, "Keep-Alive", app_.keep_alive_value({}, connection_.requests()));
 }
 
 void Exchange::session_turn() {
@@ -474,29 +475,50 @@ void Exchange::upstream_response_head(int status, std::string reason,
   send_head();
 }
 
+// The upstream's status line and headers, in its order. Framing is the
+// client leg's own, written where the upstream wrote its own and the way it
+// did: Connection (ours: keep-alive or close), Keep-Alive (the upstream's
+// value unless --idle-timeout was given), Transfer-Encoding (chunked when
+// the body has no length, on a HEAD answer too as the upstream sent it).
 void Exchange::send_head() {
   if (head_sent_ || connection_.closing()) return;
   head_sent_ = true;
   answer_status_ = status_;
   bool head_only = head_.method == "HEAD" || status_ == 204 || status_ == 304;
   bool has_length = false;
-  std::string head;
-  append_status_line(head, status_, reason_);
+  bool upstream_chunked = false;
   for (const Header& h : response_headers_) {
-    if (is_hop_by_hop(h.name)) continue;
     has_length |= iequals(h.name, "Content-Length");
-    append_header(head, h.name, h.value);
+    upstream_chunked |= iequals(h.name, "Transfer-Encoding");
   }
   close_after_ = !head_.keep_alive || app_.draining() || (head_.expect_continue && !continue_sent_ && !body_complete_);
   if (!has_length && !head_only) {
-    if (head_.http_minor >= 1) {
-      chunked_ = true;
-      append_header(head, "Transfer-Encoding", "chunked");
-    } else {
-      close_after_ = true;  // HTTP/1.0: the end of the body is the end of the connection
+    if (head_.http_minor >= 1) chunked_ = true;
+    else close_after_ = true;  // HTTP/1.0: the end of the body is the end of the connection
+  }
+  bool framed_chunked = chunked_ || (head_only && upstream_chunked && head_.http_minor >= 1);
+  std::string head;
+  append_status_line(head, status_, reason_, head_.http_minor);
+  bool wrote_connection = false;
+  bool wrote_keep_alive = false;
+  bool wrote_chunked = false;
+  for (const Header& h : response_headers_) {
+    if (iequals(h.name, "Connection")) {
+      if (!wrote_connection) append_header(head, "Connection", close_after_ ? "Close" : "Keep-Alive");
+      wrote_connection = true;
+    } else if (iequals(h.name, "Keep-Alive")) {
+      if (!close_after_ && !wrote_keep_alive) append_header(head, "Keep-Alive", app_.keep_alive_value(h.value, connection_.requests()));
+      wrote_keep_alive = true;
+    } else if (iequals(h.name, "Transfer-Encoding")) {
+      if (framed_chunked && !wrote_chunked) append_header(head, "Transfer-Encoding", "chunked");
+      wrote_chunked = true;
+    } else if (!is_hop_by_hop(h.name)) {
+      append_header(head, h.name, h.value);
     }
   }
-  append_connection_headers(head);
+  if (framed_chunked && !wrote_chunked) append_header(head, "Transfer-Encoding", "chunked");
+  if (!wrote_connection) append_header(head, "Connection", close_after_ ? "Close" : "Keep-Alive");
+  if (!close_after_ && !wrote_keep_alive) append_header(head, "Keep-Alive", app_.keep_alive_value({}, connection_.requests()));
   head += "\r\n";
   connection_.write(head);
 }
@@ -543,13 +565,16 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
   }
   if (outcome.code != CURLE_OK && !connection_.closing()) {
     if (head_sent_) {
-      // The status is out; only a cut connection tells the client the answer is incomplete.
+      // The status is out; only a cut connection tells the client the answer
+      // is incomplete. Every byte the upstream sent goes out first (26.x
+      // ends a query that fails mid-stream with the exception and a close,
+      // without the last chunk): then the same close, without a last chunk.
       log_event(LogLevel::kWarn, "upstream_failed_mid_response",
                 {{"upstream", pool_->display_name()}, {"error", outcome.error}});
       leave_session();
       state_ = State::kDone;
       record(answer_status_);
-      connection_.close("upstream_failed_mid_response");
+      connection_.close_when_flushed();
       return;
     }
     // Without a connection (refused, unresolved, or the connect timed out)

@@ -1,5 +1,7 @@
 #include "http_response.h"
 
+#include <ctime>
+
 #include <charconv>
 #include <cstdio>
 
@@ -26,10 +28,10 @@ const char* status_reason(int status) {
   }
 }
 
-void append_status_line(std::string& out, int status, std::string_view reason) {
+void append_status_line(std::string& out, int status, std::string_view reason, int http_minor) {
   char code[16];
   auto end = std::to_chars(code, code + sizeof code, status).ptr;
-  out += "HTTP/1.1 ";
+  out += http_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";  // the client's version, as ClickHouse answers
   out.append(code, static_cast<size_t>(end - code));
   out += ' ';
   out += reason;
@@ -80,9 +82,64 @@ std::string text_response(std::string_view body, bool close, bool head_only) {
   return out;
 }
 
+std::string http_date() {
+  static time_t cached_second = 0;
+  static char cached[40];
+  time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    struct tm tm {};
+    gmtime_r(&now, &tm);
+    std::strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached_second = now;
+  }
+  return cached;
+}
+
+std::string ping_response(const std::vector<Header>& upstream, int http_minor, bool close,
+                          bool head_only, std::string_view keep_alive) {
+  if (upstream.empty()) return text_response("Ok.\n", close, head_only);
+  constexpr std::string_view kBody = "Ok.\n";
+  bool chunked = find_header(upstream, "Transfer-Encoding") != nullptr && http_minor >= 1;
+  bool length = find_header(upstream, "Content-Length") != nullptr;
+  close |= http_minor == 0 && !length;  // the end of the body is the end of the connection
+  std::string out;
+  append_status_line(out, 200, "OK", http_minor);
+  bool wrote_connection = false;
+  for (const Header& h : upstream) {
+    if (iequals(h.name, "Date")) {
+      append_header(out, h.name, http_date());
+    } else if (iequals(h.name, "Connection")) {
+      append_header(out, h.name, close ? "Close" : "Keep-Alive");
+      wrote_connection = true;
+    } else if (iequals(h.name, "Keep-Alive")) {
+      if (!close) append_header(out, h.name, keep_alive);
+    } else if (iequals(h.name, "Transfer-Encoding")) {
+      if (chunked) append_header(out, h.name, "chunked");
+    } else if (iequals(h.name, "Content-Length")) {
+      append_header(out, h.name, std::to_string(kBody.size()));
+    } else if (head_only && iequals(h.name, "X-ClickHouse-Summary")) {
+      continue;  // a modern server sends none with a HEAD answer
+    } else if (!is_hop_by_hop(h.name)) {
+      append_header(out, h.name, h.value);
+    }
+  }
+  if (!wrote_connection) append_header(out, "Connection", close ? "Close" : "Keep-Alive");
+  out += "\r\n";
+  if (head_only) return out;
+  if (chunked) {
+    out += chunk_header(kBody.size());
+    out += kBody;
+    out += kChunkTrailer;
+    out += kLastChunk;
+  } else {
+    out += kBody;
+  }
+  return out;
+}
+
 std::string chunk_header(size_t len) {
   char buf[24];
-  int n = std::snprintf(buf, sizeof buf, "%zx\r\n", len);
+  int n = std::snprintf(buf, sizeof buf, "%zX\r\n", len);  // as ClickHouse writes it
   return std::string(buf, static_cast<size_t>(n));
 }
 

@@ -45,6 +45,13 @@ void ServerProbe::start() {
   }
 }
 
+void ServerProbe::upstream_response_head(int status, std::string, std::vector<Header> headers) {
+  status_ = status;
+  const Header* keep_alive = find_header(headers, "Keep-Alive");
+  keep_alive_ = keep_alive != nullptr ? keep_alive->value : std::string();
+  headers_ = std::move(headers);
+}
+
 size_t ServerProbe::upstream_response_data(const char* data, size_t size) {
   if (body_.size() < kMaxAnswer) body_.append(data, std::min(size, kMaxAnswer - body_.size()));
   return size;
@@ -52,18 +59,37 @@ size_t ServerProbe::upstream_response_data(const char* data, size_t size) {
 
 void ServerProbe::upstream_done(const UpstreamOutcome& outcome) {
   running_ = false;
-  if (outcome.code != CURLE_OK || status_ != 200) {
+  bool ok = outcome.code == CURLE_OK && status_ == 200;
+  if (asking_ping_) {
+    asking_ping_ = false;
+    if (ok) facts_.ping_headers = std::move(headers_);
+    done_(facts_);
+    return;
+  }
+  if (!ok) {
     if (timer_ != nullptr) uv_timer_start(timer_, &ServerProbe::on_timer, kRetryMs, 0);
     return;
   }
-  ServerFacts facts;
+  ServerFacts& facts = facts_;
   // version \t dedup \t async
   size_t tab1 = body_.find('\t');
   size_t tab2 = tab1 == std::string::npos ? tab1 : body_.find('\t', tab1 + 1);
   facts.version = body_.substr(0, tab1);
+  facts.keep_alive = keep_alive_;
   facts.dedup_token = tab1 != std::string::npos && body_.compare(tab1 + 1, 1, "1") == 0;
   facts.async_insert = tab2 != std::string::npos && body_.compare(tab2 + 1, 1, "1") == 0;
-  done_(facts);
+  // The same replica's own /ping answer, for the local one.
+  UpstreamRequest ping;
+  ping.method = "GET";
+  ping.target = "/ping";
+  asking_ping_ = true;
+  running_ = true;
+  status_ = 0;
+  if (pool_->submit(this, std::move(ping)) == UpstreamPool::Submit::kQueueFull) {
+    running_ = false;
+    asking_ping_ = false;
+    done_(facts_);
+  }
 }
 
 void ServerProbe::on_timer(uv_timer_t* timer) noexcept {

@@ -1,8 +1,9 @@
 // Learns what the upstream server supports before the sidecar relies on it.
 //
-// Asks `SELECT version()` and whether the setting insert_deduplication_token
-// exists, of the healthy replica with the least work, and calls back once
-// with the answer; while no answer comes it asks again every few seconds,
+// Asks `SELECT version()` and whether the settings insert_deduplication_token
+// and async_insert exist, of the healthy replica with the least work, then
+// GET /ping of the same replica (its answer's headers), and calls back once
+// with the answers; while no answer comes it asks again every few seconds,
 // another replica if there is one. Loop thread only; the probe must outlive
 // its query (App owns it).
 #pragma once
@@ -21,6 +22,10 @@ struct ServerFacts {
   std::string version;     // e.g. 18.16.1
   bool dedup_token = false;  // insert_deduplication_token is known
   bool async_insert = false;  // async_insert is known (21.11 and later)
+  std::string keep_alive;     // its Keep-Alive header's value, e.g. "timeout=3"
+  // The headers of its own answer to GET /ping, in order (empty when that
+  // request failed): the sidecar's /ping answer is rebuilt from them.
+  std::vector<Header> ping_headers;
 };
 
 class ServerProbe final : public UpstreamClient {
@@ -38,7 +43,7 @@ class ServerProbe final : public UpstreamClient {
  private:
   size_t upstream_read_body(char*, size_t) override { return 0; }
   bool upstream_rewind_body() override { return true; }
-  void upstream_response_head(int status, std::string, std::vector<Header>) override { status_ = status; }
+  void upstream_response_head(int status, std::string, std::vector<Header> headers) override;
   size_t upstream_response_data(const char* data, size_t size) override;
   void upstream_done(const UpstreamOutcome& outcome) override;
   static void on_timer(uv_timer_t* timer) noexcept;
@@ -49,6 +54,10 @@ class ServerProbe final : public UpstreamClient {
   uv_timer_t* timer_;
   int status_ = 0;
   std::string body_;
+  std::string keep_alive_;
+  std::vector<Header> headers_;  // of the answer being read
+  bool asking_ping_ = false;     // the second step: GET /ping
+  ServerFacts facts_;
   bool running_ = false;
 };
 

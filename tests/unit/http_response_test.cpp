@@ -133,11 +133,11 @@ TEST_CASE("status_reason knows the statuses the sidecar sends") {
 TEST_CASE("chunk_header is the size in hex and CRLF") {
   CHECK(chunk_header(0) == "0\r\n");
   CHECK(chunk_header(1) == "1\r\n");
-  CHECK(chunk_header(10) == "a\r\n");
-  CHECK(chunk_header(255) == "ff\r\n");
+  CHECK(chunk_header(10) == "A\r\n");  // upper case, as ClickHouse writes it
+  CHECK(chunk_header(255) == "FF\r\n");
   CHECK(chunk_header(4096) == "1000\r\n");
-  CHECK(chunk_header(0xDEADBEEF) == "deadbeef\r\n");
-  CHECK(chunk_header(SIZE_MAX) == "ffffffffffffffff\r\n");
+  CHECK(chunk_header(0xDEADBEEF) == "DEADBEEF\r\n");
+  CHECK(chunk_header(SIZE_MAX) == "FFFFFFFFFFFFFFFF\r\n");
   CHECK(kChunkTrailer == "\r\n");
   CHECK(kLastChunk == "0\r\n\r\n");
 }
