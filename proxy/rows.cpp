@@ -246,6 +246,13 @@ bool split_values(std::string_view data, RowChunk& chunk, RowError& error) {
 
 bool split_csv(std::string_view data, size_t header_lines, RowChunk& chunk, RowError& error,
                char delimiter) {
+  // A mark before a header line goes with the header (every version drops
+  // it there); before plain rows versions differ (18.16 drops it, 26.x
+  // keeps it in a String first column): that body goes alone.
+  if (data.substr(0, 3) == kByteOrderMark && header_lines == 0) {
+    error = {1, "a byte order mark before the rows"};
+    return false;
+  }
   data = skip_byte_order_mark(data);
   if (data.substr(0, 3) == kByteOrderMark) {  // data to ClickHouse, but a mark first in a batch
     error = {1, "a second byte order mark"};
@@ -278,7 +285,12 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
     case RowFormat::kCSV: return split_csv(data, 0, chunk, error, d);
     case RowFormat::kCSVWithNames: return split_csv(data, 1, chunk, error, d);
     case RowFormat::kCSVWithNamesAndTypes: return split_csv(data, 2, chunk, error, d);
-    case RowFormat::kTSV: return split_lines(data, 0, false, chunk, error);
+    case RowFormat::kTSV:
+      if (data.substr(0, 3) == kByteOrderMark) {  // versions read it differently (see split_csv)
+        error = {1, "a byte order mark before the rows"};
+        return false;
+      }
+      return split_lines(data, 0, false, chunk, error);
     case RowFormat::kTSVWithNames: return split_lines(data, 1, false, chunk, error);
     case RowFormat::kTSVWithNamesAndTypes: return split_lines(data, 2, false, chunk, error);
     case RowFormat::kValues: return split_values(data, chunk, error);

@@ -747,9 +747,11 @@ def test_bodies_clickhouse_accepts(clickhouse, start_sidecar, fmt, columns, para
 @pytest.mark.parametrize("fmt", ["CSV", "TSV", "JSONEachRow"])
 def test_byte_order_mark_handled_as_clickhouse_does_inside_a_batch(clickhouse, start_sidecar,
                                                                   fmt):
-    """Each body starts with a UTF-8 byte order mark. ClickHouse drops it
-    from CSV and JSONEachRow data and keeps it in a TSV value; a request that
-    is not first in its batch must land the same way."""
+    """Each body starts with a UTF-8 byte order mark. Every ClickHouse drops
+    it from JSONEachRow data, so those requests are batched and land as
+    direct. In CSV and TSV versions differ (18.16 drops it from CSV and
+    keeps it in TSV; 26.x keeps it when the first column is a String), so
+    such bodies go alone, and land as direct too."""
     sc = start(start_sidecar, clickhouse)
     cols = "s String, id UInt32, n Int32"  # the mark, if kept, lands in a String
     t = make_table(clickhouse, uniq("bt_bom"), cols)
@@ -761,7 +763,10 @@ def test_byte_order_mark_handled_as_clickhouse_does_inside_a_batch(clickhouse, s
         assert send_direct(clickhouse, req(insert_q(twin, fmt), b)) == (200, b"")
     assert_all_ok(send_all(sc.url, [req(insert_q(t, fmt), b) for b in bodies], concurrency=20))
     assert dump(clickhouse, t, "TSV", "id") == dump(clickhouse, twin, "TSV", "id")
-    assert parts_created(clickhouse, t) < 20, "the requests were not batched"
+    if fmt == "JSONEachRow":
+        assert parts_created(clickhouse, t) < 20, "the requests were not batched"
+    else:
+        assert flushes(sc, t) == [], "a body starting with a byte order mark was batched"
 
 
 def test_credentials_are_separate_batches(clickhouse, start_sidecar):

@@ -95,15 +95,15 @@ TEST_CASE("JSONEachRow accepts a UTF-8 byte order mark") {
   CHECK(count(kJSON, "\xEF\xBB{\"a\":1}") == -1);
 }
 
-TEST_CASE("CSV drops a UTF-8 byte order mark, TSV keeps it, as ClickHouse does") {
-  for (RowFormat f : {RowFormat::kCSV, RowFormat::kCSVWithNames}) {
-    Split s = split(f, "\xEF\xBB\xBFx,y\n1,2\n");
-    REQUIRE(s.ok);
-    CHECK(s.chunk.rows.substr(0, 1) == (f == RowFormat::kCSV ? "x" : "1"));
-  }
-  Split s = split(RowFormat::kTSV, "\xEF\xBB\xBFx\ty\n");
+TEST_CASE("a byte order mark: dropped before a header, plain CSV and TSV go alone") {
+  // Every version drops it before a *WithNames header.
+  Split s = split(RowFormat::kCSVWithNames, "\xEF\xBB\xBFx,y\n1,2\n");
   REQUIRE(s.ok);
-  CHECK(s.chunk.rows.substr(0, 3) == "\xEF\xBB\xBF");
+  CHECK(s.chunk.header == "x,y\n");
+  // 18.16 drops it from plain CSV and keeps it in TSV; 26.x keeps it when
+  // the first column is a String: such a body is not batched.
+  CHECK_FALSE(split(RowFormat::kCSV, "\xEF\xBB\xBFx,y\n1,2\n").ok);
+  CHECK_FALSE(split(RowFormat::kTSV, "\xEF\xBB\xBFx\ty\n").ok);
 }
 
 TEST_CASE("JSONEachRow keeps nested objects, arrays and tricky strings") {
