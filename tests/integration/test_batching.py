@@ -406,7 +406,8 @@ def test_pipelined_insert_behind_an_expired_one_is_answered(start_sidecar, tmp_p
     answer, not be dropped with the expired rows."""
     dead = free_port()
     sc = start_sidecar(f"http://127.0.0.1:{dead}", "--upstream-timeout", "1s", "--flush-rows", "3",
-                       "--max-inflight-flushes", "1", "--spool-dir", str(tmp_path / "spool"))
+                       "--max-inflight-flushes", "1", "--spool-dir", str(tmp_path / "spool"),
+                       "--early-ack-proof", "0")  # an early answer with no upstream at all
     q = urllib.parse.quote("INSERT INTO t FORMAT JSONEachRow")
     # a spooled row holds the table's only flush slot (the upstream refuses)
     with RawConn(sc.url, timeout=10) as c:
