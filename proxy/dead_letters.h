@@ -18,8 +18,8 @@
 // holds until a retry finds room, so the spool refuses new early answers
 // meanwhile (rows are never dropped silently, and the disk is never filled).
 //
-// Loop thread only; the owner (the spool) must outlive nothing here but
-// close(), which it calls before it goes.
+// Owned by the spool, which closes it first. Loop thread only; the pool
+// thread touches writing_ and the result fields only while busy_.
 #pragma once
 
 #include <uv.h>
