@@ -138,6 +138,11 @@ void App::register_metrics() {
   bm.spool_bytes.get().set_function([this] { return double(spool_->bytes()); });
   bm.spool_max_bytes.get().set_function(
       [this] { return spool_->enabled() ? double(config_.spool_max_bytes) : 0.0; });
+  bm.spool_writable.get().set_function(
+      [this] { return spool_->enabled() && spool_->write_error() == 0 ? 1.0 : 0.0; });
+  bm.dead_letter_bytes.get().set_function([this] { return double(spool_->dead_letter_bytes()); });
+  bm.dead_letter_max_bytes.get().set_function(
+      [this] { return spool_->enabled() ? double(config_.dead_letter_max_bytes) : 0.0; });
   bm.fsyncs.get().set_function([this] { return double(spool_->fsyncs()); });
   bm.segments.at({"new"}).set_function([this] { return double(spool_->segments_created()); });
   bm.segments.at({"reused"}).set_function([this] { return double(spool_->segments_reused()); });

@@ -319,6 +319,12 @@ const std::vector<Flag>& flags() {
                     "requests as were waiting then, so one fdatasync serves them all "
                     "(0: write it at once)",
                     &Config::spool_group_wait_ms, 0),
+      size_flag("Acknowledgement", "dead-letter-max-bytes",
+                "total of the dead-letter files in --spool-dir (rows ClickHouse refused after "
+                "their early answer; dead-letter.jsonl is renamed dead-letter-<n>.jsonl at a "
+                "quarter of it, never deleted); at the cap such rows wait in the spool and "
+                "spooled INSERTs get 503 with Retry-After until files are moved away",
+                &Config::dead_letter_max_bytes, 64 * 1024),
       duration_flag("Acknowledgement", "retry-backoff-min",
                     "first pause before a batch is sent again after a transient error",
                     &Config::retry_backoff_min_ms, 1),

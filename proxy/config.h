@@ -80,6 +80,7 @@ struct Config {
   uint64_t spool_max_bytes = 1024ull * 1024 * 1024;
   uint64_t spool_segment_bytes = 8 * 1024 * 1024;
   uint64_t spool_group_wait_ms = 2;
+  uint64_t dead_letter_max_bytes = 256ull * 1024 * 1024;
   uint64_t retry_backoff_min_ms = 100;
   uint64_t retry_backoff_max_ms = 10'000;
   uint64_t retry_limit = 20;

@@ -1,6 +1,7 @@
 #include "exchange.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -263,8 +264,11 @@ struct SpooledRows final : BatchTicket, SpoolWaiter {
       to->batch_done(kSpooled);
       return;
     }
+    int why = app->spool().write_error();
     ChError error(503, kTooManySimultaneousQueries,
-                  "The rows could not be written to the spool; nothing was inserted");
+                  "The rows could not be written to the spool (--spool-dir " +
+                      app->config().spool_dir + ": " + std::strerror(why != 0 ? why : EIO) +
+                      "); nothing was inserted");
     to->batch_done(BatchResult{503, status_reason(503),
                                {{"Content-Type", "text/plain; charset=UTF-8"},
                                 {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)},
@@ -297,12 +301,28 @@ void Exchange::spool_rows(const RowChunk& chunk) {
     body_.shrink_to_fit();
     return;
   }
-  respond_error({503, kTooManySimultaneousQueries,
-                 appended == Spool::Append::kFull
-                     ? "The spool is full (--spool-max-bytes " +
-                           std::to_string(app_.config().spool_max_bytes) + ")"
-                     : std::string("The spool is not available (--spool-dir)")},
-                1);
+  const Config& config = app_.config();
+  std::string why;
+  switch (appended) {
+    case Spool::Append::kFull:
+      why = "The spool is full (--spool-max-bytes " + std::to_string(config.spool_max_bytes) + ")";
+      break;
+    case Spool::Append::kNoSpace:
+      why = "The spool's disk takes no writes (--spool-dir " + config.spool_dir + ": " +
+            std::strerror(app_.spool().write_error()) +
+            "); nothing was inserted. Early answers resume once a write succeeds (tried every "
+            "second); INSERTs without wait_for_async_insert=0 are served meanwhile";
+      break;
+    case Spool::Append::kDeadLettersFull:
+      why = "The dead-letter files in --spool-dir " + config.spool_dir +
+            " reached --dead-letter-max-bytes " + std::to_string(config.dead_letter_max_bytes) +
+            "; nothing was inserted. Early answers resume once dead-letter-*.jsonl files are "
+            "moved away (checked every 5 seconds)";
+      break;
+    default:
+      why = "The spool is not available (--spool-dir)";
+  }
+  respond_error({503, kTooManySimultaneousQueries, why}, 1);
 }
 
 void Exchange::respond_buffers_full() {

@@ -325,6 +325,13 @@ BatchMetrics::BatchMetrics(Metrics& m)
                              "Age of the oldest row not yet committed to ClickHouse.")),
       spool_bytes(m.gauge("spool_bytes", "Bytes held in the on-disk spool.")),
       spool_max_bytes(m.gauge("spool_max_bytes", "Cap on the on-disk spool's size.")),
+      spool_writable(m.gauge("spool_writable",
+                             "1 while the spool's disk takes writes; 0 while early answers get "
+                             "503 (a full disk), until a write succeeds.")),
+      dead_letter_bytes(m.gauge("dead_letter_bytes",
+                                "Bytes in the dead-letter files of the spool directory.")),
+      dead_letter_max_bytes(m.gauge("dead_letter_max_bytes",
+                                    "Cap on the dead-letter files (--dead-letter-max-bytes).")),
       fsyncs(m.counter("spool_fsyncs_total", "fsync calls made by the spool.")),
       segments(m.counter("spool_segments_total",
                          "Segment files the spool started appending to, new or reused.",

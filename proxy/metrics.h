@@ -238,6 +238,9 @@ struct BatchMetrics {
   GaugeFamily& oldest_row_age;       // seconds the oldest unflushed row has waited
   GaugeFamily& spool_bytes;          // bytes held in the spool
   GaugeFamily& spool_max_bytes;      // the spool's cap
+  GaugeFamily& spool_writable;       // 1 while the spool's disk takes writes, else 0
+  GaugeFamily& dead_letter_bytes;    // bytes in the dead-letter files, as last measured
+  GaugeFamily& dead_letter_max_bytes;  // --dead-letter-max-bytes
   CounterFamily& fsyncs;             // fsync calls of the spool
   CounterFamily& segments;           // {how="new"|"reused"} segments the spool started
   HistogramFamily& fsync_duration;   // seconds per fsync

@@ -61,8 +61,12 @@ int write_fully(int fd, std::string_view data, off_t offset) {
   return 0;
 }
 
-// A dead letter that could not be written is tried again after this.
-constexpr uint64_t kDeadLetterRetryMs = 5'000;
+// While the spool takes no writes, a probe tries again this often.
+constexpr uint64_t kProbeMs = 1'000;
+
+// Errors that mean "no room now", which freeing space or draining the
+// backlog cures; others (a read-only filesystem) refuse the spool at start.
+bool no_room(int err) { return err == ENOSPC || err == EDQUOT; }
 
 // A fire-and-forget uv_fs request that owns its buffer.
 struct OwnedFsRequest {
@@ -77,7 +81,14 @@ void on_owned_done(uv_fs_t* req) noexcept {
 
 }  // namespace
 
-Spool::Spool(uv_loop_t* loop, const Config& config) : loop_(loop), config_(config) {}
+Spool::Spool(uv_loop_t* loop, const Config& config)
+    : loop_(loop),
+      config_(config),
+      dead_letters_(loop, config, [this](const std::vector<uint64_t>& ids) { committed(ids); }) {
+  dead_letters_.set_idle_callback([this] {
+    if (idle() && on_idle_) on_idle_();
+  });
+}
 
 Spool::~Spool() {
   close();
@@ -109,15 +120,16 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
   std::string probe = dir + "/.probe";
   int pfd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   std::string zeros(4096, '\0');
+  int probe_error = 0;
   if (pfd < 0 || ::write(pfd, zeros.data(), zeros.size()) != static_cast<ssize_t>(zeros.size()) ||
-      ::fdatasync(pfd) != 0) {
-    error = "--spool-dir " + dir + " is not writable: " + errno_text(errno);
-    if (pfd >= 0) ::close(pfd);
-    ::unlink(probe.c_str());
+      ::fdatasync(pfd) != 0)
+    probe_error = errno != 0 ? errno : EIO;
+  if (pfd >= 0) ::close(pfd);
+  ::unlink(probe.c_str());
+  if (probe_error != 0 && !no_room(probe_error)) {
+    error = "--spool-dir " + dir + " is not writable: " + errno_text(probe_error);
     return false;
   }
-  ::close(pfd);
-  ::unlink(probe.c_str());
 
   std::vector<uint64_t> seqs;
   if (DIR* d = ::opendir(dir.c_str())) {
@@ -195,19 +207,30 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
   uint64_t seq = last_seq + 1;
   std::string path = segment_path(seq);
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd_ < 0) {
+  if (fd_ < 0 && !no_room(errno)) {
     error = "cannot create spool segment " + path + ": " + errno_text(errno);
     return false;
   }
+  if (fd_ < 0) probe_error = errno;  // the probe creates it once there is room
+  else ++segments_created_;
   sync_directory(dir);  // best effort: the probe above proved the directory takes writes
   segments_.push_back(Segment{seq});
-  ++segments_created_;
   struct stat spare;
   if (::stat(spare_path().c_str(), &spare) == 0) {
-    if (static_cast<uint64_t>(spare.st_size) >= segment_limit()) spare_ = Spare::kReady;
+    // On a full disk the spare's blocks are better free.
+    if (probe_error == 0 && static_cast<uint64_t>(spare.st_size) >= segment_limit())
+      spare_ = Spare::kReady;
     else ::unlink(spare_path().c_str());
   }
+  opened_ = true;
+  dead_letters_.open();
   recycle();
+  if (probe_error != 0) {
+    log_event(LogLevel::kWarn, "spool_disk_full_at_start",
+              {{"dir", dir}, {"error", errno_text(probe_error)},
+               {"effect", "the spool is replayed; early answers get 503 until there is room"}});
+    enter_unwritable(probe_error);
+  }
   log_event(LogLevel::kInfo, "spool_opened",
             {{"dir", dir},
              {"segments", std::to_string(seqs.size())},
@@ -219,7 +242,7 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
 }
 
 bool Spool::record_batch(const SpoolBatch& batch, std::shared_ptr<SpoolWaiter> waiter) {
-  if (fd_ < 0 || closed_) return false;
+  if (fd_ < 0 || closed_ || write_error_ != 0) return false;
   encode_batch_record(batch, pending_);
   pending_waiters_.emplace_back(std::move(waiter), 0);
   batch_record_pending_ = true;
@@ -229,7 +252,10 @@ bool Spool::record_batch(const SpoolBatch& batch, std::shared_ptr<SpoolWaiter> w
 
 Spool::Append Spool::append(const SpoolRows& data, uint64_t& id,
                             std::shared_ptr<SpoolWaiter> waiter) {
-  if (fd_ < 0 || closed_) return Append::kUnavailable;
+  if (!opened_ || closed_) return Append::kUnavailable;
+  if (write_error_ != 0) return Append::kNoSpace;
+  // Rows ClickHouse may refuse need room in the dead-letter files.
+  if (dead_letters_.full()) return Append::kDeadLettersFull;
   size_t before = pending_.size();
   encode_data_record(data, next_id_, pending_);
   uint64_t in_flight = state_ == State::kWriting ? group_.size() : 0;  // the group being written
@@ -253,7 +279,7 @@ void Spool::committed(const std::vector<uint64_t>& ids) {
       break;
     }
   }
-  encode_commit_record(ids, pending_);
+  pending_commits_.insert(pending_commits_.end(), ids.begin(), ids.end());
   recycle();
   kick();
 }
@@ -263,7 +289,7 @@ void Spool::committed(const std::vector<uint64_t>& ids) {
 void Spool::recycle() {
   while (segments_.size() > 1 && segments_.front().live == 0) {
     const Segment& done = segments_.front();
-    if (spare_ == Spare::kNone && done.bytes >= segment_limit()) {
+    if (spare_ == Spare::kNone && done.bytes >= segment_limit() && write_error_ == 0) {
       spare_ = Spare::kRenaming;
       auto* req = new uv_fs_t{};
       req->data = this;
@@ -295,90 +321,11 @@ void Spool::on_spare_renamed(uv_fs_t* req) noexcept {
   delete req;
 }
 
-void Spool::dead_letter(const SpoolData& data, std::string_view error) {
-  dead_lettered_rows_ += data.row_count;
-  std::string& line = dead_pending_;
-  line += "{\"spool_id\":" + std::to_string(data.id) + ",\"table\":";
-  append_json_string(line, data.target.table);
-  line += ",\"rows\":" + std::to_string(data.row_count) + ",\"error\":";
-  append_json_string(line, error);
-  line += ",\"data\":";
-  append_json_string(line, data.rows);
-  line += "}\n";
-  dead_pending_ids_.push_back(data.id);
-  log_event(LogLevel::kWarn, "rows_dead_lettered",
-            {{"table", data.target.table}, {"rows", std::to_string(data.row_count)}});
-  write_dead_letters();
-}
-
-// The lines go to the file on the thread pool, one write at a time; their
-// records count as committed only once the file is synced, so a line that
-// could not be written (a full disk) leaves its rows in the spool, and the
-// write is tried again later (or the rows replayed after a restart).
-void Spool::write_dead_letters() {
-  if (dead_busy_ || dead_pending_.empty() || closed_ || dead_letters_wait_for_retry()) return;
-  dead_busy_ = true;
-  dead_writing_.swap(dead_pending_);
-  dead_writing_ids_.swap(dead_pending_ids_);
-  dead_error_ = 0;
-  dead_work_.data = this;
-  uv_queue_work(loop_, &dead_work_, &Spool::append_dead_letters, &Spool::on_dead_letters_written);
-}
-
-void Spool::append_dead_letters(uv_work_t* work) noexcept {
-  auto* self = static_cast<Spool*>(work->data);
-  std::string path = self->config_.spool_dir + "/dead-letter.jsonl";
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  struct stat st {};
-  if (fd < 0 || ::fstat(fd, &st) != 0) {
-    self->dead_error_ = errno;
-    if (fd >= 0) ::close(fd);
-    return;
-  }
-  int err = write_fully(fd, self->dead_writing_, st.st_size);
-  if (err == 0 && ::fdatasync(fd) != 0) err = errno;
-  if (err == 0 && st.st_size == 0) err = sync_directory(self->config_.spool_dir);  // a new file
-  if (err != 0 && ::ftruncate(fd, st.st_size) == 0) ::fdatasync(fd);  // no torn line stays
-  ::close(fd);
-  self->dead_error_ = err;
-}
-
-void Spool::on_dead_letters_written(uv_work_t* work, int status) noexcept {
-  auto* self = static_cast<Spool*>(work->data);
-  self->dead_busy_ = false;
-  int error = status != 0 ? -status : self->dead_error_;
-  if (error == 0) {
-    std::vector<uint64_t> ids = std::move(self->dead_writing_ids_);
-    self->dead_writing_ids_.clear();
-    self->dead_writing_.clear();
-    self->committed(ids);
-  } else {
-    log_event(LogLevel::kError, "dead_letter_write_failed",
-              {{"error", errno_text(error)},
-               {"rows_kept_in_spool", std::to_string(self->dead_writing_ids_.size())},
-               {"retry_in_ms", std::to_string(kDeadLetterRetryMs)}});
-    self->dead_pending_.insert(0, self->dead_writing_);
-    self->dead_pending_ids_.insert(self->dead_pending_ids_.begin(), self->dead_writing_ids_.begin(),
-                                   self->dead_writing_ids_.end());
-    self->dead_writing_.clear();
-    self->dead_writing_ids_.clear();
-    if (!self->closed_) {
-      if (self->dead_retry_timer_ == nullptr) {
-        self->dead_retry_timer_ = make_handle<uv_timer_t>();
-        uv_timer_init(self->loop_, self->dead_retry_timer_);
-        self->dead_retry_timer_->data = self;
-      }
-      uv_timer_start(self->dead_retry_timer_, [](uv_timer_t* t) noexcept {
-        if (auto* spool = static_cast<Spool*>(t->data)) spool->write_dead_letters();
-      }, kDeadLetterRetryMs, 0);
-    }
-  }
-  self->write_dead_letters();  // lines queued meanwhile
-  if (self->idle() && self->on_idle_) self->on_idle_();
-}
-
 void Spool::kick() {
-  if (state_ != State::kIdle || pending_.empty() || fd_ < 0) return;
+  // While the disk takes no writes, only the probe writes.
+  if (state_ != State::kIdle || (pending_.empty() && pending_commits_.empty()) || fd_ < 0 ||
+      write_error_ != 0)
+    return;
   // A batch record goes at once: its batch (and any client waiting for that
   // batch's commit) waits for it.
   if (pending_requests_ < group_target_ && !batch_record_pending_) return;
@@ -409,6 +356,9 @@ void Spool::write_group() {
   group_target_ = 0;
   if (group_wait_timer_ != nullptr) uv_timer_stop(group_wait_timer_);
   group_started_ns_ = uv_hrtime();
+  if (!pending_commits_.empty()) encode_commit_record(pending_commits_, pending_);
+  group_commits_.swap(pending_commits_);
+  pending_commits_.clear();
   group_.swap(pending_);  // the buffers trade places and keep their capacity
   pending_.clear();
   group_waiters_.swap(pending_waiters_);
@@ -440,9 +390,25 @@ void Spool::on_written(uv_work_t* work, int status) noexcept {
   auto* self = static_cast<Spool*>(work->data);
   int error = status != 0 ? -status : self->group_error_;
   if (error != 0) {
-    log_event(LogLevel::kError, "spool_write_failed", {{"error", errno_text(error)}});
+    if (self->write_error_ == 0)  // once per episode: the probe repeats it every second
+      log_event(LogLevel::kError, "spool_write_failed",
+                {{"error", errno_text(error)},
+                 {"effect", "early answers get 503 until a write succeeds (tried every " +
+                                std::to_string(kProbeMs) + " ms)"}});
+    // Commit records are still true: written with a later group.
+    self->pending_commits_.insert(self->pending_commits_.begin(), self->group_commits_.begin(),
+                                  self->group_commits_.end());
+    self->group_commits_.clear();
+    self->enter_unwritable(error);
     self->group_done(false);
     return;
+  }
+  self->group_commits_.clear();
+  if (self->write_error_ != 0) {
+    log_event(LogLevel::kInfo, "spool_writable_again",
+              {{"unwritable_ms", std::to_string(uv_now(self->loop_) - self->unwritable_since_ms_)}});
+    self->write_error_ = 0;
+    if (self->probe_timer_ != nullptr) uv_timer_stop(self->probe_timer_);
   }
   ++self->fsyncs_;
   if (self->on_fsync_) self->on_fsync_(double(uv_hrtime() - self->group_started_ns_) / 1e9);
@@ -466,7 +432,7 @@ void Spool::group_done(bool ok) {
   // The next group writes at the end of the valid data, over anything a
   // failed write left behind.
   state_ = State::kIdle;
-  if (ok && active.bytes >= segment_limit()) rotate();
+  if ((ok && active.bytes >= segment_limit()) || retire_active_) rotate();
   else if (ok && active.bytes >= segment_limit() / 8 * (spare_ == Spare::kReady ? 4 : 7))
     prepare_next();  // early if the spare can be reused, else a little later: it may be by then
   // Before the answers: an answer may lead to an append at once. Not after a
@@ -498,6 +464,7 @@ void Spool::rotate() {
     return;
   }
   next_ = Next::kNone;
+  retire_active_ = false;
   ::close(fd_);
   fd_ = opening_.fd;
   opening_.fd = -1;
@@ -510,13 +477,14 @@ void Spool::rotate() {
 
 // Opens the segment after the active one on the thread pool, reusing the
 // spare if there is one.
-void Spool::prepare_next() {
+void Spool::prepare_next(bool active) {
   if (closed_ || next_ != Next::kNone || uv_now(loop_) < rotate_retry_ms_) return;
   next_ = Next::kOpening;
   opening_ = Opening{};
-  opening_.seq = segments_.back().seq + 1;
+  opening_.active = active;
+  opening_.seq = segments_.back().seq + (active ? 0 : 1);
   opening_.path = segment_path(opening_.seq);
-  if (spare_ == Spare::kReady) {
+  if (spare_ == Spare::kReady && !active) {
     opening_.reuse_path = spare_path();
     spare_ = Spare::kInUse;
   }
@@ -571,20 +539,66 @@ void Spool::on_opened(uv_work_t* work, int status) noexcept {
     // Appends go on in the active segment; another try after a pause.
     constexpr uint64_t kRetryMs = 1000;
     self->rotate_retry_ms_ = uv_now(self->loop_) + kRetryMs;
-    log_event(LogLevel::kError, "spool_rotate_failed", {{"segment", o.path}, {"error", errno_text(o.error)}});
+    // On a full disk this repeats with each probe; spool_write_failed said why.
+    log_event(self->write_error_ != 0 ? LogLevel::kDebug : LogLevel::kError, "spool_rotate_failed",
+              {{"segment", o.path}, {"error", errno_text(o.error)}});
+    return;
+  }
+  if (o.active) {  // the segment start-up could not create on a full disk
+    self->next_ = Next::kNone;
+    self->fd_ = o.fd;
+    o.fd = -1;
+    ++self->segments_created_;
+    if (self->state_ == State::kIdle && self->write_error_ != 0) self->write_group();  // probe now
     return;
   }
   self->next_ = Next::kReady;
-  // Past the limit already with no write in flight: take over now.
-  if (self->state_ == State::kIdle && self->segments_.back().bytes >= self->segment_limit())
+  // Past the limit already (or retiring a segment that filled the disk) with
+  // no write in flight: take over now.
+  if (self->state_ == State::kIdle &&
+      (self->segments_.back().bytes >= self->segment_limit() || self->retire_active_))
     self->rotate();
+}
+
+void Spool::enter_unwritable(int error) {
+  if (write_error_ == 0) unwritable_since_ms_ = uv_now(loop_);
+  write_error_ = error;
+  if (spare_ == Spare::kReady) {  // its blocks are better free
+    spare_ = Spare::kNone;
+    auto* req = new OwnedFsRequest{};
+    uv_fs_unlink(loop_, &req->req, spare_path().c_str(), &on_owned_done);
+  }
+  // Its records' space returns only once a fresh segment takes appends.
+  if (fd_ >= 0 && segments_.back().bytes > 0) retire_active_ = true;
+  if (closed_) return;
+  if (probe_timer_ == nullptr) {
+    probe_timer_ = make_handle<uv_timer_t>();
+    uv_timer_init(loop_, probe_timer_);
+    probe_timer_->data = this;
+  }
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(probe_timer_)))
+    uv_timer_start(probe_timer_, &Spool::on_probe, kProbeMs, kProbeMs);
+}
+
+// Writes what waits (at least the end mark, and its fdatasync): the first
+// success makes the spool writable again.
+void Spool::on_probe(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<Spool*>(timer->data);
+  if (self == nullptr || self->write_error_ == 0 || self->state_ != State::kIdle) return;
+  if (self->fd_ < 0) {
+    self->prepare_next(true);
+    return;
+  }
+  if (self->retire_active_) self->rotate();
+  self->write_group();
 }
 
 void Spool::close() {
   if (closed_) return;
   closed_ = true;
-  close_handle(dead_retry_timer_);
-  dead_retry_timer_ = nullptr;
+  dead_letters_.close();
+  close_handle(probe_timer_);
+  probe_timer_ = nullptr;
   close_handle(group_wait_timer_);
   group_wait_timer_ = nullptr;
   group_target_ = 0;

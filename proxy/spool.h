@@ -56,13 +56,26 @@
 // tail at the last valid record (counted and logged) and hands back the
 // records not known committed, for replay: grouped as the batch that last
 // sent them, and the others (never sent) apart. Rows ClickHouse refuses after
-// their early answer go to dead-letter.jsonl (appended and synced on the
-// thread pool); their records count as committed only once that write
-// succeeded. Note: records carry the request's credential headers (needed
-// to replay them); the directory is 0700 and the files 0600.
+// their early answer go to the dead-letter files (dead_letters.h); their
+// records count as committed only once that write succeeded. Note: records
+// carry the request's credential headers (needed to replay them); the
+// directory is 0700 and the files 0600.
+//
+// A write that fails (a full disk: ENOSPC) makes the spool unwritable:
+// append() answers kNoSpace and record_batch() false, commit records wait in
+// memory, and every second a probe writes what waits (at least the end
+// mark, with its fdatasync) until one succeeds. Meanwhile the active segment
+// is retired (a fresh, empty file takes over, and no done segment is kept as
+// spare.log), so the space of its records returns once they commit: a spool
+// that filled its disk recovers when the backlog drains, not only when space
+// is freed elsewhere. Start-up on a full disk (the write probe or the new
+// segment fails with ENOSPC or EDQUOT) opens the spool the same way: its
+// records are replayed, early answers wait for room, and the segment file is
+// created by the probe if it could not be.
 //
 // Bounded by --spool-max-bytes: append() refuses beyond it (records' bytes;
-// the segment kept for reuse adds at most one segment). Loop thread only.
+// the segment kept for reuse adds at most one segment), and while the
+// dead-letter files are at --dead-letter-max-bytes. Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -76,6 +89,7 @@
 #include <vector>
 
 #include "config.h"
+#include "dead_letters.h"
 #include "spool_record.h"
 
 namespace chsidecar {
@@ -91,7 +105,9 @@ class SpoolWaiter {
 
 class Spool {
  public:
-  enum class Append { kQueued, kFull, kUnavailable };
+    // kFull: --spool-max-bytes; kNoSpace: the disk takes no writes now
+  // (write_error() says why); kDeadLettersFull: --dead-letter-max-bytes.
+  enum class Append { kQueued, kFull, kUnavailable, kNoSpace, kDeadLettersFull };
 
   // `config` must outlive the spool.
   Spool(uv_loop_t* loop, const Config& config);
@@ -115,24 +131,29 @@ class Spool {
   void committed(const std::vector<uint64_t>& ids);
 
   // Writes rows that ClickHouse refused on their own, with the error, to
-  // dead-letter.jsonl in the spool directory (without credentials), and
-  // then marks the record committed: only once the line is synced.
-  void dead_letter(const SpoolData& data, std::string_view error);
+  // the dead-letter files (without credentials), and then marks the record
+  // committed: only once the line is synced.
+  void dead_letter(const SpoolData& data, std::string_view error) { dead_letters_.add(data, error); }
 
   // True while nothing is waiting to be written or synced. Records held by
-  // the group wait are waiting; dead letters waiting to be tried again
-  // after a failed write are not (their records stay in the spool).
+  // the group wait are waiting; what waits for the disk to take writes
+  // again, and dead letters waiting to be tried again, are not (their
+  // records stay in the spool).
   bool idle() const {
-    return state_ == State::kIdle && pending_.empty() && !dead_busy_ &&
-           (dead_pending_.empty() || dead_letters_wait_for_retry());
+    return state_ == State::kIdle &&
+           ((pending_.empty() && pending_commits_.empty()) || write_error_ != 0) &&
+           dead_letters_.idle();
   }
   uint64_t bytes() const { return disk_bytes_ + pending_.size(); }
+  // The errno that made the spool unwritable, 0 while it takes writes.
+  int write_error() const { return write_error_; }
+  uint64_t dead_letter_bytes() const { return dead_letters_.bytes(); }
   uint64_t fsyncs() const { return fsyncs_; }
   // Segments started since start-up: as new files, and by reusing a done one.
   uint64_t segments_created() const { return segments_created_; }
   uint64_t segments_reused() const { return segments_reused_; }
-  uint64_t dead_lettered_rows() const { return dead_lettered_rows_; }
-  bool enabled() const { return fd_ >= 0; }
+  uint64_t dead_lettered_rows() const { return dead_letters_.rows(); }
+  bool enabled() const { return opened_ && !closed_; }
 
   // Told the duration of each write+fdatasync, in seconds.
   void set_fsync_observer(std::function<void(double)> observer) { on_fsync_ = std::move(observer); }
@@ -165,6 +186,7 @@ class Spool {
     std::string reuse_path;  // empty: create a new file
     int fd = -1;
     bool reused = false;
+    bool active = false;     // the active segment, not created at start (a full disk)
     int error = 0;           // errno from the pool thread
   };
 
@@ -177,21 +199,18 @@ class Spool {
   void group_done(bool ok);
   uint64_t segment_limit() const;
   void rotate();
-  void prepare_next();
+  // REQUIRES: fd_ >= 0 unless `active`, which creates the active segment's file.
+  void prepare_next(bool active = false);
+  // A write failed with `error`: refuse early answers, probe every second.
+  void enter_unwritable(int error);
+  void retire_active();
+  static void on_probe(uv_timer_t* timer) noexcept;
   void recycle();
   std::string segment_path(uint64_t seq) const;
   static void write_and_sync(uv_work_t* work) noexcept;  // on a pool thread
   static void on_written(uv_work_t* work, int status) noexcept;
   std::string spare_path() const;
   static void on_spare_renamed(uv_fs_t* req) noexcept;
-  void write_dead_letters();
-  // A dead-letter write failed and the next try is timed.
-  bool dead_letters_wait_for_retry() const {
-    return dead_retry_timer_ != nullptr &&
-           uv_is_active(reinterpret_cast<const uv_handle_t*>(dead_retry_timer_));
-  }
-  static void append_dead_letters(uv_work_t* work) noexcept;  // on a pool thread
-  static void on_dead_letters_written(uv_work_t* work, int status) noexcept;
   static void open_segment(uv_work_t* work) noexcept;  // on a pool thread
   static void on_opened(uv_work_t* work, int status) noexcept;
 
@@ -229,16 +248,15 @@ class Spool {
   uint64_t fsyncs_ = 0;
   uint64_t segments_created_ = 0;
   uint64_t segments_reused_ = 0;
-  uint64_t dead_lettered_rows_ = 0;
-  // Dead-letter lines waiting, and the ones being written (one write at a time).
-  std::string dead_pending_;
-  std::vector<uint64_t> dead_pending_ids_;
-  std::string dead_writing_;
-  std::vector<uint64_t> dead_writing_ids_;
-  bool dead_busy_ = false;
-  int dead_error_ = 0;  // errno from the pool thread
-  uv_work_t dead_work_{};
-  uv_timer_t* dead_retry_timer_ = nullptr;
+  DeadLetters dead_letters_;
+  // Commit records to write with the next group, and those of the group.
+  std::vector<uint64_t> pending_commits_;
+  std::vector<uint64_t> group_commits_;
+  int write_error_ = 0;         // errno of the failed write, until a probe succeeds
+  uint64_t unwritable_since_ms_ = 0;
+  bool retire_active_ = false;  // a fresh segment should take over once open
+  uv_timer_t* probe_timer_ = nullptr;
+  bool opened_ = false;
   bool closed_ = false;
   std::function<void()> on_idle_;
   std::function<void(double)> on_fsync_;

@@ -889,9 +889,10 @@ def test_unusable_spool_dir_at_start(clickhouse, sidecar_bin, tmp_path, capsys):
         _mount_tmpfs(full, "size=64k")
         try:
             _fill(full / "filler")
+            # A full filesystem is not refused: it may get room (see
+            # test_spool_disk_full_frees_and_kill9_while_full).
             cases = [("read-only fs, dir to create", ro / "spool", "Read-only"),
-                     ("read-only fs, existing dir", ro, "Read-only"),
-                     ("full fs", full / "spool", "No space left")]
+                     ("read-only fs, existing dir", ro, "Read-only")]
             seen = []
             for name, d, why in cases:
                 r = _run_sidecar(sidecar_bin, clickhouse.http_url, d)
@@ -1179,3 +1180,211 @@ def test_disk_fills_at_run_time(clickhouse, start_sidecar, tmp_path, capsys):
         sc2.stop()
     finally:
         _umount(mnt)
+
+
+# -- a full spool disk, and the dead-letter cap ------------------------------------------
+
+def _spooled(url: str, table: str, body: bytes, timeout: float = 10.0):
+    return post(url, table, body, SPOOLED, timeout=timeout)
+
+
+def _until(pred, timeout: float, step: float = 0.05):
+    """Seconds until pred() held, or None after `timeout`."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(step)
+    return None
+
+
+def test_spool_that_fills_its_disk_recovers_when_the_backlog_drains(clickhouse, start_sidecar,
+                                                                   tmp_path, capsys):
+    """Issue 20: the spool alone fills a 1 MiB filesystem (its segment limit
+    is larger) while ClickHouse commits every row. Early answers get 503;
+    once the backlog has committed, the segment that filled the disk is
+    retired and deleted, and early answers return by themselves, without
+    anything freed by hand. (Before: 503 for good, the active segment held
+    the disk.)"""
+    mnt = tmp_path / "small"
+    _mount_tmpfs(mnt, "size=1m")
+    try:
+        table = make_table(clickhouse, uniq("spool_drain"), "id UInt64, r UInt32, s String")
+        sc = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(mnt / "spool"))
+        pad = "x" * 8000
+        acked, refused, first_503 = [], [], None
+        for i in range(1, 400):
+            st, hdrs, body = _spooled(sc.url, table, b'{"id":%d,"r":1,"s":"%s"}\n' % (i, pad.encode()))
+            (acked if st == 200 else refused).append(i)
+            if st != 200:
+                assert st == 503 and hdrs.get("Retry-After"), (st, hdrs, body)
+                first_503 = body
+                break
+        assert first_503 is not None, "the spool never filled its 1 MiB disk"
+        assert b"No space left on device" in first_503 and b"--spool-dir" in first_503, first_503
+        ok_after = []
+
+        def early_answer_again():
+            i = 1000 + len(ok_after) + len(refused)
+            st, _, _ = _spooled(sc.url, table, b'{"id":%d,"r":2,"s":""}\n' % i)
+            (ok_after if st == 200 else refused).append(i)
+            return st == 200
+        took = _until(early_answer_again, 15, step=0.1)
+        report(capsys, f"spool filled its disk after {len(acked)} early answers; early answers "
+                       f"again {took and round(took, 2)} s after the first 503")
+        assert took is not None, sc.stderr_text()[-3000:]
+        assert "spool_writable_again" in sc.stderr_text()
+        missing, counts = wait_present(clickhouse, table, acked + ok_after, 15)
+        assert not missing, sorted(missing)[:10]
+        assert not [i for i in refused if counts.get(i)], "rows of 503'd requests landed"
+        # Still good for more than one request.
+        for i in range(5000, 5020):
+            assert _spooled(sc.url, table, b'{"id":%d,"r":3,"s":""}\n' % i)[0] == 200
+    finally:
+        _umount(mnt)
+
+
+def test_spool_disk_full_frees_and_kill9_while_full(clickhouse, start_sidecar, tmp_path, capsys):
+    """Issue 20: the spool's filesystem is full (a filler file and the spool,
+    ClickHouse unreachable). Early answers get 503 with Retry-After; once
+    the filler shrinks they are back within about a second (measured).
+    Filled again, then kill -9: a start on the full disk serves (no refusal
+    of --spool-dir), answers early INSERTs 503 while there is no room, and
+    against ClickHouse replays every acknowledged row, serves queries and
+    commit-mode INSERTs, and answers early again once the replay drained."""
+    mnt = tmp_path / "small"
+    _mount_tmpfs(mnt, "size=2m")
+    try:
+        table = make_table(clickhouse, uniq("spool_diskfull"))
+        spool_dir = mnt / "spool"
+        dead = f"http://127.0.0.1:{free_port()}"
+        filler = mnt / "filler"
+        _fill(filler)
+        os.truncate(filler, os.path.getsize(filler) - 256 * 1024)
+        sc = start_sidecar(dead, *TRUSTED, "--spool-dir", str(spool_dir))
+        load = Load(sc.url, table, first_id=1, concurrency=8, params=SPOOLED).start()
+        assert wait_for(lambda: load.errored, 20), "never 503 on a full disk"
+        load.stop()
+        st, hdrs, body = _spooled(sc.url, table, b'{"id":900000,"r":9}\n')
+        assert st == 503 and hdrs.get("Retry-After") == "1", (st, hdrs, body)
+        assert b"No space left on device" in body and b"Code: 202" in body, body
+        assert value(fetch_metrics(sc.admin_url), "chsidecar_spool_writable") == 0
+        refused = {900000} | load.errored
+        # Space returns: early answers resume by themselves.
+        os.truncate(filler, 0)
+        tries = iter(range(900001, 999999))
+
+        def early_ok():
+            i = next(tries)
+            ok = _spooled(sc.url, table, b'{"id":%d,"r":9}\n' % i)[0] == 200
+            (acked_extra if ok else refused).add(i)
+            return ok
+        acked_extra: set[int] = set()
+        recovered = _until(early_ok, 10, step=0.02)
+        assert recovered is not None, sc.stderr_text()[-3000:]
+        assert value(fetch_metrics(sc.admin_url), "chsidecar_spool_writable") == 1
+        # Full again (the filler takes what the spool left), then kill -9.
+        _fill(filler)
+        load2 = Load(sc.url, table, first_id=100_000, concurrency=8, params=SPOOLED).start()
+        assert wait_for(lambda: load2.errored, 20), "never 503 on the disk full again"
+        load2.stop()
+        sc.stop(signal.SIGKILL)
+        acked = load.acked | load2.acked | acked_extra
+        refused |= load2.errored
+        # A start on the full disk, ClickHouse still unreachable: it serves.
+        sc2 = start_sidecar(dead, *TRUSTED, "--spool-dir", str(spool_dir))
+        assert wait_for(lambda: "spool_disk_full_at_start" in sc2.stderr_text(), 5), \
+            sc2.stderr_text()[-2000:]
+        with httpx.Client(timeout=5) as c:
+            assert c.get(sc2.url + "/ping").status_code == 200
+        st, hdrs, body = _spooled(sc2.url, table, b'{"id":990000,"r":9}\n')
+        assert st == 503 and hdrs.get("Retry-After") and b"No space left" in body, (st, body)
+        refused.add(990000)
+        sc2.stop(signal.SIGKILL)
+        # And against ClickHouse, still on the full disk.
+        t0 = time.monotonic()
+        sc3 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
+        with httpx.Client(timeout=10) as c:
+            r = c.get(sc3.url + "/", params={"query": "SELECT 1"})
+            assert r.status_code == 200 and r.text.strip() == "1", r.text
+            r = c.post(sc3.url + "/", params={"query": f"INSERT INTO {table} FORMAT JSONEachRow"},
+                       content=b'{"id":995000,"r":7}\n')
+            assert r.status_code == 200, r.text
+        missing, counts = wait_present(clickhouse, table, acked | {995000}, 20)
+        assert not missing, f"{len(missing)} acked rows missing: {sorted(missing)[:10]}"
+        again = _until(lambda: _spooled(sc3.url, table, b'{"id":996000,"r":7}\n')[0] == 200, 10)
+        assert again is not None, sc3.stderr_text()[-3000:]
+        assert wait_for(lambda: id_counts(clickhouse, table).get(996000) == 1, 10)
+        counts = id_counts(clickhouse, table)
+        landed_refused = sorted(i for i in refused if counts.get(i))
+        report(capsys, f"full spool disk: acked={len(acked)}, 503s={len(refused)}; early answers "
+                       f"back {recovered:.2f} s after space returned; start on the full disk "
+                       f"after kill -9: replayed, early answers back {again:.2f} s after the first "
+                       f"query ({time.monotonic() - t0:.1f} s since start); duplicates "
+                       f"{duplicates(counts)}")
+        assert not landed_refused, landed_refused[:10]
+        assert recovered < 3.0, recovered
+        sc3.stop()
+    finally:
+        _umount(mnt)
+
+
+def test_dead_letter_cap(clickhouse, start_sidecar, tmp_path, capsys):
+    """Issue 20: dead letters are bounded by --dead-letter-max-bytes.
+    dead-letter.jsonl is renamed dead-letter-<n>.jsonl at a quarter of the
+    cap; at the cap, refused rows wait in the spool, early answers get 503
+    naming the flag, other INSERTs are served; once the files are moved
+    away, the waiting rows are written and early answers return. No row is
+    ever dropped: every refused row answered 200 is in some file, once."""
+    table = make_table(clickhouse, uniq("spool_dlcap"))
+    spool_dir = tmp_path / "spool"
+    cap = 64 * 1024
+    sc = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir),
+                       "--dead-letter-max-bytes", "64KiB", "--log-level", "debug")
+    pad = b"z" * 4000
+    bad_acked, body_503 = [], None
+    for i in range(1, 80):
+        st, hdrs, body = _spooled(sc.url, table, b'{"id":%d,"r":"bad %s"}\n' % (i, pad))
+        if st == 200:
+            bad_acked.append(i)
+            time.sleep(0.05)  # let it be refused and dead-lettered
+            continue
+        assert st == 503 and hdrs.get("Retry-After"), (st, hdrs, body)
+        body_503 = body
+        break
+    assert body_503 is not None, "the dead-letter cap was never reached"
+    assert b"--dead-letter-max-bytes" in body_503 and b"Code: 202" in body_503, body_503
+    files = lambda d: sorted(p for p in os.listdir(d) if p.startswith("dead-letter"))
+    total = sum((spool_dir / f).stat().st_size for f in files(spool_dir))
+    assert total <= cap, (total, files(spool_dir))
+    assert any(re.fullmatch(r"dead-letter-\d+\.jsonl", f) for f in files(spool_dir)), files(spool_dir)
+    assert "dead_letter_cap_reached" in sc.stderr_text()
+    m = fetch_metrics(sc.admin_url)
+    assert value(m, "chsidecar_dead_letter_max_bytes") == cap
+    assert 0 < value(m, "chsidecar_dead_letter_bytes") <= cap
+    # Everything else is served; good rows committed after the cap still land.
+    assert post(sc.url, table, b'{"id":5000,"r":1}\n')[0] == 200
+    assert _spooled(sc.url, table, b'{"id":5001,"r":1}\n')[0] == 503
+    # An operator moves the files away: room again, re-measured on the retry.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in files(spool_dir):
+        os.rename(spool_dir / f, moved / f)
+    took = _until(lambda: _spooled(sc.url, table, b'{"id":5002,"r":1}\n')[0] == 200, 12, 0.2)
+    assert took is not None, sc.stderr_text()[-3000:]
+
+    def lettered():
+        ids = []
+        for d in (moved, spool_dir):
+            for f in files(d):
+                ids += [json.loads(l)["data"] for l in (d / f).read_text().splitlines() if l]
+        return sorted(int(re.search(r'"id":(\d+)', x).group(1)) for x in ids)
+    assert wait_for(lambda: lettered() == sorted(bad_acked), 10), (lettered(), bad_acked)
+    missing, _ = wait_present(clickhouse, table, [5000, 5002], 10)
+    assert not missing
+    report(capsys, f"dead-letter cap 64KiB: {len(bad_acked)} refused rows answered early, files "
+                   f"{files(moved)} at the cap; early answers back {took:.1f} s after the move")
+    assert sc.stop() == 0
+    sc2 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
+    opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
+    assert opened is not None and opened["replay_records"] == 0, opened

@@ -150,6 +150,7 @@ TEST_CASE("parse_config with only --upstream keeps every default") {
   CHECK(c.health_interval_ms == 2'000);
   CHECK(c.health_timeout_ms == 5'000);
   CHECK(c.spool_group_wait_ms == 2);
+  CHECK(c.dead_letter_max_bytes == 256ull * 1024 * 1024);
   CHECK(c.session_mode == SessionMode::kAuto);
   CHECK(c.max_sessions == 10'000);
   CHECK(c.session_queue_max == 256);
@@ -163,11 +164,13 @@ TEST_CASE("parse_config accepts --flag=value and --flag value") {
                           "--listen=[::1]:9000", "--max-header-bytes", "128KiB",
                           "--idle-timeout=3s", "--connect-timeout", "250ms", "--session-mode=pin",
                           "--log-level", "debug", "--log-format=json", "--queue-max=0",
-                          "--shutdown-grace=0", "--spool-group-wait=0"},
+                          "--shutdown-grace=0", "--spool-group-wait=0",
+                          "--dead-letter-max-bytes", "1MiB"},
                          c);
   CHECK(r.action == ConfigAction::kRun);
   CHECK(r.error == "");
   CHECK(c.spool_group_wait_ms == 0);
+  CHECK(c.dead_letter_max_bytes == 1024 * 1024);
   REQUIRE(c.upstreams.size() == 1);
   CHECK(c.upstreams[0] == "https://ch.example:8443");  // trailing '/' dropped
   CHECK(c.pool_size == 16);
@@ -254,6 +257,8 @@ TEST_CASE("bad values are errors that name the flag") {
       {{"--health-timeout=99ms"}, "--health-timeout"},
       {{"--spool-group-wait=1us"}, "--spool-group-wait"},
       {{"--spool-group-wait=-1ms"}, "--spool-group-wait"},
+      {{"--dead-letter-max-bytes=1000"}, "--dead-letter-max-bytes"},  // below 64KiB
+      {{"--dead-letter-max-bytes=lots"}, "--dead-letter-max-bytes"},
       {{"--idle-timeout=2s"}, "--idle-timeout"},  // below ClickHouse's 3 s
       {{"--idle-timeout=2999ms"}, "--idle-timeout"},
       {{"--listen=8124"}, "--listen"},
