@@ -26,22 +26,47 @@ App::App(uv_loop_t* loop, const Config& config)
   batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
   spool_ = std::make_unique<Spool>(loop, config);
   spool_->set_idle_callback([this] { maybe_finish_shutdown(); });
-  probe_ = std::make_unique<ServerProbe>(loop, *replicas_, [this](const ServerFacts& facts) {
-    server_facts_ = facts;
-    batcher_->set_dedup_token(facts.dedup_token);
-    batcher_->set_async_insert_known(facts.async_insert);
-    if (facts.dedup_token) {
-      log_event(LogLevel::kInfo, "upstream_version",
-                {{"version", facts.version}, {"insert_deduplication_token", "yes"}});
-    } else {
-      log_event(LogLevel::kWarn, "upstream_without_dedup_token",
-                {{"version", facts.version},
-                 {"consequence",
-                  "a batch retried after an unknown outcome (connection lost after sending) may be "
-                  "inserted twice: at-least-once"}});
-    }
-  });
+  replica_facts_.resize(replicas_->size());
+  for (size_t i = 0; i < replicas_->size(); ++i)
+    probes_.push_back(std::make_unique<ServerProbe>(
+        loop, replicas_->at(i), [this, i](const ServerFacts& facts) { replica_probed(i, facts); }));
+  // A replica that comes back may run another version now.
+  replicas_->set_on_recovered([this](size_t i) { probes_[i]->start(); });
   register_metrics();
+}
+
+// A feature counts once every replica is known to have it: a setting is
+// never sent to a server that lacks it (18.16 refuses one with code 115).
+void App::replica_probed(size_t replica, const ServerFacts& facts) {
+  replica_facts_[replica] = facts;
+  bool all_known = true;
+  std::optional<ServerFacts> combined;
+  for (const std::optional<ServerFacts>& f : replica_facts_) {
+    if (!f) {
+      all_known = false;
+    } else if (!combined) {
+      combined = *f;
+    } else {
+      combined->dedup_token &= f->dedup_token;
+      combined->async_insert &= f->async_insert;
+    }
+  }
+  if (!all_known) combined->dedup_token = combined->async_insert = false;
+  server_facts_ = *combined;
+  batcher_->set_dedup_token(server_facts_.dedup_token);
+  batcher_->set_async_insert_known(server_facts_.async_insert);
+  std::string upstream = replicas_->at(replica).display_name();
+  if (facts.dedup_token) {
+    log_event(LogLevel::kInfo, "upstream_version",
+              {{"upstream", upstream}, {"version", facts.version}, {"insert_deduplication_token", "yes"}});
+  } else {
+    log_event(LogLevel::kWarn, "upstream_without_dedup_token",
+              {{"upstream", upstream},
+               {"version", facts.version},
+               {"consequence",
+                "a batch retried after an unknown outcome (connection lost after sending) may be "
+                "inserted twice: at-least-once"}});
+  }
 }
 
 std::string App::keep_alive_value(std::string_view upstream, uint64_t requests) const {
@@ -217,7 +242,7 @@ int App::start() {
   housekeeping_->data = this;
   uv_timer_start(housekeeping_, &App::on_housekeeping, kHousekeepingMs, kHousekeepingMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_));
-  probe_->start();
+  for (auto& probe : probes_) probe->start();
   replicas_->start();
   flush_check_ = make_handle<uv_check_t>();
   uv_check_init(loop_, flush_check_);
@@ -334,7 +359,7 @@ void App::on_housekeeping(uv_timer_t* timer) noexcept {
 void App::finish_shutdown() {
   if (finished_) return;
   finished_ = true;
-  probe_->close();
+  for (auto& probe : probes_) probe->close();
   batcher_->close();
   spool_->close();
   replicas_->close();

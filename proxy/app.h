@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <unordered_set>
 #include <vector>
 
@@ -64,6 +65,7 @@ class App {
   // from ClickHouse's default keep_alive_max_requests (10000).
   std::string keep_alive_value(std::string_view upstream, uint64_t requests) const;
 
+
   // Opens the spool and reads its unacknowledged records; start() replays
   // them. Blocking; call before start(). On failure returns false with `error`.
   bool open_spool(std::string& error);
@@ -98,6 +100,8 @@ class App {
   size_t connections() const { return connections_.size(); }
 
  private:
+  // A replica's probe answered: what every replica is known to have.
+  void replica_probed(size_t replica, const ServerFacts& facts);
   static void on_connection(uv_stream_t* server, int status) noexcept;
   static void on_flush(uv_check_t* check) noexcept;
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
@@ -119,7 +123,8 @@ class App {
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<Spool> spool_;
   SpoolReplay replay_;  // read by open_spool(), sent once start() succeeded
-  std::unique_ptr<ServerProbe> probe_;
+  std::vector<std::unique_ptr<ServerProbe>> probes_;  // one per replica
+  std::vector<std::optional<ServerFacts>> replica_facts_;
   ServerFacts server_facts_;
   SessionTable sessions_;
   std::unique_ptr<Admin> admin_;

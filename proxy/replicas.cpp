@@ -74,6 +74,7 @@ void Replicas::observe(Replica& replica, bool ok, const char* source) {
     if (!replica.healthy) {
       replica.healthy = true;
       log_event(LogLevel::kInfo, "replica_healthy", {{"upstream", replica.pool->display_name()}});
+      if (on_recovered_) on_recovered_(index_of(replica.pool.get()));
     }
     return;
   }

@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,9 @@ class Replicas {
   bool healthy(size_t index) const;
   size_t index_of(const UpstreamPool* pool) const;
 
+  // Called with a replica's index when it turns healthy after an ejection.
+  void set_on_recovered(std::function<void(size_t)> callback) { on_recovered_ = std::move(callback); }
+
  private:
   struct Replica;
   class Ping;
@@ -57,6 +61,7 @@ class Replicas {
   const Config& config_;
   std::vector<std::unique_ptr<Replica>> replicas_;
   uv_timer_t* timer_ = nullptr;
+  std::function<void(size_t)> on_recovered_;
 };
 
 }  // namespace chsidecar

@@ -9,8 +9,8 @@ constexpr uint64_t kRetryMs = 5'000;
 constexpr size_t kMaxAnswer = 4096;
 }  // namespace
 
-ServerProbe::ServerProbe(uv_loop_t* loop, Replicas& replicas, Done done)
-    : replicas_(replicas), done_(std::move(done)) {
+ServerProbe::ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done)
+    : pool_(&pool), done_(std::move(done)) {
   timer_ = make_handle<uv_timer_t>();
   uv_timer_init(loop, timer_);
   timer_->data = this;
@@ -27,7 +27,9 @@ void ServerProbe::close() {
 }
 
 void ServerProbe::start() {
-  if (timer_ == nullptr) return;
+  if (timer_ == nullptr || running_) return;
+  uv_timer_stop(timer_);
+  asking_ping_ = false;
   status_ = 0;
   body_.clear();
   UpstreamRequest request;
@@ -37,8 +39,6 @@ void ServerProbe::start() {
       "(SELECT count() FROM system.settings WHERE name = 'insert_deduplication_token'), "
       "(SELECT count() FROM system.settings WHERE name = 'async_insert') FORMAT TSV");
   running_ = true;
-  size_t avoid = pool_ == nullptr ? SIZE_MAX : replicas_.index_of(pool_);  // it did not answer
-  pool_ = &replicas_.at(replicas_.choose_index(avoid));
   if (pool_->submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     running_ = false;
     uv_timer_start(timer_, &ServerProbe::on_timer, kRetryMs, 0);

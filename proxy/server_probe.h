@@ -1,10 +1,10 @@
 // Learns what the upstream server supports before the sidecar relies on it.
 //
-// Asks `SELECT version()` and whether the settings insert_deduplication_token
-// and async_insert exist, of the healthy replica with the least work, then
-// GET /ping of the same replica (its answer's headers), and calls back once
-// with the answers; while no answer comes it asks again every few seconds,
-// another replica if there is one. Loop thread only; the probe must outlive
+// Asks one replica `SELECT version()` and whether the settings
+// insert_deduplication_token and async_insert exist, then GET /ping (its
+// answer's headers), and calls back once with the answers; while no answer
+// comes it asks again every few seconds. App runs one per replica, again
+// whenever a replica comes back (it may run another version by then). Loop thread only; the probe must outlive
 // its query (App owns it).
 #pragma once
 
@@ -13,7 +13,6 @@
 #include <functional>
 #include <string>
 
-#include "replicas.h"
 #include "upstream_pool.h"
 
 namespace chsidecar {
@@ -32,11 +31,13 @@ class ServerProbe final : public UpstreamClient {
  public:
   using Done = std::function<void(const ServerFacts&)>;
 
-  ServerProbe(uv_loop_t* loop, Replicas& replicas, Done done);
+  // `pool` (one replica's) must outlive the probe.
+  ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done);
   ~ServerProbe();
   ServerProbe(const ServerProbe&) = delete;
   ServerProbe& operator=(const ServerProbe&) = delete;
 
+  // Asks (again); a probe already running goes on.
   void start();
   void close();
 
@@ -48,8 +49,7 @@ class ServerProbe final : public UpstreamClient {
   void upstream_done(const UpstreamOutcome& outcome) override;
   static void on_timer(uv_timer_t* timer) noexcept;
 
-  Replicas& replicas_;
-  UpstreamPool* pool_ = nullptr;  // the replica asked last
+  UpstreamPool* pool_ = nullptr;  // the replica asked
   Done done_;
   uv_timer_t* timer_;
   int status_ = 0;

@@ -203,13 +203,13 @@ def test_replica_that_drops_connections_is_passed_over(clickhouse, start_sidecar
         def timeouts():
             return value(fetch_metrics(sc.admin_url), "chsidecar_upstream_requests_total",
                          upstream=dead.removeprefix("http://"), result="timeout")
-        # The start-up probe asks the first replica first; it times out too.
+        # Each replica gets its start-up probe; the dropping one's times out too.
         assert rawhttp.wait_until(lambda: timeouts() >= 1, 5)
         with httpx.Client(timeout=10) as c:
             answers = [c.post(sc.url + "/", content=f"SELECT {i} + 1".encode()) for i in range(6)]
         assert [(r.status_code, r.text) for r in answers] == [(200, f"{i + 1}\n") for i in range(6)]
         assert timeouts() >= 4  # most of them met the dropping replica first
-        # The probe asks the other replica next, and learns the server's version.
+        # The other replica's probe learns the server's version.
         # (18.16 lacks insert_deduplication_token, 26.7 has it: two event names)
         event = {"18.16": "upstream_without_dedup_token", "26.7": "upstream_version"}[clickhouse.kind]
         assert rawhttp.wait_until(lambda: event in sc.stderr_text(), 10)
