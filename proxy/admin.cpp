@@ -293,7 +293,19 @@ std::string Admin::status_json() {
   out += ",\"batch\":{\"mode\":";
   out += c.batch_mode == BatchMode::kAuto ? "\"auto\"" : "\"off\"";
   out += ",\"buffered_bytes\":" + std::to_string(app_.batcher().buffered_bytes()) +
-         ",\"buffer_max_bytes\":" + std::to_string(c.buffer_max_bytes) + "}";
+         ",\"buffer_max_bytes\":" + std::to_string(c.buffer_max_bytes);
+  out += ",\"upstream_version\":";
+  append_json_string(out, app_.server_facts().version);
+  out += ",\"dedup_token\":";
+  out += app_.server_facts().dedup_token ? "true" : "false";
+  out += ",\"tables_without_dedup\":[";
+  bool first = true;
+  for (const std::string& table : app_.batcher().tables_without_dedup()) {
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, table);
+  }
+  out += "]}";
   Spool& spool = app_.spool();  // its directory is not shown: paths are not the prober's business
   out += ",\"spool\":{\"enabled\":";
   out += spool.enabled() ? "true" : "false";

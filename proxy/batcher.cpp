@@ -59,6 +59,7 @@ struct Batcher::Table {
   uint64_t last_flush_ms = 0;
   uint64_t last_used_ms = 0;
   int inflight = 0;
+  TableCheck dedup_check;  // once per key, where batches carry a token (see table_facts)
 };
 
 // One upstream INSERT of one batch (or of a bisected half of one), tried
@@ -216,6 +217,20 @@ Batcher::Table& Batcher::table_for(const BatchTarget& target, bool spooled) {
     uv_timer_init(loop_, slot->timer);
     slot->timer->data = slot.get();
     slot->max_rows = row_limit(target, config_.flush_rows);
+    // Where batches carry a token, say which tables will not honour it.
+    if (dedup_token_ && !spooled) {
+      const std::string table = target.table;
+      slot->dedup_check.start(replicas_.choose(), target.table, target.upstream_target,
+                              target.headers, [this, table](const TableFacts& facts) {
+                                if (facts.deduplicates || !without_dedup_.insert(table).second) return;
+                                log_event(LogLevel::kWarn, "table_without_dedup",
+                                          {{"table", table},
+                                           {"consequence",
+                                            "a batch retried after an unknown outcome may be "
+                                            "inserted twice (plain MergeTree needs "
+                                            "non_replicated_deduplication_window > 0)"}});
+                              });
+    }
   }
   return *slot;
 }

@@ -33,6 +33,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -146,6 +147,12 @@ class Batcher {
 
   uint64_t buffered_bytes() const { return buffered_bytes_; }
 
+  // Tables batched into whose retries will not be deduplicated although
+  // batches carry a token (not Replicated, no
+  // non_replicated_deduplication_window): checked once per merge key, on
+  // servers with insert_deduplication_token. Also logged (table_without_dedup).
+  const std::set<std::string>& tables_without_dedup() const { return without_dedup_; }
+
  private:
   struct Part {
     size_t offset;
@@ -201,7 +208,8 @@ class Batcher {
   uint64_t buffered_bytes_ = 0;
   uint64_t commits_ = 0;  // batches committed so far
   uint64_t last_commit_ms_ = 0;
-  std::unordered_map<std::string, uint64_t> proven_;  // key -> when a batch of it last committed
+  std::unordered_map<std::string, uint64_t> proven_;
+  std::set<std::string> without_dedup_;  // key -> when a batch of it last committed
   bool flush_now_ = false;
   bool dedup_token_ = false;
   bool async_insert_known_ = false;

@@ -440,3 +440,30 @@ def test_secrets_never_leave(clickhouse, start_sidecar):
     for where, text in outputs.items():
         for secret in SECRETS:
             assert secret not in text, f"{secret!r} found in {where}"
+
+
+def test_status_names_tables_whose_retries_are_not_deduplicated(clickhouse, start_sidecar):
+    """Where batches carry a dedup token (a server with
+    insert_deduplication_token), /status and the log name each batched-into
+    table that will not honour it (plain MergeTree without
+    non_replicated_deduplication_window); a table that does is not named.
+    On a server without the token nothing deduplicates: dedup_token false."""
+    sc = start_with_admin(start_sidecar, clickhouse)
+    plain, windowed = "nodedup_" + uuid.uuid4().hex[:8], "dedup_" + uuid.uuid4().hex[:8]
+    clickhouse.query(f"CREATE TABLE {plain} (id UInt64) ENGINE = MergeTree ORDER BY id")
+    settings = "" if clickhouse.kind == "18.16" else " SETTINGS non_replicated_deduplication_window = 100"
+    clickhouse.query(f"CREATE TABLE {windowed} (id UInt64) ENGINE = MergeTree ORDER BY id{settings}")
+    status = lambda: httpx.get(sc.admin + "/status", timeout=5).json()
+    assert rawhttp.wait_until(lambda: status()["batch"]["upstream_version"] != "", 10)
+    with httpx.Client(timeout=10) as c:
+        for table in (plain, windowed):
+            r = c.post(sc.url + "/", params={"query": f"INSERT INTO {table} FORMAT CSV"}, content=b"1\n")
+            assert r.status_code == 200, r.text
+    batch = status()["batch"]
+    if clickhouse.kind == "18.16":
+        assert batch["dedup_token"] is False and batch["tables_without_dedup"] == []
+        return
+    assert batch["dedup_token"] is True
+    assert rawhttp.wait_until(lambda: plain in status()["batch"]["tables_without_dedup"], 5), status()
+    assert windowed not in status()["batch"]["tables_without_dedup"]
+    assert f"table_without_dedup table={plain}" in sc.stderr_text()
