@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "json_text.h"
+#include "file_io.h"
 #include "log.h"
 #include "uv_handle.h"
 
@@ -23,16 +24,6 @@ constexpr char kSegmentPrefix[] = "segment-";
 constexpr char kSegmentSuffix[] = ".log";
 
 std::string errno_text(int err) { return std::strerror(err); }
-
-// Makes the directory's entries (a new or renamed file) durable. Returns 0
-// or errno.
-int sync_directory(const std::string& dir) {
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return errno;
-  int err = ::fsync(dfd) != 0 ? errno : 0;
-  ::close(dfd);
-  return err;
-}
 
 bool read_file(const std::string& path, std::string& out) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -47,18 +38,6 @@ bool read_file(const std::string& path, std::string& out) {
   }
   ::close(fd);
   return true;
-}
-
-// pwrite of all of `data` at `offset`; 0 or errno.
-int write_fully(int fd, std::string_view data, off_t offset) {
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return n < 0 ? errno : EIO;
-    data.remove_prefix(static_cast<size_t>(n));
-    offset += n;
-  }
-  return 0;
 }
 
 // While the spool takes no writes, a probe tries again this often.

@@ -24,18 +24,13 @@ can abort it.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import threading
-import time
 from typing import Optional
 
 try:
-    from clickhouse_server import (HOST, START_TIMEOUT, ClickHouseServer,
-                                   _set_pdeathsig, _x)
+    from clickhouse_server import HOST, USERS_XML, ClickHouseServer, _x
 except ImportError:  # pragma: no cover
-    from .clickhouse_server import (HOST, START_TIMEOUT, ClickHouseServer,  # type: ignore
-                                    _set_pdeathsig, _x)
+    from .clickhouse_server import HOST, USERS_XML, ClickHouseServer, _x  # type: ignore
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAUNCHER = os.path.join(HERE, "chdb_launcher.py")
@@ -110,35 +105,17 @@ class ChdbServer(ClickHouseServer):
         with open(self.users_path, "w") as f:
             f.write(USERS_XML_26)
 
-    def _start_once(self, timeout: float) -> None:
-        self._write_config()
-        t0 = time.monotonic()
-        in_main = threading.current_thread() is threading.main_thread()
-        cmd = self.binary + [
+    program_name = "chdb launcher"
+
+    def _command(self) -> list[str]:
+        return self.binary + [
             f"--lib={self.lib}", f"--config-file={self.config_path}",
             f"--path={self.data_dir}/", f"--host={HOST}",
             f"--http-port={self.http_port}", f"--tcp-port={self.tcp_port}",
             f"--log-level={self.log_level}"]
-        with open(self.stdout_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, cwd=self.root, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_set_pdeathsig if in_main else None)
-        deadline = t0 + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                self.proc = None
-                raise RuntimeError(
-                    f"chdb launcher exited with {code} during start-up "
-                    f"(ports {self.http_port}/{self.tcp_port})\n{self.logs()}")
-            if self.ping(timeout=0.5):
-                self.startup_seconds = time.monotonic() - t0
-                return
-            time.sleep(0.05)
-        self.stop(timeout=5)
-        raise RuntimeError(
-            f"chdb server did not answer /ping within {timeout} s\n{self.logs()}")
+
+    def _ports_text(self) -> str:
+        return f"{self.http_port}/{self.tcp_port}"
 
 
 # Same users as clickhouse_server.USERS_XML; <clickhouse> root element. The
@@ -147,51 +124,13 @@ class ChdbServer(ClickHouseServer):
 # clients see clickhouse-server 26.7's behaviour: implicit_select (else
 # "SELEKT x" is an unknown identifier, 47, not a syntax error, 62),
 # allow_introspection_functions, storage_file_read_method.
-USERS_XML_26 = """<?xml version="1.0"?>
-<!-- Written by tests/integration/chdb_server.py: a throwaway server. -->
-<clickhouse>
-    <profiles>
-        <default>
-            <max_memory_usage>4000000000</max_memory_usage>
-            <implicit_select>0</implicit_select>
-            <allow_introspection_functions>0</allow_introspection_functions>
-            <storage_file_read_method>pread</storage_file_read_method>
-        </default>
-        <readonly>
-            <readonly>1</readonly>
-        </readonly>
-    </profiles>
-    <users>
-        <default>
-            <password></password>
-            <networks><ip>::/0</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-        <alice>
-            <password>secret</password>
-            <networks><ip>::/0</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </alice>
-        <readonly>
-            <password></password>
-            <networks><ip>::/0</ip></networks>
-            <profile>readonly</profile>
-            <quota>default</quota>
-        </readonly>
-    </users>
-    <quotas>
-        <default>
-            <interval>
-                <duration>3600</duration>
-                <queries>0</queries>
-                <errors>0</errors>
-                <result_rows>0</result_rows>
-                <read_rows>0</read_rows>
-                <execution_time>0</execution_time>
-            </interval>
-        </default>
-    </quotas>
-</clickhouse>
-"""
+# clickhouse_server.py's users (the same names, passwords and profiles),
+# with the root element newer servers name, and clickhouse-local's own
+# defaults undone where they differ from a server's.
+USERS_XML_26 = (USERS_XML.replace("yandex>", "clickhouse>")
+                .replace("clickhouse_server.py", "chdb_server.py")
+                .replace("<max_memory_usage>4000000000</max_memory_usage>\n",
+                         "<max_memory_usage>4000000000</max_memory_usage>\n"
+                         "            <implicit_select>0</implicit_select>\n"
+                         "            <allow_introspection_functions>0</allow_introspection_functions>\n"
+                         "            <storage_file_read_method>pread</storage_file_read_method>\n"))

@@ -412,13 +412,22 @@ class ClickHouseServer:
         with open(self.users_path, "w") as f:
             f.write(USERS_XML)
 
+    # What runs, named in errors (a subclass runs another server).
+    program_name = "clickhouse-server"
+
+    def _command(self) -> list[str]:
+        return self.binary + [f"--config-file={self.config_path}"]
+
+    def _ports_text(self) -> str:
+        return f"{self.http_port}/{self.tcp_port}/{self.interserver_port}"
+
     def _start_once(self, timeout: float) -> None:
         self._write_config()
         t0 = time.monotonic()
         in_main = threading.current_thread() is threading.main_thread()
         with open(self.stdout_path, "ab") as out:
             self.proc = subprocess.Popen(
-                self.binary + [f"--config-file={self.config_path}"],
+                self._command(),
                 cwd=self.root, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a terminal's Ctrl-C is ours to relay
@@ -429,16 +438,15 @@ class ClickHouseServer:
                 code = self.proc.returncode
                 self.proc = None
                 raise RuntimeError(
-                    f"clickhouse-server exited with {code} during start-up "
-                    f"(ports {self.http_port}/{self.tcp_port}/"
-                    f"{self.interserver_port})\n{self.logs()}")
+                    f"{self.program_name} exited with {code} during start-up "
+                    f"(ports {self._ports_text()})\n{self.logs()}")
             if self.ping(timeout=0.5):
                 self.startup_seconds = time.monotonic() - t0
                 return
             time.sleep(0.05)
         self.stop(timeout=5)
         raise RuntimeError(
-            f"clickhouse-server did not answer /ping within {timeout} s\n"
+            f"{self.program_name} did not answer /ping within {timeout} s\n"
             f"{self.logs()}")
 
 
