@@ -518,8 +518,12 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
                    (outcome.code == CURLE_OK ||
                     (outcome.response_started && result.body.find("Exception") == std::string::npos));
   // ClickHouse answered an error: with dependent views, the table may hold
-  // the rows already. Ask before deciding (table_check.h).
-  bool answered_error = !committed && (outcome.code == CURLE_OK || outcome.response_started);
+  // the rows already. Ask before deciding (table_check.h). Not after a
+  // refusal of the whole request (authentication, access, no such table or
+  // setting): ClickHouse checks those before it writes a row.
+  bool answered_error = !committed && (outcome.code == CURLE_OK || outcome.response_started) &&
+                        !(outcome.exception_code != 0 &&
+                          classify_error(outcome.exception_code) == ErrorClass::kPermanent);
   if (answered_error && !done.table_checked()) {
     done.check_table(replicas_.choose(), outcome);
     return;

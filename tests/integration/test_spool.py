@@ -1415,3 +1415,44 @@ def test_dead_letter_cap(clickhouse, start_sidecar, tmp_path, capsys):
     sc2 = start_sidecar(clickhouse.http_url, *TRUSTED, "--spool-dir", str(spool_dir))
     opened = wait_for(lambda: spool_opened(sc2.stderr_text()), 5)
     assert opened is not None and opened["replay_records"] == 0, opened
+
+
+def test_password_changed_while_running_withdraws_early_answers(clickhouse_factory,
+                                                                start_sidecar, tmp_path):
+    """alice's INSERT is proven (early answers); then her password changes
+    on the server. Requests with the old password may still be answered
+    early until the first batch with it fails, which withdraws the proof:
+    from then on they get ClickHouse's own error. No early-answered row is
+    lost silently: each is in the table or in dead-letter.jsonl."""
+    ch = clickhouse_factory()
+    table = make_table(ch, uniq("spool_pw"))
+    spool_dir = tmp_path / "spool"
+    sc = start_sidecar(ch.http_url, "--spool-dir", str(spool_dir))
+    creds = {"user": "alice", "password": "secret"}
+    for i in range(3):
+        assert post(sc.url, table, b'{"id":%d,"r":1}\n' % i, {**creds, **SPOOLED})[0] == 200
+    with open(ch.users_path) as f:
+        users = f.read()
+    with open(ch.users_path, "w") as f:
+        f.write(users.replace("<password>secret</password>", "<password>changed</password>"))
+    # The server reads users.xml again within a few seconds.
+    if not wait_for(lambda: post(ch.http_url, table, b"", creds)[0] != 200, 15):
+        pytest.skip(f"{ch.kind}: users.xml is not reloaded while running")
+    answers = []
+    for i in range(100, 140):
+        answers.append((i, post(sc.url, table, b'{"id":%d,"r":1}\n' % i, {**creds, **SPOOLED})))
+        time.sleep(0.05)
+    refused = [i for i, (st, _, _) in answers if st != 200]
+    early = [i for i, (st, _, _) in answers if st == 200]
+    assert refused, "every request with the old password was answered early"
+    assert answers[-1][1][0] != 200 and answers[-1][1][2].startswith(b"Code: "), answers[-1]
+    # Once refused, no later request is answered early again.
+    assert early == [i for i in early if i < refused[0]], (early, refused)
+    dl = spool_dir / "dead-letter.jsonl"
+    assert wait_for(lambda: dl.exists(), 10) or not early
+    dead = [json.loads(line) for line in dl.read_text().splitlines()] if dl.exists() else []
+    dead_ids = {json.loads(d["data"])["id"] for d in dead}
+    assert all("dependent views" not in d["error"] for d in dead), dead  # nothing was written
+    landed = id_counts(ch, table)
+    for i in early:
+        assert landed.get(i) == 1 or i in dead_ids, (i, landed, dead)
