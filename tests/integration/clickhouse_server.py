@@ -12,6 +12,7 @@ Users (users.xml):
   default   no password
   alice     password "secret"      (for authentication tests)
   readonly  no password, readonly=1 profile
+  noinsert  no password, no access to any database but system
 
 Life cycle:
   srv = ClickHouseServer(); srv.start()   # blocks until GET /ping says "Ok."
@@ -191,6 +192,13 @@ USERS_XML = """<?xml version="1.0"?>
             <profile>readonly</profile>
             <quota>default</quota>
         </readonly>
+        <noinsert>
+            <password></password>
+            <networks><ip>::/0</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+            <allow_databases><database>system</database></allow_databases>
+        </noinsert>
     </users>
     <quotas>
         <default>

@@ -210,7 +210,8 @@ def test_ack_spool_flag_and_wait_for_async_insert_1(clickhouse, start_sidecar, t
 
 def test_early_answer_only_for_an_insert_clickhouse_takes(clickhouse, start_sidecar, tmp_path):
     """With wait_for_async_insert=0, an INSERT ClickHouse refuses as a whole
-    (wrong password, unknown user, readonly user, no such table) gets
+    (wrong password, unknown user, readonly user, a user without access to
+    the table, no such table) gets
     ClickHouse's own error, never an early 200, and nothing is dead-lettered;
     the same INSERT with good credentials is answered early from its second
     request on (the first one's commit proves it)."""
@@ -220,6 +221,7 @@ def test_early_answer_only_for_an_insert_clickhouse_takes(clickhouse, start_side
     refused = [({"user": "alice", "password": "wrong"}, table),
                ({"user": "nobody"}, table),
                ({"user": "readonly"}, table),
+               ({"user": "noinsert"}, table),  # no access to the table's database
                ({}, uniq("no_such_table"))]
     for i, (creds, target) in enumerate(refused):
         for attempt in range(3):
