@@ -264,10 +264,10 @@ def test_group_commit_and_private_files(clickhouse, start_sidecar, tmp_path):
     assert all(os.stat(spool_dir / f).st_mode & 0o777 == 0o600 for f in os.listdir(spool_dir))
     version = clickhouse.query("SELECT version()").decode().strip()
     if clickhouse.kind == "18.16":
-        assert re.search(rf"upstream_without_dedup_token version={re.escape(version)} ",
+        assert re.search(rf"upstream_without_dedup_token upstream=\S+ version={re.escape(version)} ",
                          sc.stderr_text())
     else:  # 26.7 has insert_deduplication_token
-        assert re.search(rf"upstream_version version={re.escape(version)} "
+        assert re.search(rf"upstream_version upstream=\S+ version={re.escape(version)} "
                          rf"insert_deduplication_token=yes\b", sc.stderr_text())
     sc.stop()
 
