@@ -129,6 +129,11 @@ void App::register_metrics() {
   pm.session_requests.at({"stateless"});
   pm.session_requests.at({"stateful"});
   pm.log_suppressed.get().set_function([] { return double(log_suppressed_total()); });
+  pm.memory_used.get().set_function([this] { return double(memory_.used()); });
+  pm.memory_max.get().set(static_cast<double>(config_.max_memory_bytes));
+  pm.memory_peak.get().set_function([this] { return double(memory_.peak()); });
+  pm.memory_waiting.get().set_function([this] { return double(memory_.waiting()); });
+  pm.memory_refused.get();
 
   BatchMetrics& bm = batch_metrics_;
   bm.buffered_bytes.get().set_function([this] { return double(batcher_->buffered_bytes()); });
@@ -155,6 +160,9 @@ void App::register_metrics() {
   add_readiness_check([this]() -> const char* {
     return batcher_->buffered_bytes() >= config_.buffer_max_bytes / 10 * 9 ? "batch buffers full"
                                                                           : nullptr;
+  });
+  add_readiness_check([this]() -> const char* {
+    return memory_.used() >= config_.max_memory_bytes / 10 * 9 ? "memory budget full" : nullptr;
   });
   add_readiness_check([this]() -> const char* {
     return spool_->enabled() && spool_->bytes() >= config_.spool_max_bytes / 10 * 9 ? "spool full"

@@ -131,6 +131,7 @@ void Exchange::release_share() {
 
 void Exchange::respond_memory_full() {
   const MemoryBudget& m = app_.memory();
+  app_.proxy_metrics().memory_refused.get().inc();
   // A body not read yet is left unread: the connection ends after the answer.
   respond_error({503, kTooManySimultaneousQueries,
                  "Memory limit of the sidecar reached (--max-memory " + std::to_string(m.limit()) +
