@@ -85,6 +85,7 @@ void Exchange::start() {
   need_ = body_share();
   if (app_.memory().admit(need_)) {
     admitted();
+    route();
     return;
   }
   if (app_.config().memory_wait_ms == 0 || app_.draining()) {
@@ -107,7 +108,7 @@ void Exchange::admitted() {
   share_ = need_;
   // Reserved once: appends never reallocate (a doubling would hold twice the share).
   body_.reserve(share_);
-  route();
+  state_ = State::kRouting;
 }
 
 void Exchange::memory_granted() {
@@ -115,8 +116,9 @@ void Exchange::memory_granted() {
     app_.memory().give(need_);
     return;
   }
-  connection_.body_consumed();  // reading resumes (before route(), which may end us)
   admitted();
+  connection_.body_consumed();  // reading resumes (before route(), which may end us)
+  route();
 }
 
 void Exchange::memory_refused() {

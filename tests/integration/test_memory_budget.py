@@ -232,9 +232,11 @@ def test_no_wait_answers_503_at_once_and_serves_after(clickhouse, start_sidecar)
     requests are served again."""
     sc = start(start_sidecar, clickhouse, "--max-memory", "2MiB", "--memory-wait", "0")
     with RawConn(sc.url) as holder:
-        # 1 MiB declared and a first piece sent: its share (1 MiB) is held.
+        # 1.5 MiB declared and a first piece sent: its share (--body-buffer
+        # and one read, 1088 KiB) is held, and 1 MiB more does not fit.
         holder.sock.sendall(b"POST /?query=SELECT%20length(%27x%27) HTTP/1.1\r\nHost: x\r\n"
-                            b"Content-Length: 1048576\r\n\r\n" + b"x" * 1000)
+                            b"Content-Length: 1572864\r\n\r\n" + b"x" * 1000)
+        time.sleep(0.2)
         with RawConn(sc.url) as second:
             second.sock.sendall(b"POST /?query=SELECT%201 HTTP/1.1\r\nHost: x\r\n"
                                 b"Content-Length: 1048576\r\n\r\n")
