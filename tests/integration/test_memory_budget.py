@@ -27,10 +27,12 @@ from rawhttp import RawConn, report
 MiB = 1024 * 1024
 BUDGET = 64 * MiB
 # Not in the budget: the process itself (code, curl, the loop, metrics:
-# about 10 MiB idle), each connection's own state and request head (a few
-# KiB; up to --max-header-bytes for a client sending large heads), and one
-# small read (8 KiB) per connection whose request waits for admission.
-FIXED_OVERHEAD = 24 * MiB
+# about 12 MiB idle), the copy a growing batch makes of itself for an
+# instant (up to half of --flush-bytes, 8 MiB), each connection's own state
+# and request head (a few KiB; up to --max-header-bytes for a client sending
+# large heads), and one small read (8 KiB) per connection whose request
+# waits for admission.
+FIXED_OVERHEAD = 32 * MiB
 PER_CONNECTION_OVERHEAD = 12 * 1024
 
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
