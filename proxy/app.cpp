@@ -13,16 +13,19 @@
 namespace chsidecar {
 
 namespace {
-constexpr size_t kReadBufferBytes = 64 * 1024;
 constexpr uint64_t kHousekeepingMs = 1'000;
+// How often waiting requests are checked against their deadline (memory
+// given back is granted sooner, at the end of each loop iteration).
+constexpr uint64_t kMemoryTickMs = 50;
 }  // namespace
 
 App::App(uv_loop_t* loop, const Config& config)
     : loop_(loop), config_(config), proxy_metrics_(metrics_), batch_metrics_(metrics_),
-      start_ms_(uv_now(loop)), sessions_(config), read_buffer_(new char[kReadBufferBytes]) {
+      start_ms_(uv_now(loop)), memory_(config.max_memory_bytes), sessions_(config), read_buffer_(new char[kReadBufferBytes]) {
   replicas_ = std::make_unique<Replicas>(loop, config);
   for (size_t i = 0; i < replicas_->size(); ++i) replicas_->at(i).set_metrics(&proxy_metrics_);
   batcher_ = std::make_unique<Batcher>(loop, config, *replicas_);
+  batcher_->set_memory(&memory_);
   batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
   spool_ = std::make_unique<Spool>(loop, config);
   spool_->set_idle_callback([this] { maybe_finish_shutdown(); });
@@ -151,6 +154,11 @@ void App::register_metrics() {
   pm.session_requests.at({"stateless"});
   pm.session_requests.at({"stateful"});
   pm.log_suppressed.get().set_function([] { return double(log_suppressed_total()); });
+  pm.memory_used.get().set_function([this] { return double(memory_.used()); });
+  pm.memory_max.get().set(static_cast<double>(config_.max_memory_bytes));
+  pm.memory_peak.get().set_function([this] { return double(memory_.peak()); });
+  pm.memory_waiting.get().set_function([this] { return double(memory_.waiting()); });
+  pm.memory_refused.get();
 
   BatchMetrics& bm = batch_metrics_;
   bm.buffered_bytes.get().set_function([this] { return double(batcher_->buffered_bytes()); });
@@ -179,6 +187,9 @@ void App::register_metrics() {
                                                                           : nullptr;
   });
   add_readiness_check([this]() -> const char* {
+    return memory_.used() >= config_.max_memory_bytes / 10 * 9 ? "memory budget full" : nullptr;
+  });
+  add_readiness_check([this]() -> const char* {
     return spool_->enabled() && spool_->bytes() >= config_.spool_max_bytes / 10 * 9 ? "spool full"
                                                                                     : nullptr;
   });
@@ -197,7 +208,9 @@ const char* App::not_ready_reason() const {
 
 App::~App() = default;
 
-uv_buf_t App::read_buffer() { return uv_buf_init(read_buffer_.get(), kReadBufferBytes); }
+uv_buf_t App::read_buffer(size_t max) {
+  return uv_buf_init(read_buffer_.get(), static_cast<unsigned>(std::min(max, kReadBufferBytes)));
+}
 
 int App::start() {
   std::signal(SIGPIPE, SIG_IGN);
@@ -252,6 +265,9 @@ int App::start() {
   flush_idle_ = make_handle<uv_idle_t>();
   uv_idle_init(loop_, flush_idle_);
   flush_idle_->data = this;
+  memory_timer_ = make_handle<uv_timer_t>();
+  uv_timer_init(loop_, memory_timer_);
+  memory_timer_->data = this;
   replay_spool();
   return 0;
 }
@@ -291,7 +307,28 @@ void App::on_flush(uv_check_t* check) noexcept {
     for (Connection* c : list)
       if (c != nullptr) c->flush_output();
   }
+  if (self->memory_.has_waiters()) self->serve_memory_waiters();
   if (self->flush_idle_ != nullptr) uv_idle_stop(self->flush_idle_);
+}
+
+void App::wait_for_memory(MemoryWaiter* waiter, uint64_t bytes) {
+  memory_.wait(waiter, bytes, now_ms() + config_.memory_wait_ms);
+  if (memory_timer_ != nullptr && !uv_is_active(reinterpret_cast<uv_handle_t*>(memory_timer_)))
+    uv_timer_start(memory_timer_, &App::on_memory_timer, kMemoryTickMs, kMemoryTickMs);
+}
+
+void App::on_memory_timer(uv_timer_t* timer) noexcept {
+  auto* self = static_cast<App*>(timer->data);
+  if (self == nullptr) return;
+  self->serve_memory_waiters();
+}
+
+// Called from the loop (check handle or timer), never from inside a give():
+// a granted request starts routing, which may write or free other objects.
+void App::serve_memory_waiters() {
+  for (MemoryWaiter* w : memory_.grant()) w->memory_granted();
+  for (MemoryWaiter* w : memory_.expire(now_ms())) w->memory_refused();
+  if (!memory_.has_waiters() && memory_timer_ != nullptr) uv_timer_stop(memory_timer_);
 }
 
 void App::connection_closed(Connection* connection) {
@@ -367,6 +404,8 @@ void App::finish_shutdown() {
   close_handle(grace_timer_);
   close_handle(flush_check_);
   close_handle(flush_idle_);
+  close_handle(memory_timer_);
+  memory_timer_ = nullptr;
   flush_check_ = nullptr;
   flush_idle_ = nullptr;
   close_handle(housekeeping_);

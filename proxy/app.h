@@ -19,6 +19,7 @@
 
 #include "batcher.h"
 #include "config.h"
+#include "memory_budget.h"
 #include "replicas.h"
 #include "metrics.h"
 #include "server_probe.h"
@@ -55,6 +56,12 @@ class App {
   SessionTable& sessions() { return sessions_; }
   Batcher& batcher() { return *batcher_; }
   Spool& spool() { return *spool_; }
+  // The --max-memory budget every request, answer and batch draws from.
+  MemoryBudget& memory() { return memory_; }
+  // Queues `waiter` for `bytes` of the budget for --memory-wait; App grants
+  // it when memory is given back (once per loop iteration) or refuses it at
+  // the deadline. The waiter calls memory().cancel() if it goes away first.
+  void wait_for_memory(MemoryWaiter* waiter, uint64_t bytes);
   // What the upstream supports (known once the probe answered; all false before).
   const ServerFacts& server_facts() const { return server_facts_; }
 
@@ -87,8 +94,11 @@ class App {
   uint64_t now_ms() const { return uv_now(loop_); }
 
   // The shared read buffer: every read callback consumes its bytes before
-  // returning, so one buffer serves all connections.
-  uv_buf_t read_buffer();
+  // returning, so one buffer serves all connections. `max` bounds the
+  // bytes one read takes (kHeadReadBytes for a request not admitted yet).
+  static constexpr size_t kReadBufferBytes = 64 * 1024;
+  static constexpr size_t kHeadReadBytes = 8 * 1024;
+  uv_buf_t read_buffer(size_t max = kReadBufferBytes);
 
   // Coalesced writes: `connection` has queued output; App calls its
   // flush_output() once, at the end of this loop iteration.
@@ -107,6 +117,8 @@ class App {
   static void on_signal(uv_signal_t* handle, int signum) noexcept;
   static void on_housekeeping(uv_timer_t* timer) noexcept;
   static void on_grace_expired(uv_timer_t* timer) noexcept;
+  static void on_memory_timer(uv_timer_t* timer) noexcept;
+  void serve_memory_waiters();
   void finish_shutdown();
   void replay_spool();
   void maybe_finish_shutdown();
@@ -119,6 +131,7 @@ class App {
   BatchMetrics batch_metrics_;
   std::vector<std::function<const char*()>> readiness_checks_;
   uint64_t start_ms_ = 0;
+  MemoryBudget memory_;  // before the subsystems whose objects give bytes back as they go
   std::unique_ptr<Replicas> replicas_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<Spool> spool_;
@@ -127,6 +140,7 @@ class App {
   std::vector<std::optional<ServerFacts>> replica_facts_;
   ServerFacts server_facts_;
   SessionTable sessions_;
+  uv_timer_t* memory_timer_ = nullptr;  // runs while requests wait for memory
   std::unique_ptr<Admin> admin_;
   uv_tcp_t* listener_ = nullptr;
   uv_signal_t* sigterm_ = nullptr;

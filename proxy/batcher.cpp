@@ -235,12 +235,23 @@ Batcher::Table& Batcher::table_for(const BatchTarget& target, bool spooled) {
   return *slot;
 }
 
+void Batcher::grow_buffered(uint64_t bytes) {
+  buffered_bytes_ += bytes;
+  if (memory_ != nullptr) memory_->take(bytes);
+}
+
+void Batcher::shrink_buffered(uint64_t bytes) {
+  buffered_bytes_ -= bytes;
+  if (memory_ != nullptr) memory_->give(bytes);
+}
+
 Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
                           std::shared_ptr<BatchTicket> ticket, uint64_t spool_id) {
   finished_.clear();
   size_t bytes = chunk.rows.size() + 1;
   // Rows already acknowledged from the spool are never refused.
   if (spool_id == 0 && buffered_bytes_ + bytes > config_.buffer_max_bytes) return Add::kOverCapacity;
+  if (spool_id == 0 && memory_ != nullptr && !memory_->fits_more(bytes)) return Add::kOverMemory;
   Table& table = table_for(target, spool_id != 0);
   uint64_t now = uv_now(loop_);
   table.last_used_ms = now;
@@ -255,7 +266,7 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
   size_t before = table.pending.data.size();
   append(table.pending, table, chunk.rows, chunk.needs_newline,
          Part{0, 0, chunk.row_count, std::move(ticket), spool_id, now + config_.upstream_timeout_ms});
-  buffered_bytes_ += table.pending.data.size() - before;
+  grow_buffered(table.pending.data.size() - before);
   if (table.pending.rows >= table.max_rows || table.pending.data.size() >= config_.flush_bytes)
     seal(table);
   if (flush_now_ || !table.full.empty()) flush(table, flush_now_);
@@ -277,7 +288,7 @@ void Batcher::add_sent_batch(const BatchTarget& target, std::string request_targ
     append(batch, table, chunks[i].rows, chunks[i].needs_newline,
            Part{0, 0, chunks[i].row_count, nullptr, ids[i], now + config_.upstream_timeout_ms});
   }
-  buffered_bytes_ += batch.data.size();
+  grow_buffered(batch.data.size());
   table.full.push_back(std::move(batch));
   flush(table, flush_now_);
 }
@@ -603,7 +614,7 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
     size_t middle = batch.parts.size() / 2;
     Batch left = rebuild(table, batch, 0, middle, nullptr);
     Batch right = rebuild(table, batch, middle, batch.parts.size(), nullptr);
-    buffered_bytes_ += left.data.size() + right.data.size();
+    grow_buffered(left.data.size() + right.data.size());
     send(table, std::move(left), &done);
     send(table, std::move(right), &done);
   } else {
@@ -646,8 +657,8 @@ void Batcher::retry(Flush& flush) {
   }
   if (dropped) {
     Batch kept = rebuild(table, batch, 0, batch.parts.size(), &keep);
-    buffered_bytes_ -= batch.data.size();
-    buffered_bytes_ += kept.data.size();
+    shrink_buffered(batch.data.size());
+    grow_buffered(kept.data.size());
     flush.replace_batch(std::move(kept));
   }
   if (flush.batch().parts.empty()) {
@@ -660,7 +671,7 @@ void Batcher::retry(Flush& flush) {
 void Batcher::retire(Flush& done) {
   Table& table = done.table();
   --table.inflight;
-  buffered_bytes_ -= done.batch().data.size();
+  shrink_buffered(done.batch().data.size());
   // The flush may be on the stack (a pool callback): free it later.
   for (auto it = flushes_.begin(); it != flushes_.end(); ++it) {
     if (it->get() == &done) {
@@ -721,8 +732,8 @@ void Batcher::expire(uint64_t now_ms) {
     }
     if (!dropped) return;
     Batch kept = rebuild(table, batch, 0, batch.parts.size(), &keep);
-    buffered_bytes_ -= batch.data.size();
-    buffered_bytes_ += kept.data.size();
+    shrink_buffered(batch.data.size());
+    grow_buffered(kept.data.size());
     batch = std::move(kept);
   };
   for (auto& [key, table] : tables_) {

@@ -24,7 +24,9 @@
 // error and its spooled rows go to the dead letters.
 //
 // Memory: buffered and in-flight batch bytes are bounded by
-// buffer_max_bytes; beyond it add() refuses. Loop thread only.
+// buffer_max_bytes, and count against the memory budget (set_memory());
+// beyond either add() refuses rows a client waits for (rows acknowledged
+// from the spool are always taken, and counted). Loop thread only.
 #pragma once
 
 #include <uv.h>
@@ -39,6 +41,7 @@
 #include <vector>
 
 #include "config.h"
+#include "memory_budget.h"
 #include "request.h"
 #include "rows.h"
 #include "upstream_pool.h"
@@ -80,7 +83,8 @@ struct BatchTarget {
 
 class Batcher {
  public:
-  enum class Add { kAccepted, kOverCapacity };
+  // kOverCapacity: --buffer-max-bytes; kOverMemory: --max-memory.
+  enum class Add { kAccepted, kOverCapacity, kOverMemory };
 
   // `config` and `replicas` must outlive the batcher.
   Batcher(uv_loop_t* loop, const Config& config, class Replicas& replicas);
@@ -116,6 +120,10 @@ class Batcher {
 
   // Seconds the oldest row not yet committed has waited (0 when none).
   double oldest_row_age_seconds() const;
+
+  // The budget buffered bytes count against (may stay null: no budget).
+  // REQUIRES: set before the first add(); `memory` outlives the batcher.
+  void set_memory(MemoryBudget* memory) { memory_ = memory; }
 
   // The spool that holds spooled rows (may stay null: no spooled rows).
   void set_spool(class Spool* spool) { spool_ = spool; }
@@ -197,6 +205,8 @@ class Batcher {
   static Batch rebuild(const Table& table, const Batch& batch, size_t begin, size_t end,
                        const std::vector<bool>* keep);
   void maybe_idle();
+  void grow_buffered(uint64_t bytes);
+  void shrink_buffered(uint64_t bytes);
   static void on_timer(uv_timer_t* timer) noexcept;
 
   uv_loop_t* loop_;
@@ -214,6 +224,7 @@ class Batcher {
   bool dedup_token_ = false;
   bool async_insert_known_ = false;
   class Spool* spool_ = nullptr;
+  MemoryBudget* memory_ = nullptr;
   struct BatchMetrics* metrics_ = nullptr;
   std::function<void()> on_idle_;
 };

@@ -199,6 +199,16 @@ const std::vector<Flag>& flags() {
       size_flag("Client side", "response-buffer",
                 "response bytes queued to a slow client before the upstream is paused",
                 &Config::response_buffer_bytes, 16 * 1024),
+      size_flag("Client side", "max-memory",
+                "one budget for request bodies held, answers queued to slow clients, batch "
+                "buffers and decoded bodies; a new request that finds it used up waits "
+                "--memory-wait, then gets 503 with Retry-After (a request's body reserves up to "
+                "--body-buffer when it begins)",
+                &Config::max_memory_bytes, 1024 * 1024),
+      duration_flag("Client side", "memory-wait",
+                    "how long a new request waits for room in --max-memory before 503 "
+                    "(0: answer at once)",
+                    &Config::memory_wait_ms, 0),
       {"Upstream", "upstream", Kind::kText,
        "ClickHouse HTTP base URL, e.g. http://127.0.0.1:8123; repeat (or separate with commas) "
        "for replicas of one cluster",
@@ -516,6 +526,10 @@ ConfigResult parse_config(const std::vector<std::string>& args, const EnvLookup&
   }
   if (config.flush_delay_min_ms > config.flush_delay_max_ms)
     return fail("--flush-delay-min", "must not exceed --flush-delay-max");
+  if (config.max_memory_bytes < 2 * config.body_buffer_bytes)
+    return fail("--max-memory", "must be at least twice --body-buffer (" +
+                                    show_size(config.body_buffer_bytes) +
+                                    "): a request's body and its rows in a batch");
   if (config.upstreams.empty())
     return fail("--upstream", "required (or set CHSIDECAR_UPSTREAM)");
   if (!is_ip_literal(config.listen.host))

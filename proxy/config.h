@@ -43,6 +43,10 @@ struct Config {
   uint64_t write_timeout_ms = 300'000;
   uint64_t body_buffer_bytes = 1024 * 1024;
   uint64_t response_buffer_bytes = 1024 * 1024;
+  // One budget for bodies, queued answers, batch buffers and decoded bodies
+  // (memory_budget.h); a request that finds it used up waits memory_wait_ms.
+  uint64_t max_memory_bytes = 512ull * 1024 * 1024;
+  uint64_t memory_wait_ms = 1'000;
 
   // Upstream side.
   std::vector<std::string> upstreams;  // base URLs, e.g. http://127.0.0.1:8123

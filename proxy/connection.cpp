@@ -57,7 +57,13 @@ Connection::Connection(App& app) : app_(app) {
   parser_.data = this;
 }
 
-Connection::~Connection() = default;
+// Output never written (the client went away) leaves the budget with us.
+Connection::~Connection() { app_.memory().give(pending_write_bytes_); }
+
+void Connection::written(size_t bytes) {
+  pending_write_bytes_ -= bytes;
+  app_.memory().give(bytes);
+}
 
 void Connection::start(bool over_capacity) {
   if (over_capacity) {
@@ -102,7 +108,16 @@ void Connection::update_reading() {
 
 void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
   auto* self = static_cast<Connection*>(handle->data);
-  *buf = self != nullptr ? self->app_.read_buffer() : uv_buf_init(nullptr, 0);
+  if (self == nullptr) {
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
+  // Full reads only for the body of an admitted request: bytes read before
+  // a request is admitted (its head, a pipelined request) are held outside
+  // the memory budget, so they come in small reads.
+  bool body = self->exchange_ != nullptr && !self->message_complete_ &&
+              !self->exchange_->waiting_for_memory();
+  *buf = self->app_.read_buffer(body ? App::kReadBufferBytes : App::kHeadReadBytes);
 }
 
 void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
@@ -216,6 +231,7 @@ bool Connection::queue_output(std::string_view data) {
   bytes_written_ += data.size();
   out_.append(data);
   pending_write_bytes_ += data.size();
+  app_.memory().take(data.size());  // queued answers count against --max-memory
   return true;
 }
 
@@ -240,21 +256,21 @@ void Connection::flush_output() {
     close("client_write_error");
     return;
   }
-  size_t written = n > 0 ? static_cast<size_t>(n) : 0;
-  pending_write_bytes_ -= written;
-  if (written == out_.size()) {
+  size_t done = n > 0 ? static_cast<size_t>(n) : 0;
+  written(done);
+  if (done == out_.size()) {
     // The buffer is kept for the next answer, unless a large one grew it.
     if (out_.capacity() > kKeptOutputBytes) out_ = std::string();
     else out_.clear();
     after_flush();
     return;
   }
-  auto* req = new WriteRequest{{}, this, out_.substr(written)};
+  auto* req = new WriteRequest{{}, this, out_.substr(done)};
   out_ = std::string();
   req->req.data = req;
   uv_buf_t rest = uv_buf_init(req->data.data(), static_cast<unsigned>(req->data.size()));
   if (uv_write(&req->req, stream(), &rest, 1, &Connection::on_write) != 0) {
-    pending_write_bytes_ -= req->data.size();
+    written(req->data.size());
     delete req;
     close("client_write_error");
     return;
@@ -266,7 +282,7 @@ void Connection::flush_output() {
 void Connection::on_write(uv_write_t* uv_req, int status) noexcept {
   auto* req = static_cast<WriteRequest*>(uv_req->data);
   Connection* self = req->connection;
-  self->pending_write_bytes_ -= req->data.size();
+  self->written(req->data.size());
   self->uv_write_pending_ = false;
   delete req;
   if (self->state_ == State::kClosing) return;

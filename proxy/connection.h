@@ -12,6 +12,12 @@
 // while the current request's body buffer is full (backpressure), nor once
 // bytes after a finished message wait for its answer (at most one read).
 //
+// Memory: queued output counts against App's memory budget (taken when
+// queued, given back when written or when the connection is freed). Until
+// its request is admitted (exchange.h) a connection reads at most
+// App::kHeadReadBytes at a time, so what it holds outside the budget is its
+// head and one small read.
+//
 // Limits (max header bytes and count, URL length, header and idle timeouts)
 // answer in ClickHouse's error format and close. Malformed HTTP (llhttp in
 // strict mode) gets 400 and a close: the stream cannot be resynchronised.
@@ -104,6 +110,7 @@ class Connection {
   void resume_after_exchange();
   void reject(const ChError& error, int retry_after_s = 0);
   bool queue_output(std::string_view data);  // false: closing, or nothing to queue
+  void written(size_t bytes);                // queued bytes reached the socket (or were dropped)
   void after_flush();
   void linger();
   void update_reading();

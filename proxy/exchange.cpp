@@ -62,7 +62,11 @@ Exchange::Exchange(App& app, Connection& connection, RequestHead head)
   bytes_at_start_ = connection.bytes_written();
 }
 
-Exchange::~Exchange() { close_handle(retry_timer_); }
+Exchange::~Exchange() {
+  close_handle(retry_timer_);
+  app_.memory().cancel(this);
+  release_share();
+}
 
 void Exchange::start() {
   app_.proxy_metrics().requests_in_flight.get().add(1);
@@ -77,7 +81,66 @@ void Exchange::start() {
     complete();
     return;
   }
+  // Memory first: nothing of the request is held or sent before it has its share.
+  need_ = body_share();
+  if (app_.memory().admit(need_)) {
+    admitted();
+    route();
+    return;
+  }
+  if (app_.config().memory_wait_ms == 0 || app_.draining()) {
+    respond_memory_full();
+    return;
+  }
+  state_ = State::kAdmitting;
+  app_.wait_for_memory(this, need_);
+}
+
+// The most the body can hold (wants_body() keeps it there): all of it if it
+// is small, else --body-buffer and the one read that crosses it.
+uint64_t Exchange::body_share() const {
+  if (!head_.has_body) return 0;
+  uint64_t cap = app_.config().body_buffer_bytes + App::kReadBufferBytes;
+  return head_.content_length >= 0 ? std::min<uint64_t>(head_.content_length, cap) : cap;
+}
+
+void Exchange::admitted() {
+  share_ = need_;
+  // Reserved once: appends never reallocate (a doubling would hold twice the share).
+  body_.reserve(share_);
+  state_ = State::kRouting;
+}
+
+void Exchange::memory_granted() {
+  if (state_ != State::kAdmitting) {  // cannot happen: abort() cancels the wait
+    app_.memory().give(need_);
+    return;
+  }
+  admitted();
+  connection_.body_consumed();  // reading resumes (before route(), which may end us)
   route();
+}
+
+void Exchange::memory_refused() {
+  if (state_ == State::kAdmitting) respond_memory_full();
+}
+
+void Exchange::release_share() {
+  if (share_ == 0) return;
+  app_.memory().give(share_);
+  share_ = 0;
+}
+
+void Exchange::respond_memory_full() {
+  const MemoryBudget& m = app_.memory();
+  app_.proxy_metrics().memory_refused.get().inc();
+  // A body not read yet is left unread: the connection ends after the answer.
+  respond_error({503, kTooManySimultaneousQueries,
+                 "Memory limit of the sidecar reached (--max-memory " + std::to_string(m.limit()) +
+                     " bytes; " + std::to_string(m.used()) +
+                     " in use by request bodies, queued answers and batches, " +
+                     std::to_string(m.waiting()) + " requests waiting)"},
+                1, !body_complete_);
 }
 
 // Decides how the request runs (router.h): alone, batched, or in its
@@ -171,14 +234,29 @@ void Exchange::submit_batch() {
   const BatchPlan& plan = *plan_;
   std::string decoded;
   std::string_view data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
+  MemoryBudget& memory = app_.memory();
+  // The decoded copy lives until this function returns; it counts meanwhile.
+  struct DecodedCharge {
+    MemoryBudget& memory;
+    uint64_t bytes = 0;
+    void release() {
+      memory.give(bytes);
+      bytes = 0;
+    }
+    ~DecodedCharge() { release(); }
+  } decoded_charge{memory};
   if (const Header* encoding = find_header(head_.headers, "Content-Encoding")) {
-    // Too large, too compressed (a bomb stops early) or not decodable here:
-    // ClickHouse reads it as it is, alone, and answers.
-    if (decode_body(encoding->value, data, app_.config().max_decompressed_bytes,
-                    app_.config().max_compression_ratio, decoded) != DecodeResult::kOk) {
+    // Too large, too compressed (a bomb stops early), not decodable here, or
+    // no room for it in the memory budget: ClickHouse reads it as it is,
+    // alone, and answers.
+    uint64_t limit = std::min<uint64_t>(app_.config().max_decompressed_bytes, memory.available());
+    if (decode_body(encoding->value, data, limit, app_.config().max_compression_ratio, decoded) !=
+        DecodeResult::kOk) {
       forward();
       return;
     }
+    decoded_charge.bytes = decoded.capacity();
+    memory.take(decoded_charge.bytes);
     data = decoded;
   }
   // At least as many lines as --passthrough-rows: a batch already, sent as it
@@ -218,6 +296,10 @@ void Exchange::submit_batch() {
     target_ = std::move(with_header);
   }
   state_ = State::kBatched;
+  // The rows move into a batch (or the spool's queue), which counts them
+  // itself; the body and its decoded copy are freed on return.
+  decoded_charge.release();
+  release_share();
   // An early answer only for a key ClickHouse has taken rows of (batcher.h):
   // an unproven one waits for its batch, and gets ClickHouse's answer.
   if (plan.spool_ack && app_.batcher().proven(target_->key)) {
@@ -226,9 +308,11 @@ void Exchange::submit_batch() {
   }
   ticket_ = std::make_shared<BatchTicket>();
   ticket_->waiter = this;
-  if (app_.batcher().add(*target_, chunk, ticket_) == Batcher::Add::kOverCapacity) {
+  Batcher::Add added = app_.batcher().add(*target_, chunk, ticket_);
+  if (added != Batcher::Add::kAccepted) {
     ticket_->waiter = nullptr;
-    respond_buffers_full();
+    if (added == Batcher::Add::kOverMemory) respond_memory_full();
+    else respond_buffers_full();
     return;
   }
   body_.clear();
@@ -246,8 +330,17 @@ struct SpooledRows final : BatchTicket, SpoolWaiter {
   size_t row_count = 0;
   bool needs_newline = false;
   uint64_t id = 0;
+  uint64_t charged = 0;  // rows' bytes counted in the memory budget until they reach the batcher
+
+  ~SpooledRows() { release(); }
+  void release() {
+    if (charged == 0) return;
+    app->memory().give(charged);
+    charged = 0;
+  }
 
   void spool_durable(bool ok) override {
+    release();  // the batcher counts them from here
     if (ok) {
       RowChunk chunk;
       chunk.rows = rows;
@@ -286,7 +379,12 @@ void Exchange::spool_rows(const RowChunk& chunk) {
     respond_buffers_full();
     return;
   }
+  if (!app_.memory().try_take(chunk.rows.size())) {
+    respond_memory_full();
+    return;
+  }
   auto spooled = std::make_shared<SpooledRows>();
+  spooled->charged = chunk.rows.size();
   spooled->waiter = this;
   spooled->app = &app_;
   spooled->target = target_;
@@ -424,6 +522,11 @@ void Exchange::forward_to(UpstreamPool* pool) {
 
 void Exchange::append_body(const char* data, size_t size) {
   if (state_ == State::kDone) return;
+  if (state_ == State::kAdmitting) {  // bytes of the read that brought the head; kept for later
+    body_.append(data, size);
+    body_received_ += size;
+    return;
+  }
   if (sniff_insert_) {
     sniff_insert_ = false;
     if (std::string_view(route_) == "query" && starts_with_insert(std::string_view(data, size)))
@@ -440,15 +543,20 @@ void Exchange::append_body(const char* data, size_t size) {
 void Exchange::finish_body() {
   if (state_ == State::kDone) return;
   body_complete_ = true;
+  if (state_ == State::kAdmitting) return;
   if (state_ == State::kCollecting) submit_batch();
   else if (state_ == State::kRouting) route();
   else if (state_ == State::kUpstream) pool_->resume_body(this);
 }
 
 bool Exchange::wants_body() const {
+  if (state_ == State::kAdmitting) return false;
   // Routing and collecting read at most body_buffer bytes and then move on.
-  return state_ == State::kDone || state_ == State::kRouting || state_ == State::kCollecting ||
-         body_.size() - body_sent_ < app_.config().body_buffer_bytes;
+  if (state_ == State::kDone || state_ == State::kRouting || state_ == State::kCollecting) return true;
+  // A body no longer resendable holds sent bytes until half of it is sent:
+  // count them too, so the body stays within its share.
+  size_t held = body_rewindable_ ? body_.size() - body_sent_ : body_.size();
+  return held < app_.config().body_buffer_bytes;
 }
 
 size_t Exchange::upstream_read_body(char* buf, size_t size) {
@@ -567,7 +675,11 @@ size_t Exchange::upstream_response_data(const char* data, size_t size) {
     send_data(held_body_.data(), held_body_.size());
     held_body_.clear();
   }
-  if (connection_.pending_write_bytes() >= app_.config().response_buffer_bytes)
+  // Paused at --response-buffer, or at the memory budget while some of the
+  // answer is still queued: once the client has read it all, the answer
+  // moves on, whatever others hold.
+  size_t pending = connection_.pending_write_bytes();
+  if (pending >= app_.config().response_buffer_bytes || (pending > 0 && app_.memory().over(size)))
     return CURL_WRITEFUNC_PAUSE;
   if (head_.method != "HEAD") send_data(data, size);
   return size;
@@ -663,10 +775,10 @@ void Exchange::on_retry_timer(uv_timer_t* timer) noexcept {
   self->forward();
 }
 
-void Exchange::respond_error(const ChError& error, int retry_after_s) {
+void Exchange::respond_error(const ChError& error, int retry_after_s, bool close) {
   // Without the whole body read, the connection cannot carry another request
   // unless the client still sends it; a client told to wait for 100 won't.
-  close_after_ = !head_.keep_alive || app_.draining() ||
+  close_after_ = close || !head_.keep_alive || app_.draining() ||
                  (head_.expect_continue && !continue_sent_ && !body_complete_);
   answer_status_ = error.http_status;
   if (!connection_.closing()) connection_.write(error_response(error, close_after_, retry_after_s));
@@ -684,6 +796,7 @@ void Exchange::complete() {
   state_ = State::kDone;
   body_.clear();
   body_.shrink_to_fit();
+  release_share();
   leave_session();
   record(answer_status_);
   connection_.exchange_finished(close_after_);
@@ -718,6 +831,8 @@ void Exchange::abort() {
   if (state_ == State::kDone) return;
   State was = state_;
   state_ = State::kDone;
+  if (was == State::kAdmitting) app_.memory().cancel(this);
+  release_share();
   record(head_sent_ ? answer_status_ : 499);  // 499: the client went away first
   if (was == State::kUpstream && pool_ != nullptr) pool_->cancel(this);
   if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted

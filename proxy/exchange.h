@@ -12,10 +12,20 @@
 // comes.
 //
 // Memory is bounded: at most body_buffer bytes of request body are held
-// (the client is paused beyond that), and the upstream transfer is paused
-// while more than response_buffer bytes wait to be written to the client.
-// While the whole body is still held, the body can be sent again, which the
-// pool's stale-connection retry and the 373 retry rely on.
+// (the client is paused beyond that; one read more at most), and the
+// upstream transfer is paused while more than response_buffer bytes wait to
+// be written to the client. While the whole body is still held, the body
+// can be sent again, which the pool's stale-connection retry and the 373
+// retry rely on.
+//
+// The memory budget (memory_budget.h): before it routes, a request takes
+// its share, the most its body can hold (min(Content-Length, body_buffer +
+// one read); 0 without a body). It waits for it up to --memory-wait
+// (reading nothing meanwhile), then gets 503 with Retry-After. Once
+// admitted it never waits for memory again: its body fits its share, and
+// its answer is paused for memory only while some of it is still queued
+// to the client (so each answer moves on as its client reads). The share
+// is given back once the rows are in a batch or the answer is complete.
 //
 // Loop thread only.
 #pragma once
@@ -28,6 +38,7 @@
 
 #include "batch_plan.h"
 #include "batcher.h"
+#include "memory_budget.h"
 #include "request.h"
 #include "result.h"
 #include "router.h"
@@ -39,7 +50,10 @@ namespace chsidecar {
 class App;
 class Connection;
 
-class Exchange final : public UpstreamClient, public SessionWaiter, public BatchWaiter {
+class Exchange final : public UpstreamClient,
+                       public SessionWaiter,
+                       public BatchWaiter,
+                       public MemoryWaiter {
  public:
   // `app` and `connection` must outlive the exchange.
   Exchange(App& app, Connection& connection, RequestHead head);
@@ -67,6 +81,8 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   // True once the answer is complete (or failed); the connection may retire
   // the exchange when the request has also been read to its end.
   bool done() const { return state_ == State::kDone; }
+  // True while the request waits for its share of the memory budget.
+  bool waiting_for_memory() const { return state_ == State::kAdmitting; }
 
   // The request head, handed back for its buffers' reuse once the exchange
   // is retired and nothing of it runs any more.
@@ -74,6 +90,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
 
  private:
   enum class State {
+    kAdmitting,    // waiting for its share of the memory budget
     kRouting,      // waiting for enough body to classify the statement
     kWaitingTurn,  // queued behind another request of its session
     kCollecting,   // a batchable INSERT: reading its whole body
@@ -93,6 +110,14 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   void session_turn() override;
   // BatchWaiter
   void batch_done(const BatchResult& result) override;
+  // MemoryWaiter
+  void memory_granted() override;
+  void memory_refused() override;
+
+  uint64_t body_share() const;
+  void admitted();
+  void release_share();
+  void respond_memory_full();
 
   void route();
   void forward();
@@ -107,7 +132,8 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   void send_head();
   void append_connection_headers(std::string& out) const;
   void send_data(const char* data, size_t size);
-  void respond_error(const ChError& error, int retry_after_s = 0);
+  // `close`: the connection ends after the answer (a body left unread).
+  void respond_error(const ChError& error, int retry_after_s = 0, bool close = false);
   void complete();
   void record(int status);
   void leave_session();
@@ -143,6 +169,11 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   std::shared_ptr<const BatchTarget> target_;  // plan_'s, or a copy with a header line
   size_t data_offset_ = 0;                     // where the rows begin in the body
   std::shared_ptr<BatchTicket> ticket_;
+
+  // Memory budget: the bytes taken for this request (its share), and what
+  // it waits for while kAdmitting.
+  uint64_t share_ = 0;
+  uint64_t need_ = 0;
 
   // Request body.
   std::string body_;

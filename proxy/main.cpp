@@ -2,6 +2,8 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -15,6 +17,11 @@
 using namespace chsidecar;
 
 int main(int argc, char** argv) {
+  // Large buffers (bodies, batches) come from mmap and go back to the system
+  // when freed: with glibc's default, the threshold rises after the first
+  // free, later ones come from the heap, and its holes keep RSS far above
+  // what --max-memory counts. A fixed threshold also ends that adjustment.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   std::vector<std::string> args(argv + 1, argv + argc);
   Config config;
   ConfigResult parsed = parse_config(args, [](const char* name) { return std::getenv(name); }, config);

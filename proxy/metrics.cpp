@@ -295,6 +295,15 @@ ProxyMetrics::ProxyMetrics(Metrics& m)
                                  {{"mode", nullptr}})),
       log_suppressed(m.counter("log_lines_suppressed_total",
                                "Repeated warn/error log lines dropped by the rate limit.")),
+      memory_used(m.gauge("memory_used_bytes",
+                          "Bytes of the memory budget in use: request bodies held, answers "
+                          "queued to clients, batch buffers, decoded bodies.")),
+      memory_max(m.gauge("memory_max_bytes", "The memory budget, --max-memory.")),
+      memory_peak(m.gauge("memory_peak_bytes", "The most bytes of the memory budget in use so far.")),
+      memory_waiting(m.gauge("memory_waiting_requests",
+                             "Requests waiting for their share of the memory budget.")),
+      memory_refused(m.counter("memory_refused_total",
+                               "Requests answered 503 because the memory budget was used up.")),
       build_info(m.gauge("build_info", "Build information; the value is always 1.",
                          {{"version", nullptr}})),
       start_time(m.gauge("start_time_seconds", "Start time of the process, seconds since the epoch.")) {}

@@ -214,6 +214,11 @@ struct ProxyMetrics {
   GaugeFamily& sessions_stateful;       // stateful sessions tracked (function)
   CounterFamily& session_requests;      // {mode}: stateless | stateful, requests with a session_id
   CounterFamily& log_suppressed;        // warn/error log lines dropped by the rate limit (function)
+  GaugeFamily& memory_used;             // bytes of the --max-memory budget in use (function)
+  GaugeFamily& memory_max;              // --max-memory (App sets it)
+  GaugeFamily& memory_peak;             // the most of the budget in use so far (function)
+  GaugeFamily& memory_waiting;          // requests waiting for their share (function)
+  CounterFamily& memory_refused;        // requests answered 503 at the memory budget
   GaugeFamily& build_info;              // {version} always 1
   GaugeFamily& start_time;              // process start, seconds since the epoch
 };

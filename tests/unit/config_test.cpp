@@ -151,6 +151,8 @@ TEST_CASE("parse_config with only --upstream keeps every default") {
   CHECK(c.health_timeout_ms == 5'000);
   CHECK(c.spool_group_wait_ms == 2);
   CHECK(c.dead_letter_max_bytes == 256ull * 1024 * 1024);
+  CHECK(c.max_memory_bytes == 512ull * 1024 * 1024);
+  CHECK(c.memory_wait_ms == 1'000);
   CHECK(c.session_mode == SessionMode::kAuto);
   CHECK(c.max_sessions == 10'000);
   CHECK(c.session_queue_max == 256);
@@ -193,6 +195,21 @@ TEST_CASE("parse_config accepts --flag=value and --flag value") {
   // The last occurrence of a flag wins.
   r = parse({"--pool-size=2", "--pool-size=3"}, c2);
   CHECK(c2.pool_size == 3);
+}
+
+TEST_CASE("--max-memory and --memory-wait, from flags and the environment") {
+  Config c;
+  FakeEnv env;
+  env.vars["CHSIDECAR_MAX_MEMORY"] = "64MiB";
+  env.vars["CHSIDECAR_MEMORY_WAIT"] = "250ms";
+  REQUIRE(parse({"--upstream", "http://127.0.0.1:8123"}, c, env.lookup()).action == ConfigAction::kRun);
+  CHECK(c.max_memory_bytes == 64ull * 1024 * 1024);
+  CHECK(c.memory_wait_ms == 250);
+  Config d;
+  REQUIRE(parse({"--upstream", "http://127.0.0.1:8123", "--max-memory=2MiB", "--memory-wait=0"}, d,
+                env.lookup()).action == ConfigAction::kRun);
+  CHECK(d.max_memory_bytes == 2ull * 1024 * 1024);
+  CHECK(d.memory_wait_ms == 0);
 }
 
 TEST_CASE("environment variables fill in, flags win over them") {
@@ -258,6 +275,10 @@ TEST_CASE("bad values are errors that name the flag") {
       {{"--spool-group-wait=1us"}, "--spool-group-wait"},
       {{"--spool-group-wait=-1ms"}, "--spool-group-wait"},
       {{"--dead-letter-max-bytes=1000"}, "--dead-letter-max-bytes"},  // below 64KiB
+      {{"--max-memory=512KiB"}, "--max-memory"},                      // below 1MiB
+      {{"--max-memory=1MiB"}, "--max-memory"},  // below twice --body-buffer (1MiB)
+      {{"--max-memory=8MiB", "--body-buffer=5MiB"}, "--max-memory"},
+      {{"--memory-wait=-1s"}, "--memory-wait"},
       {{"--dead-letter-max-bytes=lots"}, "--dead-letter-max-bytes"},
       {{"--idle-timeout=2s"}, "--idle-timeout"},  // below ClickHouse's 3 s
       {{"--idle-timeout=2999ms"}, "--idle-timeout"},
