@@ -1437,6 +1437,8 @@ def test_password_changed_while_running_withdraws_early_answers(clickhouse_facto
         users = f.read()
     with open(ch.users_path, "w") as f:
         f.write(users.replace("<password>secret</password>", "<password>changed</password>"))
+    future = time.time() + 5  # the server looks at the mtime, in whole seconds
+    os.utime(ch.users_path, (future, future))
     # The server reads users.xml again within a few seconds.
     if not wait_for(lambda: post(ch.http_url, table, b"", creds)[0] != 200, 15):
         pytest.skip(f"{ch.kind}: users.xml is not reloaded while running")
