@@ -47,7 +47,7 @@ bool changes_row_reading(std::string_view name) {
       // (with_types_use_header=0), other encodings of types or values, a
       // newer protocol revision's serialization flags.
       "input_format_with_types_", "input_format_native_", "input_format_binary_",
-      "format_binary_", "client_protocol_version"};
+      "format_binary_", "client_protocol_version", "low_cardinality_allow_in_native_format"};
   for (std::string_view prefix : kPrefixes)
     if (name.substr(0, prefix.size()) == prefix) return true;
   return false;
