@@ -106,6 +106,10 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
       plan->options.csv_delimiter = p.value[0];
     } else if (changes_row_reading(p.name)) {
       return nullptr;
+    } else if (*format == RowFormat::kNative && p.name.substr(0, 21) == "min_insert_block_size") {
+      // A batch's blocks are squashed into one part (all or none) only
+      // below the default thresholds, which --flush-rows stays under.
+      return nullptr;
     }
   }
   // Only the spellings every ClickHouse decodes (18.16 refuses "GZIP" and

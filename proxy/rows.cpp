@@ -281,7 +281,7 @@ bool split_row_binary(std::string_view data, RowChunk& chunk, RowError& error) {
   RowBinaryBody body;
   RowBinaryError why;
   if (!walk_row_binary(data, body, why)) {
-    error = {why.row, why.message};
+    error = {why.row == 0 ? 1 : why.row, why.row == 0 ? "header: " + why.message : why.message};
     return false;
   }
   chunk.header = body.header;

@@ -77,6 +77,8 @@ TEST_CASE("router: what ClickHouse would read differently alone goes alone") {
        post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithNamesAndTypes")},
       {"Native with types from the table",
        post("/?query=INSERT%20INTO%20t%20FORMAT%20Native&input_format_with_types_use_header=0")},
+      {"Native squashed into smaller blocks",
+       post("/?query=INSERT%20INTO%20t%20FORMAT%20Native&min_insert_block_size_rows=10")},
       {"Native with a newer protocol revision",
        post("/?query=INSERT%20INTO%20t%20FORMAT%20Native&client_protocol_version=54470")},
       {"INSERT SELECT", post("/?query=INSERT%20INTO%20t%20SELECT%201")},
