@@ -81,8 +81,16 @@ void DeadLetters::add(const SpoolData& data, std::string_view error) {
   append_json_string(line, data.target.table);
   line += ",\"rows\":" + std::to_string(data.row_count) + ",\"error\":";
   append_json_string(line, error);
-  line += ",\"data\":";
-  append_json_string(line, data.rows);
+  if (binary_format(data.target.format)) {
+    // Bytes, not text: the whole body (header and rows) as base64.
+    line += ",\"format\":";
+    append_json_string(line, data.target.format == RowFormat::kNative ? "Native" : "RowBinaryWithNamesAndTypes");
+    line += ",\"data_base64\":";
+    append_json_base64(line, data.target.header_lines + data.rows);
+  } else {
+    line += ",\"data\":";
+    append_json_string(line, data.rows);
+  }
   line += "}\n";
   pending_ids_.push_back(data.id);
   log_event(LogLevel::kWarn, "rows_dead_lettered",

@@ -262,7 +262,7 @@ void Exchange::submit_batch() {
   // At least as many lines as --passthrough-rows: a batch already, sent as it
   // is (lines are never fewer than rows in the line formats). ClickHouse
   // checks it, so checking it here first would only cost time.
-  if (has_lines(data, app_.config().passthrough_rows)) {
+  if (!binary_format(plan.format) && has_lines(data, app_.config().passthrough_rows)) {
     forward();
     return;
   }
@@ -294,6 +294,13 @@ void Exchange::submit_batch() {
     with_header->header_lines = std::string(chunk.header);
     with_header->key.append(chunk.header);
     target_ = std::move(with_header);
+  }
+  if (!chunk.structure.empty()) {
+    // Native: every block of a batch has these names and types.
+    auto with_structure = std::make_shared<BatchTarget>(*target_);
+    with_structure->key.push_back('\0');
+    with_structure->key.append(chunk.structure);
+    target_ = std::move(with_structure);
   }
   state_ = State::kBatched;
   // The rows move into a batch (or the spool's queue), which counts them

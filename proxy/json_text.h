@@ -10,4 +10,8 @@ namespace chsidecar {
 // Appends `s` to `out` as a quoted JSON string.
 void append_json_string(std::string& out, std::string_view s);
 
+// Appends `s` to `out` as a quoted JSON string of its base64 (RFC 4648,
+// padded): bytes that are not text, such as Native rows, kept exactly.
+void append_json_base64(std::string& out, std::string_view s);
+
 }  // namespace chsidecar

@@ -42,7 +42,12 @@ bool changes_row_reading(std::string_view name) {
       "format_csv_",          "format_tsv_",     "input_format_csv_",
       "input_format_tsv_",    "format_custom_",  "input_format_allow_errors_",
       "input_format_with_names_", "input_format_values_", "insert_deduplication_token",
-      "format_schema"};
+      "format_schema",
+      // Native and RowBinary: types read from the table, not the header
+      // (with_types_use_header=0), other encodings of types or values, a
+      // newer protocol revision's serialization flags.
+      "input_format_with_types_", "input_format_native_", "input_format_binary_",
+      "format_binary_", "client_protocol_version", "low_cardinality_allow_in_native_format"};
   for (std::string_view prefix : kPrefixes)
     if (name.substr(0, prefix.size()) == prefix) return true;
   return false;
@@ -84,6 +89,11 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
   if (parse_insert(sql, sql_complete, insert) != InsertParse::kInsert) return nullptr;
   std::optional<RowFormat> format = row_format(insert.format);
   if (!format) return nullptr;
+  // ClickHouse reads RowBinaryWithNamesAndTypes from 19.x on; 18.16 refuses
+  // the name (code 73): only where the server has async inserts (21.11+)
+  // is it surely known, elsewhere it goes alone.
+  if (*format == RowFormat::kRowBinaryWithNamesAndTypes && !context.server_async_insert)
+    return nullptr;
   if (!sql_in_body && sql.find_first_not_of(*format == RowFormat::kValues ? " \t\r\n\f" : "",
                                             insert.data_offset) != std::string_view::npos)
     return nullptr;
@@ -95,6 +105,10 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
         return nullptr;
       plan->options.csv_delimiter = p.value[0];
     } else if (changes_row_reading(p.name)) {
+      return nullptr;
+    } else if (*format == RowFormat::kNative && p.name.substr(0, 21) == "min_insert_block_size") {
+      // A batch's blocks are squashed into one part (all or none) only
+      // below the default thresholds, which --flush-rows stays under.
       return nullptr;
     }
   }

@@ -2,6 +2,9 @@
 
 #include <simdjson.h>
 
+#include "native_format.h"
+#include "row_binary.h"
+
 namespace chsidecar {
 
 namespace {
@@ -261,7 +264,37 @@ bool split_csv(std::string_view data, size_t header_lines, RowChunk& chunk, RowE
   return split_lines(data, header_lines, true, chunk, error, delimiter);
 }
 
+bool split_native(std::string_view data, RowChunk& chunk, RowError& error) {
+  NativeBody body;
+  NativeError why;
+  if (!walk_native(data, body, why)) {
+    error = {why.block, "Native block " + std::to_string(why.block) + ": " + why.message};
+    return false;
+  }
+  chunk.rows = data;
+  chunk.row_count = body.row_count;
+  chunk.structure = std::move(body.structure);
+  return true;
+}
+
+bool split_row_binary(std::string_view data, RowChunk& chunk, RowError& error) {
+  RowBinaryBody body;
+  RowBinaryError why;
+  if (!walk_row_binary(data, body, why)) {
+    error = {why.row == 0 ? 1 : why.row, why.row == 0 ? "header: " + why.message : why.message};
+    return false;
+  }
+  chunk.header = body.header;
+  chunk.rows = body.rows;
+  chunk.row_count = body.row_count;
+  return true;
+}
+
 }  // namespace
+
+bool binary_format(RowFormat format) {
+  return format == RowFormat::kNative || format == RowFormat::kRowBinaryWithNamesAndTypes;
+}
 
 std::optional<RowFormat> row_format(std::string_view name) {
   if (name == "JSONEachRow") return RowFormat::kJSONEachRow;
@@ -273,6 +306,8 @@ std::optional<RowFormat> row_format(std::string_view name) {
   if (name == "TSVWithNamesAndTypes" || name == "TabSeparatedWithNamesAndTypes")
     return RowFormat::kTSVWithNamesAndTypes;
   if (name == "Values") return RowFormat::kValues;
+  if (name == "Native") return RowFormat::kNative;
+  if (name == "RowBinaryWithNamesAndTypes") return RowFormat::kRowBinaryWithNamesAndTypes;
   return std::nullopt;
 }
 
@@ -294,11 +329,14 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
     case RowFormat::kTSVWithNames: return split_lines(data, 1, false, chunk, error);
     case RowFormat::kTSVWithNamesAndTypes: return split_lines(data, 2, false, chunk, error);
     case RowFormat::kValues: return split_values(data, chunk, error);
+    case RowFormat::kNative: return split_native(data, chunk, error);
+    case RowFormat::kRowBinaryWithNamesAndTypes: return split_row_binary(data, chunk, error);
   }
   return false;
 }
 
 size_t header_name_count(RowFormat format, std::string_view header, const RowOptions& options) {
+  if (format == RowFormat::kRowBinaryWithNamesAndTypes) return row_binary_column_count(header);
   bool csv = format == RowFormat::kCSVWithNames || format == RowFormat::kCSVWithNamesAndTypes;
   size_t count = 1;
   if (csv) {  // the splitter's own reading; it took this header already
@@ -322,7 +360,7 @@ std::string_view chunk_separator(RowFormat format) {
   switch (format) {
     case RowFormat::kJSONEachRow: return "\n";
     case RowFormat::kValues: return ",";
-    default: return "";  // CSV/TSV chunks end in '\n' already
+    default: return "";  // CSV/TSV chunks end in '\n' already; binary ones concatenate
   }
 }
 

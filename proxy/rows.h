@@ -8,7 +8,9 @@
 // checks are structural: JSON rows must be JSON objects (simdjson, values
 // not reshaped); CSV records are read as ClickHouse's CSV reader reads them
 // (blanks before a quote, "\r\n"), TSV with its escapes; *WithNames header
-// lines are separated out; Values tuples must balance. Whether a value
+// lines are separated out; Values tuples must balance; Native and
+// RowBinaryWithNamesAndTypes bodies are walked byte for byte by their
+// column types (native_format.h, row_binary.h). Whether a value
 // fits its column is for ClickHouse to say (the batcher isolates such rows
 // by bisection).
 //
@@ -31,17 +33,28 @@ enum class RowFormat {
   kTSVWithNames,
   kTSVWithNamesAndTypes,
   kValues,
+  kNative,                      // blocks concatenate; names and types are in the key
+  kRowBinaryWithNamesAndTypes,  // the header is taken once per batch
 };
+inline constexpr RowFormat kLastRowFormat = RowFormat::kRowBinaryWithNamesAndTypes;
+
+// Native and RowBinary*: bytes, not lines.
+bool binary_format(RowFormat format);
 
 // The format for a ClickHouse format name (TabSeparated and TSV alike);
-// nullopt for formats that are not batched (RowBinary, Native, ...).
+// nullopt for formats that are not batched (RowBinary, RowBinaryWithNames:
+// no types to walk the rows by; Parquet, ...).
 std::optional<RowFormat> row_format(std::string_view name);
 
 struct RowChunk {
-  std::string_view header;  // the *WithNames header lines, each ending in '\n'
+  std::string_view header;  // the *WithNames header lines, each ending in '\n';
+                            // RowBinaryWithNamesAndTypes: its binary header
   std::string_view rows;    // the data rows as they may be concatenated
   bool needs_newline = false;  // CSV/TSV data whose last row lacks '\n'
   size_t row_count = 0;
+  // Native: the names and types of every block ("name\0type\0" per
+  // column), which the merge key must hold; not sent as a header.
+  std::string structure;
 };
 
 // Why rows cannot be batched. Not a verdict on the data: ClickHouse may
@@ -62,7 +75,8 @@ struct RowOptions {
 bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error,
                 const RowOptions& options = {});
 
-// The number of names in the first header line of a *WithNames chunk.
+// The number of names in the first header line of a *WithNames chunk (the
+// column count of a RowBinaryWithNamesAndTypes header).
 size_t header_name_count(RowFormat format, std::string_view header, const RowOptions& options = {});
 
 // What goes between two chunks of `format` in a batch.

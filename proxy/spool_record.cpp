@@ -100,7 +100,7 @@ bool decode_data(Reader& r, SpoolData& d) {
   uint32_t rows, header_count;
   uint8_t flags, format;
   if (!r.u64(d.id) || !r.u32(rows) || !r.u8(flags) || !r.u8(format)) return false;
-  if (format > static_cast<uint8_t>(RowFormat::kValues)) return false;
+  if (format > static_cast<uint8_t>(kLastRowFormat)) return false;
   d.row_count = rows;
   d.needs_newline = (flags & 1) != 0;
   d.target.format = static_cast<RowFormat>(format);

@@ -21,7 +21,8 @@ namespace {
 constexpr RowFormat kFormats[] = {
     RowFormat::kJSONEachRow, RowFormat::kCSV,  RowFormat::kCSVWithNames,
     RowFormat::kCSVWithNamesAndTypes, RowFormat::kTSV, RowFormat::kTSVWithNames,
-    RowFormat::kTSVWithNamesAndTypes, RowFormat::kValues,
+    RowFormat::kTSVWithNamesAndTypes, RowFormat::kValues, RowFormat::kNative,
+    RowFormat::kRowBinaryWithNamesAndTypes,
 };
 
 bool inside(std::string_view part, std::string_view whole) {
@@ -58,8 +59,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(inside(chunk.header, rows_in));
   FUZZ_CHECK(inside(chunk.rows, rows_in));
-  bool lines = format != RowFormat::kJSONEachRow && format != RowFormat::kValues;
-  if (lines) {
+  bool lines = format != RowFormat::kJSONEachRow && format != RowFormat::kValues &&
+               !binary_format(format);
+  if (binary_format(format)) {
+    FUZZ_CHECK(chunk.header.size() + chunk.rows.size() == rows_in.size());
+    FUZZ_CHECK(!chunk.needs_newline);
+    FUZZ_CHECK((format == RowFormat::kNative) == !chunk.structure.empty() || chunk.row_count == 0);
+  } else if (lines) {
     // CSV drops a leading byte order mark, as ClickHouse does.
     bool csv = rows_format(format) == RowFormat::kCSV;
     size_t mark = csv && rows_in.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
@@ -71,8 +77,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (chunk.row_count == 0) return 0;
 
-  // The rows alone, as the batcher sends them after the header.
+  // The rows alone, as the batcher sends them after the header (a binary
+  // header is part of what is split again).
   RowFormat joined_format = rows_format(format);
+  std::string head = binary_format(format) ? std::string(chunk.header) : std::string();
   std::string rows(chunk.rows);
   if (chunk.needs_newline) rows += '\n';
   // Rows that begin with a byte order mark (after a header line) are never
@@ -80,13 +88,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (joined_format == RowFormat::kCSV && rows.compare(0, 3, "\xEF\xBB\xBF") == 0) return 0;
   RowChunk again;
   RowError again_error;
-  bool ok = split_rows(joined_format, rows, again, again_error);
+  bool ok = split_rows(joined_format, head + rows, again, again_error);
   if (!ok) std::fprintf(stderr, "re-split failed: row %zu: %s\n", again_error.row, again_error.message.c_str());
   FUZZ_CHECK(ok);
   FUZZ_CHECK(again.row_count == chunk.row_count);
 
   // Two chunks joined as in a batch.
-  std::string batch = rows + std::string(chunk_separator(joined_format)) + rows;
+  std::string batch = head + rows + std::string(chunk_separator(joined_format)) + rows;
   RowChunk joined;
   RowError joined_error;
   ok = split_rows(joined_format, batch, joined, joined_error);
@@ -95,5 +103,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (joined.row_count != 2 * chunk.row_count)
     std::fprintf(stderr, "joined rows %zu != 2 * %zu\n", joined.row_count, chunk.row_count);
   FUZZ_CHECK(joined.row_count == 2 * chunk.row_count);
+  FUZZ_CHECK(joined.structure == chunk.structure);
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include "dead_letters.h"
+#include "json_text.h"
 
 using namespace chsidecar;
 
@@ -31,4 +32,18 @@ TEST_CASE("rotated dead-letter files are dead-letter-<n>.jsonl") {
   CHECK(dead_letter_file_number("dead-letter-3.jsonl.gz") == 0);
   CHECK(dead_letter_file_number("dead-letter-3.json") == 0);
   CHECK(dead_letter_file_number("segment-00000000000000000001.log") == 0);
+}
+
+TEST_CASE("append_json_base64 keeps binary rows exactly (RFC 4648 vectors)") {
+  auto b64 = [](std::string_view s) {
+    std::string out;
+    chsidecar::append_json_base64(out, s);
+    return out;
+  };
+  CHECK(b64("") == "\"\"");
+  CHECK(b64("f") == "\"Zg==\"");
+  CHECK(b64("fo") == "\"Zm8=\"");
+  CHECK(b64("foo") == "\"Zm9v\"");
+  CHECK(b64("foobar") == "\"Zm9vYmFy\"");
+  CHECK(b64(std::string("\x00\xff\x10", 3)) == "\"AP8Q\"");
 }

@@ -72,7 +72,15 @@ TEST_CASE("router: what ClickHouse would read differently alone goes alone") {
       {"a tab as delimiter", post(kInsert + "&format_csv_delimiter=%09")},
       {"a client's dedup token", post(kInsert + "&insert_deduplication_token=x")},
       {"async_insert=0", post(kInsert + "&async_insert=0")},
-      {"Native", post("/?query=INSERT%20INTO%20t%20FORMAT%20Native")},
+      {"RowBinary (no types)", post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinary")},
+      {"RowBinaryWithNamesAndTypes on a server without it",
+       post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithNamesAndTypes")},
+      {"Native with types from the table",
+       post("/?query=INSERT%20INTO%20t%20FORMAT%20Native&input_format_with_types_use_header=0")},
+      {"Native squashed into smaller blocks",
+       post("/?query=INSERT%20INTO%20t%20FORMAT%20Native&min_insert_block_size_rows=10")},
+      {"Native with a newer protocol revision",
+       post("/?query=INSERT%20INTO%20t%20FORMAT%20Native&client_protocol_version=54470")},
       {"INSERT SELECT", post("/?query=INSERT%20INTO%20t%20SELECT%201")},
   };
   for (const Case& c : alone) {
@@ -165,4 +173,20 @@ TEST_CASE("router: the statement a session runs decides whether it is stateful")
   // A session already stateful stays so.
   r = route(post("/?session_id=s&query=SELECT%201"), "", true, {"default\ns"});
   CHECK(r.action == Action::kSession);
+}
+
+TEST_CASE("router: Native batches; RowBinaryWithNamesAndTypes where the server knows it") {
+  Route r = route(post("/?query=INSERT%20INTO%20t%20FORMAT%20Native"));
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.plan->format == RowFormat::kNative);
+  // clickhouse-connect's shape: the SQL and a newline, then the block.
+  std::string body = std::string("INSERT INTO db.t (`a`) FORMAT Native\n") + std::string("\x01\x01\x01" "a\x05UInt8\x07", 11);
+  r = route(post("/"), body);
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.data_offset == body.size() - 11);
+  const std::string rb = "/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithNamesAndTypes";
+  CHECK(route(post(rb)).action == Action::kForward);
+  r = route(post(rb), "", true, {}, true);
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.plan->format == RowFormat::kRowBinaryWithNamesAndTypes);
 }

@@ -49,7 +49,7 @@ TEST_CASE("row_format maps ClickHouse format names") {
   CHECK(row_format("TabSeparatedWithNamesAndTypes") == RowFormat::kTSVWithNamesAndTypes);
   CHECK(row_format("Values") == RowFormat::kValues);
   CHECK_FALSE(row_format("RowBinary").has_value());
-  CHECK_FALSE(row_format("Native").has_value());
+  CHECK_FALSE(row_format("RowBinaryWithNames").has_value());
   CHECK_FALSE(row_format("Parquet").has_value());
   CHECK_FALSE(row_format("").has_value());
   CHECK_FALSE(row_format("CSV ").has_value());

@@ -373,7 +373,7 @@ TEST_CASE("zero length and bad frames are corrupt; unknown types are a newer ver
   std::string record;
   add_data(sample(2), record);
   std::string payload = record.substr(kSpoolFrameBytes);
-  payload[1 + 8 + 4 + 1] = static_cast<char>(static_cast<int>(RowFormat::kValues) + 1);
+  payload[1 + 8 + 4 + 1] = static_cast<char>(static_cast<int>(kLastRowFormat) + 1);
   scan = read_back(framed(payload));
   CHECK(scan.data.empty());
   CHECK(scan.damaged);
