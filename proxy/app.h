@@ -51,7 +51,6 @@ class App {
   uv_loop_t* loop() const { return loop_; }
   const Config& config() const { return config_; }
   // The first upstream's pool; replicas() has them all.
-  UpstreamPool& pool() { return replicas_->at(0); }
   Replicas& replicas() { return *replicas_; }
   SessionTable& sessions() { return sessions_; }
   Batcher& batcher() { return *batcher_; }
