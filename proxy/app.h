@@ -50,7 +50,6 @@ class App {
 
   uv_loop_t* loop() const { return loop_; }
   const Config& config() const { return config_; }
-  // The first upstream's pool; replicas() has them all.
   Replicas& replicas() { return *replicas_; }
   SessionTable& sessions() { return sessions_; }
   Batcher& batcher() { return *batcher_; }
