@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "admin.h"
+#include "body_encoder.h"
 #include "connection.h"
 #include "log.h"
 #include "uv_handle.h"
@@ -30,6 +31,11 @@ App::App(uv_loop_t* loop, const Config& config)
     server_facts_ = facts;
     batcher_->set_dedup_token(facts.dedup_token);
     batcher_->set_async_insert_known(facts.async_insert);
+    UpstreamCoding coding = choose_upstream_coding(config_.upstream_compression, facts.modern_encodings,
+                                                   all_on_loopback(config_.upstreams));
+    batcher_->set_upstream_coding(coding);
+    log_event(LogLevel::kInfo, "upstream_compression",
+              {{"coding", coding == UpstreamCoding::kNone ? "none" : std::string(coding_name(coding))}});
     if (facts.dedup_token) {
       log_event(LogLevel::kInfo, "upstream_version",
                 {{"version", facts.version}, {"insert_deduplication_token", "yes"}});

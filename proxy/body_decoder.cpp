@@ -99,8 +99,12 @@ DecodeResult zstd_body(std::string_view in, const Budget& budget, std::string& o
   size_t hint = 1;
   for (;;) {
     ZSTD_outBuffer output{buf, sizeof buf, 0};
+    size_t previous = hint;
     hint = ZSTD_decompressStream(ctx, &output, &input);
     if (ZSTD_isError(hint)) break;
+    // A frame that ended exactly at the end of the last piece: this call,
+    // with no input left, began to wait for another one.
+    if (input.pos == input.size && output.pos == 0 && previous == 0) hint = 0;
     out.append(buf, output.pos);
     if (DecodeResult r = budget.check(out.size()); r != DecodeResult::kOk) {
       result = r;

@@ -4,6 +4,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "url_parts.h"
+
 namespace chsidecar {
 
 namespace {
@@ -55,6 +57,29 @@ std::string_view coding_name(UpstreamCoding coding) {
     case UpstreamCoding::kZstd: return "zstd";
   }
   return "";
+}
+
+UpstreamCoding choose_upstream_coding(UpstreamCompression setting, bool server_has_lz4_zstd,
+                                      bool upstreams_on_loopback) {
+  switch (setting) {
+    case UpstreamCompression::kAuto:
+      return server_has_lz4_zstd && !upstreams_on_loopback ? UpstreamCoding::kZstd : UpstreamCoding::kNone;
+    case UpstreamCompression::kNone: return UpstreamCoding::kNone;
+    case UpstreamCompression::kGzip: return UpstreamCoding::kGzip;
+    case UpstreamCompression::kLz4: return server_has_lz4_zstd ? UpstreamCoding::kLz4 : UpstreamCoding::kNone;
+    case UpstreamCompression::kZstd: return server_has_lz4_zstd ? UpstreamCoding::kZstd : UpstreamCoding::kNone;
+  }
+  return UpstreamCoding::kNone;
+}
+
+bool all_on_loopback(const std::vector<std::string>& urls) {
+  for (const std::string& url : urls) {
+    std::string_view host = split_url(url).host_port;
+    if (host.starts_with("[::1]") || host.starts_with("localhost")) continue;
+    if (host.starts_with("127.")) continue;
+    return false;
+  }
+  return true;
 }
 
 bool encode_body(UpstreamCoding coding, std::string_view in, std::string& out) {

@@ -8,6 +8,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "config.h"
 
 namespace chsidecar {
 
@@ -15,6 +18,19 @@ enum class UpstreamCoding { kNone, kGzip, kLz4, kZstd };
 
 // The Content-Encoding value of `coding` ("" for kNone).
 std::string_view coding_name(UpstreamCoding coding);
+
+// The coding for --upstream-compression `setting`, given whether the server
+// decodes lz4 and zstd bodies (ServerFacts::modern_encodings) and whether
+// every upstream URL is on loopback. auto: zstd when the server has it and
+// an upstream is across a network; none on loopback, where compressing
+// costs more CPU than the bytes it saves, and none on a server with only
+// gzip, which costs 4x zstd's CPU per MB (bench/codec_cost, README).
+// lz4 or zstd asked of a server without them: none (it would refuse them).
+UpstreamCoding choose_upstream_coding(UpstreamCompression setting, bool server_has_lz4_zstd,
+                                      bool upstreams_on_loopback);
+
+// True if every URL's host is 127.x.x.x, ::1 or localhost.
+bool all_on_loopback(const std::vector<std::string>& urls);
 
 // Compresses `in` into `out`. False (and `out` empty) only if the library
 // fails; then the batch goes plain.

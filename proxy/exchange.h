@@ -95,6 +95,7 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   void batch_done(const BatchResult& result) override;
 
   void route();
+  void decode_for_routing();
   void forward();
   void forward_to(UpstreamPool* pool);
   UpstreamRequest upstream_request() const;
@@ -143,6 +144,14 @@ class Exchange final : public UpstreamClient, public SessionWaiter, public Batch
   std::shared_ptr<const BatchTarget> target_;  // plan_'s, or a copy with a header line
   size_t data_offset_ = 0;                     // where the rows begin in the body
   std::shared_ptr<BatchTicket> ticket_;
+
+  // An encoded body whose SQL is inside it: decoded whole, once, before it
+  // is routed again (router.h). body_ keeps the bytes as the client sent
+  // them, for a request that goes alone.
+  bool awaiting_decode_ = false;  // collecting the whole body to decode it
+  BodyCoding decode_coding_ = BodyCoding::kIdentity;
+  BodyDecoding decoding_ = BodyDecoding::kRaw;
+  std::string decoded_;
 
   // Request body.
   std::string body_;
