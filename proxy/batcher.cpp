@@ -440,8 +440,8 @@ void Batcher::submit(Flush& flush) {
              {"rows", std::to_string(flush.batch().rows)},
              {"requests", std::to_string(flush.batch().parts.size())},
              {"bytes", std::to_string(flush.batch().data.size())},
-             {"wire_bytes", std::to_string(flush.wire().size())},
-             {"attempt", std::to_string(flush.attempts())}});
+             {"attempt", std::to_string(flush.attempts())},
+             {"wire_bytes", std::to_string(flush.wire().size())}});
   // Every try goes to the healthy replica with the least work.
   if (replicas_.choose().submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     UpstreamOutcome outcome;
