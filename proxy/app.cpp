@@ -25,6 +25,12 @@ App::App(uv_loop_t* loop, const Config& config)
   for (size_t i = 0; i < replicas_->size(); ++i) replicas_->at(i).set_metrics(&proxy_metrics_);
   batcher_ = std::make_unique<Batcher>(loop, config, *replicas_);
   batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
+  // A coding that does not depend on the server is set before the spool is
+  // replayed, so a replayed batch goes out as the same bytes as before the
+  // restart (one that does waits for the probe; until then batches go plain).
+  if (!choose_upstream_coding_needs_server(config.upstream_compression, all_on_loopback(config.upstreams)))
+    batcher_->set_upstream_coding(choose_upstream_coding(config.upstream_compression, false,
+                                                         all_on_loopback(config.upstreams)));
   spool_ = std::make_unique<Spool>(loop, config);
   spool_->set_idle_callback([this] { maybe_finish_shutdown(); });
   probe_ = std::make_unique<ServerProbe>(loop, *replicas_, [this](const ServerFacts& facts) {

@@ -72,6 +72,11 @@ UpstreamCoding choose_upstream_coding(UpstreamCompression setting, bool server_h
   return UpstreamCoding::kNone;
 }
 
+bool choose_upstream_coding_needs_server(UpstreamCompression setting, bool upstreams_on_loopback) {
+  return setting == UpstreamCompression::kLz4 || setting == UpstreamCompression::kZstd ||
+         (setting == UpstreamCompression::kAuto && !upstreams_on_loopback);
+}
+
 bool all_on_loopback(const std::vector<std::string>& urls) {
   for (const std::string& url : urls) {
     std::string_view host = split_url(url).host_port;

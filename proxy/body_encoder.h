@@ -29,6 +29,10 @@ std::string_view coding_name(UpstreamCoding coding);
 UpstreamCoding choose_upstream_coding(UpstreamCompression setting, bool server_has_lz4_zstd,
                                       bool upstreams_on_loopback);
 
+// Whether choose_upstream_coding()'s answer depends on the server at all
+// (false for none, gzip, and auto on loopback): then it is known at start.
+bool choose_upstream_coding_needs_server(UpstreamCompression setting, bool upstreams_on_loopback);
+
 // True if every URL's host is 127.x.x.x, ::1 or localhost.
 bool all_on_loopback(const std::vector<std::string>& urls);
 

@@ -399,6 +399,8 @@ void Exchange::session_turn() {
 
 void Exchange::forward() {
   state_ = State::kUpstream;
+  decoded_.clear();  // alone: the body goes as the client sent it
+  decoded_.shrink_to_fit();
   if (std::string_view(route_) == "insert_batched") route_ = "insert_passthrough";
   send_continue();
   Replicas& replicas = app_.replicas();

@@ -17,6 +17,7 @@ import asyncio
 import gzip
 import os
 import re
+import signal
 import subprocess
 import urllib.parse
 import zlib
@@ -265,3 +266,55 @@ def test_spooled_encoded_bodies(clickhouse, start_sidecar, tmp_path, encoding):
     assert wait_until(lambda: clickhouse.query(f"SELECT count() FROM {table} FORMAT TSV") == b"24\n", 10)
     spooled = b"".join(p.read_bytes() for p in spool.rglob("*") if p.is_file())
     assert b'"s":"s5 \\"q\\""' in spooled  # decoded rows, as JSON
+
+
+def test_spooled_batches_replay_as_the_same_compressed_bytes(clickhouse, start_sidecar, tmp_path):
+    """lz4 bodies with the SQL inside, answered from the spool, batches sent
+    gzip-compressed (every server takes gzip): batches in flight at a kill -9
+    go out again after the restart as the very same requests, byte for byte,
+    and every row lands once. The spool holds the decoded rows."""
+    from fault_relay import FaultRelay
+    from spool_load import spool_opened, wait_present
+    table = uniq("codec_replay")
+    clickhouse.query(f"CREATE TABLE {table} (id UInt64, r UInt32) ENGINE = MergeTree ORDER BY id")
+    spool = tmp_path / "spool"
+    args = ("--spool-dir", str(spool), "--early-ack-proof", "0", "--upstream-compression", "gzip",
+            "--flush-delay-min", "200ms", "--flush-delay-max", "200ms", "--max-parts-per-second", "1000",
+            "--max-inflight-flushes", "8", "--log-level", "debug")
+
+    def send(url, ids, burst):
+        body = lz4.frame.compress(f"INSERT INTO {table} FORMAT JSONEachRow\n".encode() +
+                                  b"".join(b'{"id":%d,"r":%d}\n' % (i, burst) for i in ids))
+        return asyncio.run(post_all(url, [("/?wait_for_async_insert=0", body, {"Content-Encoding": "lz4"})]))[0]
+
+    def inserts(relay):
+        return [(head.split(b"\r\n", 1)[0], body) for head, body in list(relay.captured) if b"INSERT" in head]
+
+    with FaultRelay("127.0.0.1", clickhouse.http_port, capture=True) as relay:
+        relay.set("blackhole", only=b"INSERT")
+        sc = start_sidecar(relay.url, *args)
+        assert wait_until(lambda: "upstream_compression coding=gzip" in sc.stderr_text(), 10)
+        next_id = 1
+        for burst, n in enumerate((2, 3)):
+            for _ in range(n):
+                status, text = send(sc.url, [next_id], burst)
+                assert status == 200, text
+                next_id += 1
+            assert wait_until(lambda: len(inserts(relay)) >= burst + 1, 10), inserts(relay)
+        sc.stop(signal.SIGKILL)
+        segments = b"".join(p.read_bytes() for p in spool.rglob("*") if p.is_file())
+        assert b'{"id":1,"r":0}' in segments  # the spool holds decoded rows
+        sent = inserts(relay)
+        relay.captured.clear()
+        relay.set("pass")
+        sc2 = start_sidecar(relay.url, *args)
+        missing, counts = wait_present(clickhouse, table, range(1, next_id), 15)
+        opened = spool_opened(sc2.stderr_text())
+        resent = inserts(relay)
+        sc2.stop()
+    assert not missing, missing
+    assert all(n == 1 for n in counts.values()), counts
+    assert len(sent) >= 2 and all(body[:2] == b"\x1f\x8b" for _, body in sent), sent
+    for request in sent:
+        assert request in resent, (request, resent)
+    assert opened is not None and opened["replay_batches"] >= len(sent), opened
