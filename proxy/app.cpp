@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "admin.h"
+#include "body_encoder.h"
 #include "connection.h"
 #include "log.h"
 #include "uv_handle.h"
@@ -27,6 +28,12 @@ App::App(uv_loop_t* loop, const Config& config)
   batcher_ = std::make_unique<Batcher>(loop, config, *replicas_);
   batcher_->set_memory(&memory_);
   batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
+  // A coding that does not depend on the server is set before the spool is
+  // replayed, so a replayed batch goes out as the same bytes as before the
+  // restart (one that does waits for the probe; until then batches go plain).
+  if (!choose_upstream_coding_needs_server(config.upstream_compression, all_on_loopback(config.upstreams)))
+    batcher_->set_upstream_coding(choose_upstream_coding(config.upstream_compression, false,
+                                                         all_on_loopback(config.upstreams)));
   spool_ = std::make_unique<Spool>(loop, config);
   spool_->set_idle_callback([this] { maybe_finish_shutdown(); });
   replica_facts_.resize(replicas_->size());
@@ -52,12 +59,19 @@ void App::replica_probed(size_t replica, const ServerFacts& facts) {
     } else {
       combined->dedup_token &= f->dedup_token;
       combined->async_insert &= f->async_insert;
+      combined->modern_encodings &= f->modern_encodings;
     }
   }
-  if (!all_known) combined->dedup_token = combined->async_insert = false;
+  if (!all_known) combined->dedup_token = combined->async_insert = combined->modern_encodings = false;
   server_facts_ = *combined;
   batcher_->set_dedup_token(server_facts_.dedup_token);
   batcher_->set_async_insert_known(server_facts_.async_insert);
+  UpstreamCoding coding = choose_upstream_coding(config_.upstream_compression,
+                                                 server_facts_.modern_encodings,
+                                                 all_on_loopback(config_.upstreams));
+  batcher_->set_upstream_coding(coding);
+  log_event(LogLevel::kInfo, "upstream_compression",
+            {{"coding", coding == UpstreamCoding::kNone ? "none" : std::string(coding_name(coding))}});
   std::string upstream = replicas_->at(replica).display_name();
   if (facts.dedup_token) {
     log_event(LogLevel::kInfo, "upstream_version",

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "batcher.h"
+#include "body_decoder.h"
 #include "insert_query.h"
 #include "request.h"
 #include "rows.h"
@@ -22,6 +23,10 @@ struct BatchPlan {
   RowFormat format = RowFormat::kJSONEachRow;
   RowOptions options;
   bool spool_ack = false;
+  // How the body is encoded (Content-Encoding or decompress=1); its rows are
+  // decoded before they are split, and batches are sent in the sidecar's
+  // own upstream coding.
+  BodyCoding coding = BodyCoding::kIdentity;
   BatchTarget target;  // before any *WithNames header line is added
   std::string passthrough_target;  // where it goes if it is not batched after all
 };

@@ -1,5 +1,6 @@
 #include "batcher.h"
 
+#include "body_encoder.h"
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -92,7 +93,7 @@ class Batcher::Flush final : public UpstreamClient {
   }
   // A try ended without an answer after the whole batch went out: the
   // server may have inserted it.
-  void note_unknown_outcome() { maybe_inserted_ |= whole_body_sent_ || sent_ == batch_.data.size(); }
+  void note_unknown_outcome() { maybe_inserted_ |= whole_body_sent_ || sent_ == wire().size(); }
   // A half of a batch that may have been inserted may have been too.
   void inherit_unknown_outcome(const Flush& whole) { maybe_inserted_ |= whole.maybe_inserted_; }
   // Tries the server answered with a transient code that may be this
@@ -134,17 +135,33 @@ class Batcher::Flush final : public UpstreamClient {
     }, delay_ms, 0);
   }
 
-  void replace_batch(Batch batch) { batch_ = std::move(batch); }
+  void replace_batch(Batch batch) {
+    batch_ = std::move(batch);
+    encoded_.clear();
+    coding_ = UpstreamCoding::kNone;
+  }
+
+  // The bytes sent: the batch, compressed once in `coding` (kept for every
+  // try; plain if the library fails).
+  void encode(UpstreamCoding coding) {
+    if (coding == coding_ || batch_.data.empty()) return;
+    coding_ = encode_body(coding, batch_.data, encoded_) ? coding : UpstreamCoding::kNone;
+  }
+  UpstreamCoding coding() const { return coding_; }
+  std::string_view wire() const {
+    return coding_ == UpstreamCoding::kNone ? std::string_view(batch_.data) : std::string_view(encoded_);
+  }
 
   size_t upstream_read_body(char* buf, size_t size) override {
-    size_t n = std::min(size, batch_.data.size() - sent_);
-    std::memcpy(buf, batch_.data.data() + sent_, n);
+    std::string_view bytes = wire();
+    size_t n = std::min(size, bytes.size() - sent_);
+    std::memcpy(buf, bytes.data() + sent_, n);
     sent_ += n;
     return n;
   }
   bool upstream_rewind_body() override {
     // The pool resends on a fresh connection: what went out before counts.
-    whole_body_sent_ |= sent_ == batch_.data.size();
+    whole_body_sent_ |= sent_ == wire().size();
     sent_ = 0;
     return true;
   }
@@ -167,6 +184,8 @@ class Batcher::Flush final : public UpstreamClient {
   Batcher& batcher_;
   Table& table_;
   Batch batch_;
+  UpstreamCoding coding_ = UpstreamCoding::kNone;
+  std::string encoded_;  // batch_.data in coding_
   size_t sent_ = 0;
   bool whole_body_sent_ = false;  // this try, before a rewind
   int attempts_ = 0;
@@ -435,14 +454,20 @@ void Batcher::submit(Flush& flush) {
   request.method = "POST";
   request.target = request_target(table, flush.batch());
   request.headers = table.target.headers;
+  // Compressed once; a later try sends the same bytes (the dedup token is
+  // of the plain rows, whatever the coding).
+  flush.encode(upstream_coding_);
+  if (flush.coding() != UpstreamCoding::kNone)
+    request.headers.push_back({"Content-Encoding", std::string(coding_name(flush.coding()))});
   request.has_body = true;
-  request.body_length = static_cast<int64_t>(flush.batch().data.size());
+  request.body_length = static_cast<int64_t>(flush.wire().size());
   log_event(LogLevel::kDebug, "batch_flush",
             {{"table", table.target.table},
              {"rows", std::to_string(flush.batch().rows)},
              {"requests", std::to_string(flush.batch().parts.size())},
              {"bytes", std::to_string(flush.batch().data.size())},
-             {"attempt", std::to_string(flush.attempts())}});
+             {"attempt", std::to_string(flush.attempts())},
+             {"wire_bytes", std::to_string(flush.wire().size())}});
   // Every try goes to the healthy replica with the least work.
   if (replicas_.choose().submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     UpstreamOutcome outcome;

@@ -40,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "body_encoder.h"
 #include "config.h"
 #include "memory_budget.h"
 #include "request.h"
@@ -137,6 +138,10 @@ class Batcher {
   // (a second buffer would only add latency and change deduplication).
   void set_async_insert_known(bool known) { async_insert_known_ = known; }
 
+  // The coding batches are sent in from now on (body_encoder.h); a batch
+  // keeps the coding of its first try. kNone until set.
+  void set_upstream_coding(UpstreamCoding coding) { upstream_coding_ = coding; }
+
   // Flushes every buffer now and from now on without delay (shutdown).
   void flush_all();
 
@@ -223,6 +228,7 @@ class Batcher {
   bool flush_now_ = false;
   bool dedup_token_ = false;
   bool async_insert_known_ = false;
+  UpstreamCoding upstream_coding_ = UpstreamCoding::kNone;
   class Spool* spool_ = nullptr;
   MemoryBudget* memory_ = nullptr;
   struct BatchMetrics* metrics_ = nullptr;

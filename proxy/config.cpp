@@ -299,11 +299,20 @@ const std::vector<Flag>& flags() {
                 "rows buffered or in flight in all batches; beyond it 503 with Retry-After",
                 &Config::buffer_max_bytes, 64 * 1024),
       size_flag("Batching", "max-decompressed-bytes",
-                "a gzip/deflate INSERT body larger than this when decoded passes through unbatched",
+                "a compressed INSERT body larger than this when decoded passes through unbatched",
                 &Config::max_decompressed_bytes, 64 * 1024),
       count_flag("Batching", "max-compression-ratio",
                  "decoded/encoded size beyond which the sidecar stops decoding a compressed INSERT; it then passes through unbatched",
                  &Config::max_compression_ratio, 2, 1'000'000),
+      choice_flag<UpstreamCompression>(
+          "Batching", "upstream-compression",
+          "how merged batches are compressed for ClickHouse: auto (zstd level 1 when the server "
+          "takes it and an upstream is not on loopback, else none), none, gzip, lz4, zstd (lz4 and "
+          "zstd only on servers that take them, else none)",
+          &Config::upstream_compression,
+          {{"auto", UpstreamCompression::kAuto}, {"none", UpstreamCompression::kNone},
+           {"gzip", UpstreamCompression::kGzip}, {"lz4", UpstreamCompression::kLz4},
+           {"zstd", UpstreamCompression::kZstd}}),
       choice_flag<AckMode>("Acknowledgement", "ack",
                            "commit: answer an INSERT once ClickHouse committed it; spool: once "
                            "its rows are fsynced to the spool (also per request with "

@@ -19,6 +19,7 @@ namespace chsidecar {
 enum class SessionMode { kAuto, kPin };
 enum class BatchMode { kOff, kAuto };
 enum class AckMode { kCommit, kSpool };
+enum class UpstreamCompression { kAuto, kNone, kGzip, kLz4, kZstd };
 enum class LogLevel { kDebug, kInfo, kWarn, kError };
 enum class LogFormat { kText, kJson };
 
@@ -77,6 +78,7 @@ struct Config {
   uint64_t buffer_max_bytes = 256 * 1024 * 1024;
   uint64_t max_decompressed_bytes = 16 * 1024 * 1024;
   uint64_t max_compression_ratio = 1000;
+  UpstreamCompression upstream_compression = UpstreamCompression::kAuto;
 
   // Acknowledgement and the spool.
   AckMode ack_mode = AckMode::kCommit;

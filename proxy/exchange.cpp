@@ -153,8 +153,10 @@ void Exchange::route() {
   context.batch_mode = app_.config().batch_mode;
   context.ack_mode = app_.config().ack_mode;
   context.server_async_insert = app_.server_facts().async_insert;
+  context.server_any_case_encoding = app_.server_facts().modern_encodings;
   context.session_is_stateful = [this](const std::string& key) { return app_.sessions().is_stateful(key); };
-  Route route = route_request(head_, body_, body_complete_, context);
+  bool decoded = decoding_ == BodyDecoding::kDecoded;
+  Route route = route_request(head_, decoded ? decoded_ : body_, body_complete_, context, decoding_);
   route_ = route.label;
   sniff_insert_ = route.sniff_insert;
   upstream_target_ = std::move(route.upstream_target);
@@ -162,10 +164,18 @@ void Exchange::route() {
     send_continue();
     return;  // append_body() routes again when more of the SQL is here
   }
+  if (route.action == Route::Action::kNeedDecodedBody) {
+    awaiting_decode_ = true;
+    decode_coding_ = route.body_coding;
+    send_continue();
+    if (body_complete_ || !body_rewindable_) decode_for_routing();
+    return;  // else finish_body() decodes it
+  }
   if (route.has_session)
     app_.proxy_metrics().session_requests.at({route.stateful ? "stateful" : "stateless"}).inc();
   switch (route.action) {
     case Route::Action::kNeedBody:
+    case Route::Action::kNeedDecodedBody:
     case Route::Action::kForward:
       forward();
       return;
@@ -202,6 +212,19 @@ void Exchange::route() {
   }
 }
 
+// The whole body is here, or more than body_buffer of it (which then goes
+// alone, streamed): decode it within the limits and route again.
+void Exchange::decode_for_routing() {
+  awaiting_decode_ = false;
+  decoding_ = BodyDecoding::kFailed;
+  if (body_complete_ && body_rewindable_ &&
+      decode_body(decode_coding_, body_, app_.config().max_decompressed_bytes,
+                  app_.config().max_compression_ratio, decoded_) == DecodeResult::kOk)
+    decoding_ = BodyDecoding::kDecoded;
+  if (decoding_ != BodyDecoding::kDecoded) decoded_.clear();
+  route();
+}
+
 void Exchange::send_continue() {
   if (!head_.expect_continue || continue_sent_ || body_complete_) return;
   continue_sent_ = true;
@@ -233,7 +256,7 @@ void Exchange::use(std::shared_ptr<const BatchPlan> plan, size_t data_offset) {
 void Exchange::submit_batch() {
   const BatchPlan& plan = *plan_;
   std::string decoded;
-  std::string_view data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
+  std::string_view data;
   MemoryBudget& memory = app_.memory();
   // The decoded copy lives until this function returns; it counts meanwhile.
   struct DecodedCharge {
@@ -245,19 +268,24 @@ void Exchange::submit_batch() {
     }
     ~DecodedCharge() { release(); }
   } decoded_charge{memory};
-  if (const Header* encoding = find_header(head_.headers, "Content-Encoding")) {
-    // Too large, too compressed (a bomb stops early), not decodable here, or
-    // no room for it in the memory budget: ClickHouse reads it as it is,
-    // alone, and answers.
-    uint64_t limit = std::min<uint64_t>(app_.config().max_decompressed_bytes, memory.available());
-    if (decode_body(encoding->value, data, limit, app_.config().max_compression_ratio, decoded) !=
-        DecodeResult::kOk) {
-      forward();
-      return;
+  if (decoding_ == BodyDecoding::kDecoded) {
+    data = std::string_view(decoded_).substr(std::min(data_offset_, decoded_.size()));
+  } else {
+    data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
+    // Too large, too compressed (a bomb stops early), corrupt, or no room
+    // for it in the memory budget: ClickHouse reads it as it is, alone, and
+    // answers.
+    if (plan.coding != BodyCoding::kIdentity) {
+      uint64_t limit = std::min<uint64_t>(app_.config().max_decompressed_bytes, memory.available());
+      if (decode_body(plan.coding, data, limit, app_.config().max_compression_ratio, decoded) !=
+          DecodeResult::kOk) {
+        forward();
+        return;
+      }
+      decoded_charge.bytes = decoded.capacity();
+      memory.take(decoded_charge.bytes);
+      data = decoded;
     }
-    decoded_charge.bytes = decoded.capacity();
-    memory.take(decoded_charge.bytes);
-    data = decoded;
   }
   // At least as many lines as --passthrough-rows: a batch already, sent as it
   // is (lines are never fewer than rows in the line formats). ClickHouse
@@ -324,6 +352,8 @@ void Exchange::submit_batch() {
   }
   body_.clear();
   body_.shrink_to_fit();
+  decoded_.clear();
+  decoded_.shrink_to_fit();
 }
 
 namespace {
@@ -474,6 +504,8 @@ void Exchange::session_turn() {
 
 void Exchange::forward() {
   state_ = State::kUpstream;
+  decoded_.clear();  // alone: the body goes as the client sent it
+  decoded_.shrink_to_fit();
   if (std::string_view(route_) == "insert_batched") route_ = "insert_passthrough";
   send_continue();
   Replicas& replicas = app_.replicas();
@@ -543,6 +575,7 @@ void Exchange::append_body(const char* data, size_t size) {
   body_received_ += size;
   if (body_received_ > app_.config().body_buffer_bytes) body_rewindable_ = false;
   if (state_ == State::kCollecting && !body_rewindable_) forward();  // too big to batch
+  else if (state_ == State::kRouting && awaiting_decode_) { if (!body_rewindable_) decode_for_routing(); }
   else if (state_ == State::kRouting) route();
   else if (state_ == State::kUpstream) pool_->resume_body(this);
 }
@@ -552,6 +585,7 @@ void Exchange::finish_body() {
   body_complete_ = true;
   if (state_ == State::kAdmitting) return;
   if (state_ == State::kCollecting) submit_batch();
+  else if (state_ == State::kRouting && awaiting_decode_) decode_for_routing();
   else if (state_ == State::kRouting) route();
   else if (state_ == State::kUpstream) pool_->resume_body(this);
 }
@@ -804,6 +838,8 @@ void Exchange::complete() {
   body_.clear();
   body_.shrink_to_fit();
   release_share();
+  decoded_.clear();
+  decoded_.shrink_to_fit();
   leave_session();
   record(answer_status_);
   connection_.exchange_finished(close_after_);

@@ -120,6 +120,7 @@ class Exchange final : public UpstreamClient,
   void respond_memory_full();
 
   void route();
+  void decode_for_routing();
   void forward();
   void forward_to(UpstreamPool* pool);
   UpstreamRequest upstream_request() const;
@@ -174,6 +175,14 @@ class Exchange final : public UpstreamClient,
   // it waits for while kAdmitting.
   uint64_t share_ = 0;
   uint64_t need_ = 0;
+
+  // An encoded body whose SQL is inside it: decoded whole, once, before it
+  // is routed again (router.h). body_ keeps the bytes as the client sent
+  // them, for a request that goes alone.
+  bool awaiting_decode_ = false;  // collecting the whole body to decode it
+  BodyCoding decode_coding_ = BodyCoding::kIdentity;
+  BodyDecoding decoding_ = BodyDecoding::kRaw;
+  std::string decoded_;
 
   // Request body.
   std::string body_;

@@ -1,6 +1,7 @@
 #include "router.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "insert_query.h"
 #include "sessions.h"
@@ -31,7 +32,8 @@ bool is_multipart(const std::vector<Header>& headers) {
 bool consumed_by_batching(std::string_view name) {
   return name == "query" || name == "query_id" || name == "async_insert" ||
          name == "wait_for_async_insert" || name.substr(0, 13) == "async_insert_" ||
-         name == "session_id" || name == "session_timeout" || name == "session_check";
+         name == "session_id" || name == "session_timeout" || name == "session_check" ||
+         name == "decompress";  // batches go in the sidecar's own coding
 }
 
 // Settings whose effect on a request's rows the splitter does not model
@@ -53,6 +55,30 @@ bool changes_row_reading(std::string_view name) {
   return false;
 }
 
+// How the body is encoded, when the sidecar may decode and batch it:
+// Content-Encoding gzip, deflate, lz4 or zstd, or decompress=1 (ClickHouse's
+// blocks); nullopt for anything else. gzip and deflate only as the server
+// spells them (18.16: exactly so), so that a body it would refuse goes
+// alone and gets its answer. lz4 and zstd are taken on any server: the
+// sidecar decodes them and sends its batches in a coding the server has
+// (a request that goes alone still goes as the client sent it).
+std::optional<BodyCoding> batchable_coding(const Header* encoding, const QueryParam* decompress,
+                                           const RouteContext& context) {
+  bool blocks = false;
+  if (decompress != nullptr) {
+    if (decompress->value != "0" && decompress->value != "1") return std::nullopt;
+    blocks = decompress->value == "1";
+  }
+  if (encoding == nullptr) return blocks ? BodyCoding::kClickHouseBlocks : BodyCoding::kIdentity;
+  if (blocks) return std::nullopt;  // both layers: rare, the server's to judge
+  std::optional<BodyCoding> coding = content_coding(encoding->value);
+  if (!coding) return std::nullopt;
+  bool exact = encoding->value == "gzip" || encoding->value == "deflate" ||
+               encoding->value == "lz4" || encoding->value == "zstd";
+  if (!exact && !context.server_any_case_encoding) return std::nullopt;
+  return coding;
+}
+
 // ClickHouse reads the first of a repeated header: two requests that differ
 // only there must not share a batch.
 bool repeated_header(const std::vector<Header>& headers, std::string_view name) {
@@ -65,7 +91,7 @@ bool repeated_header(const std::vector<Header>& headers, std::string_view name) 
 // nullptr when anything about it must go alone. The rows are checked once
 // the whole body is here.
 std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view sql,
-                                      bool sql_complete, bool sql_in_body,
+                                      bool sql_complete, bool sql_in_body, bool body_decoded,
                                       const std::vector<QueryParam>& params,
                                       const RouteContext& context) {
   // ClickHouse resolves a repeated parameter in its own order (the first
@@ -112,11 +138,12 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
       return nullptr;
     }
   }
-  // Only the spellings every ClickHouse decodes (18.16 refuses "GZIP" and
-  // "identity" with code 89): anything else is the server's to judge.
-  const Header* encoding = find_header(head.headers, "Content-Encoding");
-  if (encoding != nullptr && encoding->value != "gzip" && encoding->value != "deflate") return nullptr;
-  if (encoding != nullptr && sql_in_body) return nullptr;
+  std::optional<BodyCoding> coding = batchable_coding(
+      find_header(head.headers, "Content-Encoding"), find_param(params, "decompress"), context);
+  if (!coding) return nullptr;
+  // SQL in an encoded body is read only from its decoded bytes.
+  if (*coding != BodyCoding::kIdentity && sql_in_body && !body_decoded) return nullptr;
+  plan->coding = *coding;
   plan->format = *format;
 
   // The key: everything that must match for two INSERTs to share a batch.
@@ -163,7 +190,7 @@ bool starts_with_insert(std::string_view sql) {
 }
 
 Route route_request(const RequestHead& head, std::string_view body, bool body_complete,
-                    const RouteContext& context) {
+                    const RouteContext& context, BodyDecoding decoding) {
   Route route;
   Target target = split_target(head.target);
   std::vector<QueryParam> params = parse_query(target.query);
@@ -195,13 +222,25 @@ Route route_request(const RequestHead& head, std::string_view body, bool body_co
   if (!sql_in_body) route.label = starts_with_insert(query->value) ? "insert_passthrough" : "query";
   else if (!body.empty()) route.label = starts_with_insert(body) ? "insert_passthrough" : "query";
   route.sniff_insert = sql_in_body && body.empty() && head.has_body;
+  const Header* encoding = find_header(head.headers, "Content-Encoding");
+  const QueryParam* decompress = find_param(params, "decompress");
+  bool encoded = encoding != nullptr || (decompress != nullptr && decompress->value != "0");
+  bool decoded = decoding == BodyDecoding::kDecoded;
+  if (batching && sql_in_body && encoded && decoding == BodyDecoding::kRaw) {
+    // The SQL is inside the encoding: route again once the body is decoded.
+    if (std::optional<BodyCoding> coding = batchable_coding(encoding, decompress, context)) {
+      route.action = Route::Action::kNeedDecodedBody;
+      route.body_coding = *coding;
+      return route;
+    }
+  }
+  if (decoded) body_complete = true;
   // Parameters not to forward. A server without async inserts refuses them
   // (code 115); on an INSERT they are the sidecar's (batch, spool), so one it
   // passes on unbatched goes without them and is answered once committed
   // (also when its SQL, in a body not read yet or encoded, may be one).
   bool maybe_insert = std::string_view(route.label) == "insert_passthrough" || route.sniff_insert ||
-                      (sql_in_body && head.has_body &&
-                       find_header(head.headers, "Content-Encoding") != nullptr);
+                      (sql_in_body && head.has_body && encoded && !decoded);
   std::vector<std::string_view> dropped;
   if (!context.server_async_insert && (opted_out || maybe_insert)) {
     for (const QueryParam& p : params)
@@ -253,7 +292,7 @@ Route route_request(const RequestHead& head, std::string_view body, bool body_co
     return route;
   }
   if (batching) {
-    if (auto plan = batch_plan(head, sql, sql_complete, sql_in_body, params, context)) {
+    if (auto plan = batch_plan(head, sql, sql_complete, sql_in_body, decoded, params, context)) {
       plan->passthrough_target = route.upstream_target;
       route.action = Route::Action::kBatch;
       route.label = "insert_batched";

@@ -10,6 +10,14 @@
 // classified is the one ClickHouse runs (the query parameter, a newline
 // and the body). Whatever the sidecar cannot judge exactly as ClickHouse
 // would goes alone, or, for a session, pins it. Exchange does the I/O.
+//
+// An encoded body (Content-Encoding, or ClickHouse's blocks with
+// decompress=1) whose SQL is in the body is routed twice: first on its raw
+// bytes, when a batch is possible the router asks for the decoded body
+// (kNeedDecodedBody); Exchange decodes the whole body, within the
+// decompression limits, and routes again with the decoded bytes
+// (BodyDecoding::kDecoded), or with the raw ones (kFailed: too large, over
+// a limit, corrupt), which then go alone as the client sent them.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +28,7 @@
 #include <vector>
 
 #include "batch_plan.h"
+#include "body_decoder.h"
 #include "config.h"
 #include "request.h"
 
@@ -42,6 +51,10 @@ struct RouteContext {
   BatchMode batch_mode = BatchMode::kAuto;
   AckMode ack_mode = AckMode::kCommit;
   bool server_async_insert = false;  // the server knows async_insert (21.11+)
+  // The server decodes Content-Encoding in any letter case (GZIP, Deflate,
+  // ...; 22 and later). 18.16 takes only exactly "gzip" and "deflate" and
+  // refuses the rest with code 89: such a body goes alone, for its answer.
+  bool server_any_case_encoding = false;
   // Whether the session with this key holds state already.
   std::function<bool(const std::string& session_key)> session_is_stateful;
 };
@@ -52,6 +65,7 @@ struct Route {
     kForward,   // alone, to upstream_target
     kBatch,     // its rows join a batch: plan, data_offset
     kSession,   // in its session's order: session_key, session_timeout_ms
+    kNeedDecodedBody,  // route again with the whole body decoded (body_coding)
   };
   Action action = Action::kForward;
   // Metrics label: "query", "insert_passthrough" or "insert_batched".
@@ -67,14 +81,22 @@ struct Route {
   std::shared_ptr<BatchPlan> plan;
   size_t data_offset = 0;      // where the rows begin in the body
   bool plan_reusable = false;  // a connection may reuse the plan (batch_plan.h)
+  BodyCoding body_coding = BodyCoding::kIdentity;  // for kNeedDecodedBody
+};
+
+// What the `body` given to route_request() is.
+enum class BodyDecoding {
+  kRaw,      // the bytes as received (maybe encoded)
+  kDecoded,  // the whole body, decoded
+  kFailed,   // the raw bytes of a body that could not be decoded within the limits
 };
 
 // True if the SQL text begins with INSERT (after blanks); for the route label only.
 bool starts_with_insert(std::string_view sql);
 
 // `body` holds the body bytes read so far; `body_complete` says whether
-// that is all of it.
+// that is all of it; `decoding` what they are (a decoded body is complete).
 Route route_request(const RequestHead& head, std::string_view body, bool body_complete,
-                    const RouteContext& context);
+                    const RouteContext& context, BodyDecoding decoding = BodyDecoding::kRaw);
 
 }  // namespace chsidecar

@@ -1,5 +1,7 @@
 #include "server_probe.h"
 
+#include "config.h"
+
 #include "uv_handle.h"
 
 namespace chsidecar {
@@ -8,6 +10,15 @@ namespace {
 constexpr uint64_t kRetryMs = 5'000;
 constexpr size_t kMaxAnswer = 4096;
 }  // namespace
+
+bool version_has_modern_encodings(std::string_view version) {
+  // lz4 and zstd request bodies came in 21.x; 22 is a version known to have
+  // both and case-insensitive names, with a margin (an older server only
+  // loses the upstream compression and the odd spellings).
+  constexpr uint64_t kFirstMajor = 22;
+  uint64_t major = 0;
+  return parse_u64(version.substr(0, version.find('.')), major) && major >= kFirstMajor;
+}
 
 ServerProbe::ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done)
     : pool_(&pool), done_(std::move(done)) {
@@ -78,6 +89,7 @@ void ServerProbe::upstream_done(const UpstreamOutcome& outcome) {
   facts.keep_alive = keep_alive_;
   facts.dedup_token = tab1 != std::string::npos && body_.compare(tab1 + 1, 1, "1") == 0;
   facts.async_insert = tab2 != std::string::npos && body_.compare(tab2 + 1, 1, "1") == 0;
+  facts.modern_encodings = version_has_modern_encodings(facts.version);
   // The same replica's own /ping answer, for the local one.
   UpstreamRequest ping;
   ping.method = "GET";

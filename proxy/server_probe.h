@@ -22,10 +22,17 @@ struct ServerFacts {
   bool dedup_token = false;  // insert_deduplication_token is known
   bool async_insert = false;  // async_insert is known (21.11 and later)
   std::string keep_alive;     // its Keep-Alive header's value, e.g. "timeout=3"
+  // Its HTTP interface decodes request bodies in lz4 and zstd too, and reads
+  // Content-Encoding in any letter case (22 and later; measured on 26.7).
+  // Before that (18.16): only exactly "gzip" and "deflate", code 89 else.
+  bool modern_encodings = false;
   // The headers of its own answer to GET /ping, in order (empty when that
   // request failed): the sidecar's /ping answer is rebuilt from them.
   std::vector<Header> ping_headers;
 };
+
+// Whether a server of `version` ("26.7.2.1") has modern_encodings.
+bool version_has_modern_encodings(std::string_view version);
 
 class ServerProbe final : public UpstreamClient {
  public:

@@ -5,7 +5,8 @@
 // body itself (gzip or zlib), so the fuzzer also drives valid streams.
 // Checks that decode_body never returns more than max_out bytes or more than
 // max_ratio times the input, clears `out` on failure, and decodes what zlib
-// encoded back to the original bytes.
+// encoded back to the original bytes. With bit 6 set (and bit 7 clear),
+// bits 0-1 pick lz4, zstd or ClickHouse's blocks instead, decoded raw.
 #include <zlib.h>
 
 #include <cstdint>
@@ -48,6 +49,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t max_out = uint64_t(64) * 1024 << ((control >> 3) & 3);
   uint64_t max_ratio = (control & 0x20) ? 1000 : 2;
 
+  if ((control & 0x40) && !(control & 0x80)) {
+    constexpr BodyCoding kCodings[] = {BodyCoding::kLz4, BodyCoding::kZstd,
+                                       BodyCoding::kClickHouseBlocks, BodyCoding::kClickHouseBlocks};
+    std::string out = "stale";
+    DecodeResult r = decode_body(kCodings[control & 3], rest, max_out, max_ratio, out);
+    if (r != DecodeResult::kOk) {
+      FUZZ_CHECK(out.empty());
+      return 0;
+    }
+    FUZZ_CHECK(out.size() <= max_out);
+    FUZZ_CHECK(out.size() <= max_ratio * std::max<size_t>(rest.size(), 1));
+    return 0;
+  }
   std::string plain(rest);
   std::string body = plain;
   bool self_compressed = (control & 0x80) && (control & 7) < 2;

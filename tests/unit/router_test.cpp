@@ -23,11 +23,13 @@ RequestHead post(std::string target, std::vector<Header> headers = {}) {
 }
 
 Route route(const RequestHead& head, std::string_view body = "1,a\n", bool complete = true,
-            std::set<std::string> stateful = {}, bool async_insert = false) {
+            std::set<std::string> stateful = {}, bool async_insert = false,
+            BodyDecoding decoding = BodyDecoding::kRaw, bool modern_server = false) {
   RouteContext context;
   context.server_async_insert = async_insert;
+  context.server_any_case_encoding = modern_server;
   context.session_is_stateful = [stateful](const std::string& key) { return stateful.count(key) > 0; };
-  return route_request(head, body, complete, context);
+  return route_request(head, body, complete, context, decoding);
 }
 
 const std::string kInsert = "/?query=INSERT%20INTO%20t%20FORMAT%20CSV";
@@ -64,7 +66,10 @@ TEST_CASE("router: what ClickHouse would read differently alone goes alone") {
       {"GZIP", post(kInsert, {{"Content-Encoding", "GZIP"}})},
       {"Gzip", post(kInsert, {{"Content-Encoding", "Gzip"}})},
       {"identity", post(kInsert, {{"Content-Encoding", "identity"}})},
-      {"lz4", post(kInsert, {{"Content-Encoding", "lz4"}})},
+      {"LZ4 on 18.16", post(kInsert, {{"Content-Encoding", "LZ4"}})},
+      {"br", post(kInsert, {{"Content-Encoding", "br"}})},
+      {"gzip and decompress=1", post(kInsert + "&decompress=1", {{"Content-Encoding", "gzip"}})},
+      {"decompress=true", post(kInsert + "&decompress=true")},
       {"allow_errors_ratio", post(kInsert + "&input_format_allow_errors_ratio=0.5")},
       {"allow_errors_num", post(kInsert + "&input_format_allow_errors_num=1")},
       {"single quotes off", post(kInsert + "&format_csv_allow_single_quotes=0")},
@@ -109,8 +114,11 @@ TEST_CASE("router: SQL in the body, and what follows the format name") {
   REQUIRE(r.action == Action::kBatch);
   CHECK(r.data_offset == 25);
   CHECK_FALSE(r.plan_reusable);  // the SQL is in the body
-  // An encoded body hides its SQL.
+  // An encoded body hides its SQL: it is routed again once decoded.
   r = route(post("/", {{"Content-Encoding", "gzip"}}), "\x1f\x8b");
+  CHECK(r.action == Action::kNeedDecodedBody);
+  CHECK(r.body_coding == BodyCoding::kGzip);
+  r = route(post("/", {{"Content-Encoding", "gzip"}}), "\x1f\x8b", true, {}, false, BodyDecoding::kFailed);
   CHECK(r.action == Action::kForward);
   // Not enough of the body yet.
   r = route(head, "INSERT INTO", false);
@@ -122,10 +130,12 @@ TEST_CASE("router: SQL in the body, and what follows the format name") {
 }
 
 TEST_CASE("router: async_insert settings are dropped on a server without them, for an INSERT") {
-  Route r = route(post("/?wait_for_async_insert=0", {{"Content-Encoding", "gzip"}}), "\x1f\x8b");
+  Route r = route(post("/?wait_for_async_insert=0", {{"Content-Encoding", "gzip"}}), "\x1f\x8b", true,
+                  {}, false, BodyDecoding::kFailed);
   CHECK(r.action == Action::kForward);
   CHECK(r.upstream_target == "/");
-  r = route(post("/?wait_for_async_insert=0", {{"Content-Encoding", "gzip"}}), "\x1f\x8b", true, {}, true);
+  r = route(post("/?wait_for_async_insert=0", {{"Content-Encoding", "gzip"}}), "\x1f\x8b", true, {}, true,
+            BodyDecoding::kFailed);
   CHECK(r.upstream_target == "/?wait_for_async_insert=0");
   RequestHead get = post("/?query=SELECT%201&wait_for_async_insert=0");
   get.method = "GET";
@@ -189,4 +199,68 @@ TEST_CASE("router: Native batches; RowBinaryWithNamesAndTypes where the server k
   r = route(post(rb), "", true, {}, true);
   REQUIRE(r.action == Action::kBatch);
   CHECK(r.plan->format == RowFormat::kRowBinaryWithNamesAndTypes);
+}
+
+TEST_CASE("router: encoded bodies, by the encodings the server takes") {
+  // In the query parameter: lz4 and zstd on any server (decoded, sent in the
+  // sidecar's coding); other spellings only where the server takes them.
+  for (const char* enc : {"gzip", "deflate", "lz4", "zstd"}) {
+    CAPTURE(enc);
+    Route r = route(post(kInsert, {{"Content-Encoding", enc}}));
+    REQUIRE(r.action == Action::kBatch);
+    CHECK(r.plan->coding == *content_coding(enc));
+    CHECK(r.plan->target.upstream_target.find("decompress") == std::string::npos);
+  }
+  for (const char* enc : {"GZIP", "Deflate", "LZ4", "Zstd"}) {
+    CAPTURE(enc);
+    CHECK(route(post(kInsert, {{"Content-Encoding", enc}})).action == Action::kForward);
+    CHECK(route(post(kInsert, {{"Content-Encoding", enc}}), "1,a\n", true, {}, false, BodyDecoding::kRaw, true)
+              .action == Action::kBatch);
+  }
+  CHECK(route(post(kInsert, {{"Content-Encoding", "identity"}}), "1,a\n", true, {}, false, BodyDecoding::kRaw, true)
+            .action == Action::kForward);
+  // decompress=1: ClickHouse's blocks; the batch goes without it.
+  Route r = route(post(kInsert + "&decompress=1"));
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.plan->coding == BodyCoding::kClickHouseBlocks);
+  CHECK(r.plan->target.upstream_target.find("decompress") == std::string::npos);
+  CHECK(r.plan->passthrough_target.find("decompress=1") != std::string::npos);
+  CHECK(route(post(kInsert + "&decompress=0")).plan->coding == BodyCoding::kIdentity);
+  // Requests with and without decompress=1 share a key: their rows are decoded alike.
+  CHECK(r.plan->target.key == route(post(kInsert)).plan->target.key);
+}
+
+TEST_CASE("router: SQL inside an encoded body is read once decoded") {
+  const std::string body = "INSERT INTO db.t (`a`, `b`) FORMAT JSONEachRow\n{\"a\":1,\"b\":\"x\"}\n";
+  RequestHead lz4 = post("/?wait_for_async_insert=0", {{"Content-Encoding", "lz4"},
+                                                       {"Content-Type", "application/octet-stream"}});
+  lz4.content_length = -1;
+  // Before any body: decode first (not the raw 4 KiB head).
+  Route r = route(lz4, "", false);
+  CHECK(r.action == Action::kNeedDecodedBody);
+  CHECK(r.body_coding == BodyCoding::kLz4);
+  r = route(lz4, body, true, {}, false, BodyDecoding::kDecoded);
+  REQUIRE(r.action == Action::kBatch);
+  CHECK(r.data_offset == body.find('{'));
+  CHECK(r.plan->spool_ack);
+  CHECK_FALSE(r.plan_reusable);
+  CHECK(r.plan->target.table == "db.t");
+  // clickhouse-connect's own shape: Native in an lz4 body.
+  r = route(lz4, "INSERT INTO t FORMAT Native\nxx", true, {}, false, BodyDecoding::kDecoded);
+  CHECK(r.action == Action::kBatch);
+  // Not batchable after all (plain RowBinary): alone, as sent.
+  r = route(lz4, "INSERT INTO t FORMAT RowBinary\nxx", true, {}, false, BodyDecoding::kDecoded);
+  CHECK(r.action == Action::kForward);
+  CHECK(std::string(r.label) == "insert_passthrough");
+  // decompress=1 with the SQL in the blocks.
+  r = route(post("/?decompress=1"), "", false);
+  CHECK(r.action == Action::kNeedDecodedBody);
+  CHECK(r.body_coding == BodyCoding::kClickHouseBlocks);
+  // An encoding the server would refuse is not decoded at all.
+  CHECK(route(post("/", {{"Content-Encoding", "LZ4"}}), "", false).action == Action::kNeedBody);
+  CHECK(route(post("/", {{"Content-Encoding", "br"}}), "xx", true).action == Action::kForward);
+  // Batching off: nothing to decode for.
+  RequestHead get = lz4;
+  get.method = "GET";
+  CHECK(route(get, "", false).action != Action::kNeedDecodedBody);
 }
