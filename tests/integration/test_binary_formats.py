@@ -17,8 +17,8 @@ import time
 import pytest
 
 from clickhouse_server import TEST_SERVER
-from rawhttp import report, uniq
-from test_batching import (assert_all_ok, dump, flushes, parts_created, req, send_all,
+from rawhttp import report, uniq, wait_until
+from test_batching import (assert_all_ok, count, dump, flushes, parts_created, req, send_all,
                            send_direct, start, wait_flush_lines)
 
 MODERN = TEST_SERVER != "18.16"
@@ -241,3 +241,54 @@ def test_native_spooled_early_answers_land_as_direct(clickhouse, start_sidecar, 
             break
         time.sleep(0.1)
     compare(clickhouse, via, direct)
+
+
+def test_clickhouse_connect_insert_shape_batched_and_spooled(clickhouse, start_sidecar, tmp_path,
+                                                            capsys):
+    """clickhouse-connect's INSERT, byte for byte in shape: no `query`
+    parameter, `async_insert=1&wait_for_async_insert=0`, Content-Type
+    application/octet-stream, Content-Encoding lz4 (an LZ4 frame), chunked,
+    the body `INSERT INTO db.t (`a`, ...) FORMAT Native`, a newline and one
+    Native block. 2,000 single-row inserts from 32 writers are answered
+    early, land as direct, and make at most 40 parts, on every server."""
+    import asyncio
+
+    import aiohttp
+    import lz4.frame
+
+    n = 2000
+    sc = start(start_sidecar, clickhouse, "--spool-dir", str(tmp_path / "spool"))
+    src = source(clickhouse, 50)
+    via, direct = make_tables(clickhouse, 2)
+    blocks = bodies(clickhouse, src, "Native", 50)
+    sql = f"INSERT INTO default.{via} ({NAMES}) FORMAT Native\n".encode()
+    payloads = [lz4.frame.compress(sql + blocks[i % 50]) for i in range(n)]
+
+    async def run():
+        conn = aiohttp.TCPConnector(limit=32)
+        async with aiohttp.ClientSession(connector=conn, auto_decompress=False) as s:
+            async def one(body):
+                async def chunks():
+                    yield body[:7]
+                    yield body[7:]
+                async with s.post(f"{sc.url}/?async_insert=1&wait_for_async_insert=0",
+                                  data=chunks(),
+                                  headers={"Content-Type": "application/octet-stream",
+                                           "Content-Encoding": "lz4"}) as r:
+                    return r.status, await r.read()
+            return await asyncio.gather(*(one(b) for b in payloads))
+
+    t0 = time.monotonic()
+    answers = asyncio.run(run())
+    took = time.monotonic() - t0
+    assert [st for st, _ in answers] == [200] * n, [a for a in answers if a[0] != 200][:3]
+    for i in range(50):  # the same rows straight to ClickHouse, 40 times each
+        for _ in range(n // 50):
+            clickhouse.query(f"INSERT INTO {direct} ({NAMES}) FORMAT Native", data=blocks[i])
+    assert wait_until(lambda: count(clickhouse, via) == n, 20), count(clickhouse, via)
+    compare(clickhouse, via, direct)
+    parts = parts_created(clickhouse, via)
+    report(capsys, f"{TEST_SERVER}: clickhouse-connect's shape (lz4 frame, SQL in the body, "
+                   f"chunked, early answers): {n} single-row Native INSERTs from 32 writers in "
+                   f"{took:.1f} s, {parts} parts")
+    assert parts <= 40, parts
