@@ -186,6 +186,8 @@ void Exchange::route() {
     case Route::Action::kSession:
       break;
   }
+  decoded_.clear();  // it waits its turn with the body as sent
+  decoded_.shrink_to_fit();
   session_timeout_ms_ = route.session_timeout_ms;
   session_key_ = std::move(route.session_key);
   switch (app_.sessions().admit(session_key_, this, session_timeout_ms_)) {
