@@ -22,7 +22,8 @@ constexpr uint64_t kMemoryTickMs = 50;
 
 App::App(uv_loop_t* loop, const Config& config)
     : loop_(loop), config_(config), proxy_metrics_(metrics_), batch_metrics_(metrics_),
-      start_ms_(uv_now(loop)), memory_(config.max_memory_bytes), sessions_(config), read_buffer_(new char[kReadBufferBytes]) {
+      start_ms_(uv_now(loop)), memory_(config.max_memory_bytes), sessions_(config),
+      read_buffer_(new char[kReadBufferBytes]) {
   replicas_ = std::make_unique<Replicas>(loop, config);
   for (size_t i = 0; i < replicas_->size(); ++i) replicas_->at(i).set_metrics(&proxy_metrics_);
   batcher_ = std::make_unique<Batcher>(loop, config, *replicas_);

@@ -77,7 +77,8 @@ void Exchange::start() {
     answer_status_ = 200;
     close_after_ = !head_.keep_alive || app_.draining();
     connection_.write(ping_response(app_.server_facts().ping_headers, head_.http_minor,
-                                    close_after_, head_.method == "HEAD", app_.keep_alive_value({}, connection_.requests())));
+                                    close_after_, head_.method == "HEAD",
+                                    app_.keep_alive_value({}, connection_.requests())));
     complete();
     return;
   }
@@ -678,7 +679,8 @@ void Exchange::send_head() {
       if (!wrote_connection) append_header(head, "Connection", close_after_ ? "Close" : "Keep-Alive");
       wrote_connection = true;
     } else if (iequals(h.name, "Keep-Alive")) {
-      if (!close_after_ && !wrote_keep_alive) append_header(head, "Keep-Alive", app_.keep_alive_value(h.value, connection_.requests()));
+      if (!close_after_ && !wrote_keep_alive)
+        append_header(head, "Keep-Alive", app_.keep_alive_value(h.value, connection_.requests()));
       wrote_keep_alive = true;
     } else if (iequals(h.name, "Transfer-Encoding")) {
       if (framed_chunked && !wrote_chunked) append_header(head, "Transfer-Encoding", "chunked");
@@ -689,7 +691,8 @@ void Exchange::send_head() {
   }
   if (framed_chunked && !wrote_chunked) append_header(head, "Transfer-Encoding", "chunked");
   if (!wrote_connection) append_header(head, "Connection", close_after_ ? "Close" : "Keep-Alive");
-  if (!close_after_ && !wrote_keep_alive) append_header(head, "Keep-Alive", app_.keep_alive_value({}, connection_.requests()));
+  if (!close_after_ && !wrote_keep_alive)
+    append_header(head, "Keep-Alive", app_.keep_alive_value({}, connection_.requests()));
   head += "\r\n";
   connection_.write(head);
 }
