@@ -4,8 +4,8 @@
 // insert_deduplication_token and async_insert exist, then GET /ping (its
 // answer's headers), and calls back once with the answers; while no answer
 // comes it asks again every few seconds. App runs one per replica, again
-// whenever a replica comes back (it may run another version by then). Loop thread only; the probe must outlive
-// its query (App owns it).
+// whenever a replica comes back (it may run another version by then).
+// Loop thread only; the probe must outlive its query (App owns it).
 #pragma once
 
 #include <uv.h>
