@@ -569,9 +569,14 @@ def _block(ch) -> int:
 
 def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
                 sidecar_args: Optional[tuple] = None, query_extra: str = "",
-                spool_dir: Optional[str] = None, background_clickhouse: bool = False) -> dict:
+                spool_dir: Optional[str] = None, background_clickhouse: bool = False,
+                target: str = INSERT_Q, script: str = "wrk_insert",
+                script_args: Optional[tuple] = None, unique_ids: bool = True) -> dict:
     """One measured run on a fresh ClickHouse: direct when sidecar_args is
-    None, else through a new sidecar started with sidecar_args."""
+    None, else through a new sidecar started with sidecar_args. `target`
+    (path and query string), `script` and `script_args` (the same for warm-up
+    and run) replace the JSONEachRow load of bench/wrk_insert.lua; with
+    unique_ids False (fixed bodies) the check does not ask for distinct ids."""
     duration = _insert_duration(ctx)
     # The sidecar sends INSERTs of --passthrough-rows (default 1000) rows or
     # more as they are: those are not counted by its batch metrics.
@@ -589,17 +594,22 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
             args += ["--spool-dir", spool_dir]
         if sidecar_args is not None:
             sc = stack.enter_context(ctx.sidecar(ch.http_url, *args, name=label))
-        url = (sc.url if sc else ch.http_url) + INSERT_Q + query_extra
-        wa = ctx.wrk.run(url, conns, INSERT_WARMUP, scripts=("wrk_insert",),
-                         script_args=(rows_per_req, 32, 0))
+        url = (sc.url if sc else ch.http_url) + target + query_extra
+        wa = ctx.wrk.run(url, conns, INSERT_WARMUP, scripts=(script,),
+                         script_args=script_args or (rows_per_req, 32, 0))
         b0 = _block(ch)
         m0 = sc.metrics() if sc else {}
         pids = {"clickhouse": ch.pid}
         if sc:
             pids["sidecar"] = sc.pid
+        # utime + stime over the run (all threads), for CPU per request
+        ticks0 = {k: bl.proc_cpu_ticks(p) for k, p in pids.items()}
         with bl.ProcSampler(pids) as smp:
-            r = ctx.wrk.run(url, conns, duration, scripts=("wrk_insert",),
-                            script_args=(rows_per_req, 32, 10 ** 12))
+            r = ctx.wrk.run(url, conns, duration, scripts=(script,),
+                            script_args=script_args or (rows_per_req, 32, 10 ** 12))
+        for k, p in pids.items():
+            r[f"{k}_cpu_us_per_req"] = round((bl.proc_cpu_ticks(p) - ticks0[k])
+                                             * 1e6 / bl.CLK_TCK / max(r["requests"], 1), 1)
         t_end = time.monotonic()
         m1 = sc.metrics() if sc else {}
         b1 = _block(ch)
@@ -669,7 +679,7 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
         check["drain_s"] = round(time.monotonic() - t_end, 2)
         check["rows_in_clickhouse"] = count
         check["taken_in_by_sidecar"] = want if batching else None
-        if rows_per_req == 1:
+        if rows_per_req == 1 and unique_ids:
             count, distinct = map(int, ch.query(
                 f"SELECT count(), uniqExact(id) FROM {INSERT_TABLE}").split())
             check["rows_in_clickhouse"] = count
@@ -1037,4 +1047,135 @@ def table_insert_batched(res: dict) -> str:
                "| | | | | | | | |")
     out.append(f"\nRows per flush through the batching sidecar: "
                f"{_md_cell(res['sidecar']['rows_per_flush'])}.")
+    return "\n".join(out)
+
+
+# == 9. clickhouse-connect's insert: single-row Native in an LZ4 frame ===============
+#
+# The request clickhouse-connect makes for client.insert() of one row: POST
+# with no `query` parameter, settings as URL parameters
+# (async_insert=1&wait_for_async_insert=0), Content-Type
+# application/octet-stream, Content-Encoding lz4, and a body that is an LZ4
+# frame (lz4.frame.compress, as the driver calls it) of
+# "INSERT INTO default.bench_rows (`id`, `v`, `s`) FORMAT Native\n" and one
+# Native block of one row, made by the bench's ClickHouse itself (SELECT ...
+# FORMAT Native). One fixed body for every request (bench/wrk_native.lua):
+# all rows are equal, so the count check asks for no distinct ids. ClickHouse
+# 18.16 refuses Content-Encoding lz4 (code 89) and the async_insert settings
+# (code 115), so the direct side sends what it takes: the same SQL line and
+# Native block, uncompressed, in the body, no settings. wrk sends a
+# Content-Length where the driver sends chunked.
+
+NATIVE_CONNS = 64
+NATIVE_SQL = (f"INSERT INTO default.{INSERT_TABLE} (`id`, `v`, `s`) FORMAT Native\n").encode()
+NATIVE_SIDECAR_Q = "/?async_insert=1&wait_for_async_insert=0"
+
+
+def _native_bodies(ctx: Context, out_dir: str) -> dict:
+    """Write the direct and the driver-shaped bodies to out_dir; their paths
+    and sizes."""
+    import lz4.frame
+    with ctx.fresh_clickhouse() as ch:
+        block = ch.query("SELECT toUInt64(1) AS id, toUInt32(1) AS v, "
+                         f"'{'x' * 32}' AS s FORMAT Native")
+    plain = NATIVE_SQL + block
+    framed = lz4.frame.compress(plain)
+    assert lz4.frame.decompress(framed) == plain
+    paths = {"direct": os.path.join(out_dir, "native-direct.bin"),
+             "sidecar": os.path.join(out_dir, "native-lz4.bin")}
+    for t, data in (("direct", plain), ("sidecar", framed)):
+        with open(paths[t], "wb") as f:
+            f.write(data)
+    return {"paths": paths, "native_block_bytes": len(block), "direct_body_bytes": len(plain),
+            "lz4_body_bytes": len(framed)}
+
+
+@scenario("insert_native_lz4", "clickhouse-connect's single-row Native inserts in LZ4 "
+          "frames (wait_for_async_insert=0): direct vs sidecar")
+def run_insert_native_lz4(ctx: Context) -> dict:
+    import shutil
+    base = os.path.join(ctx.out_dir, "native")
+    spool_base = os.path.join(base, "spool")
+    os.makedirs(spool_base, exist_ok=True)
+    bodies = _native_bodies(ctx, base)
+    res = {"format": "Native, one row per request, SQL in the body (fixed body)",
+           "connections": NATIVE_CONNS, "duration_s": _insert_duration(ctx),
+           "runs": _insert_runs(ctx),
+           "sidecar_request": "POST " + NATIVE_SIDECAR_Q + ", Content-Type "
+           "application/octet-stream, Content-Encoding lz4, body lz4.frame.compress("
+           "SQL line + Native block); the sidecar with --spool-dir",
+           "direct_request": "POST / (no settings: 18.16 refuses async_insert, code 115), "
+           "Content-Type application/octet-stream, the same SQL line + Native block "
+           "uncompressed (18.16 refuses Content-Encoding lz4, code 89)",
+           **{k: v for k, v in bodies.items() if k != "paths"},
+           "spool_dir": spool_base, "spool_fs": bl.fs_type(spool_base)}
+    bl.log(f"insert_native_lz4: Native block {bodies['native_block_bytes']} B, body "
+           f"{bodies['direct_body_bytes']} B direct, {bodies['lz4_body_bytes']} B as an LZ4 frame")
+    runs = {"direct": [], "sidecar": []}
+    for i in range(_insert_runs(ctx)):
+        for t in runs:
+            sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
+            runs[t].append(_insert_run(
+                ctx, f"insert_native_lz4 {t} run {i + 1}", NATIVE_CONNS, 1,
+                sidecar_args=None if t == "direct" else (), spool_dir=sd,
+                background_clickhouse=True,
+                target="/" if t == "direct" else NATIVE_SIDECAR_Q,
+                script="wrk_native",
+                script_args=(bodies["paths"][t], "-" if t == "direct" else "lz4"),
+                unique_ids=False))
+            if sd:
+                shutil.rmtree(sd, ignore_errors=True)
+    res["clickhouse_priority"] = sorted({r["clickhouse_priority"] for v in runs.values() for r in v})
+    checks = {t: _check_summary(v) for t, v in runs.items()}
+    res.update({t: summarize(v) for t, v in runs.items()})
+    res["checks"] = checks
+    res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
+    res["ratio_parts"] = _ratio(res, "sidecar", "direct", "parts_per_s")
+    return res
+
+
+@plot("insert_native_lz4")
+def plot_insert_native_lz4(res: dict, path: str) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.3))
+    _bars(axes[0], ["rows/s"], ["direct", "sidecar"], lambda g, s: res[s]["rows_per_s"])
+    axes[0].set_title(f"rows/s, {res['connections']} writers: {res['ratio_rows']:.1f}×")
+    _bars(axes[1], ["parts/s"], ["direct", "sidecar"], lambda g, s: res[s]["parts_per_s"],
+          fmt="{:.1f}")
+    axes[1].set_yscale("log")
+    axes[1].axhline(5, color="r", ls=":", lw=1, label="aim ≤ 5")
+    axes[1].legend(fontsize=8)
+    axes[1].set_title("new parts per second (log)")
+    _lat_bars(axes[2], ["p50", "p99"], ["direct", "sidecar"],
+              lambda g, s: res[s][g + "_ms"], "ack latency (ms, log)")
+    _bars(axes[3], ["CPU µs/request"], ["sidecar"],
+          lambda g, s: res[s]["sidecar_cpu_us_per_req"], fmt="{:.1f}")
+    axes[3].set_title("sidecar CPU per request (µs)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@table("insert_native_lz4")
+def table_insert_native_lz4(res: dict) -> str:
+    out = ["| target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
+           "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | sidecar CPU µs/request "
+           "| ClickHouse CPU µs/request | count check |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in ("direct", "sidecar"):
+        d = res[t]
+        sc_us = _md_cell(d["sidecar_cpu_us_per_req"], "{:.1f}") if t == "sidecar" else "–"
+        out.append(_insert_row(t, "", d).replace(f"| {t} |  |", f"| {t} |")
+                   + f" {sc_us} | {_md_cell(d['clickhouse_cpu_us_per_req'], '{:.1f}')} "
+                   f"| {_checks_cell(res['checks'][t])} |")
+    out.append(f"| **sidecar / direct** | **{res['ratio_rows']:.1f}×** | "
+               f"**{res['ratio_parts']:.4f}×** | | | | | | | | | |")
+    d = res["sidecar"]
+    out += ["", f"Bodies: Native block {res['native_block_bytes']} B; direct "
+            f"{res['direct_body_bytes']} B (SQL line + block, uncompressed, no settings: "
+            f"18.16 refuses lz4 and async_insert); through the sidecar {res['lz4_body_bytes']} B "
+            f"LZ4 frame, `{NATIVE_SIDECAR_Q}`. Rows per flush to ClickHouse "
+            f"{_md_cell(d['rows_per_flush'])}; spool fsyncs/s {_md_cell(d['fsyncs_per_s'])}, "
+            f"rows per fsync {_md_cell(d['rows_per_fsync'], '{:.1f}')}; drain "
+            f"{_md_cell(d['drain_s'], '{:.2f}')} s."]
     return "\n".join(out)
