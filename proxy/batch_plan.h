@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "batcher.h"
+#include "batch_target.h"
 #include "body_decoder.h"
 #include "insert_query.h"
 #include "request.h"

@@ -40,13 +40,6 @@ uint64_t fnv1a(std::string_view data, uint64_t hash = 1469598103934665603ull) {
   return hash;
 }
 
-BatchResult error_result(const ChError& error) {
-  return BatchResult{error.http_status,
-                     status_reason(error.http_status),
-                     {{"Content-Type", "text/plain; charset=UTF-8"},
-                      {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)}},
-                     error_body(error)};
-}
 }  // namespace
 
 struct Batcher::Table {

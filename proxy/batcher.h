@@ -40,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "batch_target.h"
 #include "body_encoder.h"
 #include "config.h"
 #include "memory_budget.h"
@@ -48,39 +49,6 @@
 #include "upstream_pool.h"
 
 namespace chsidecar {
-
-// ClickHouse's answer for one request's rows.
-struct BatchResult {
-  int status = 200;
-  std::string reason = "OK";
-  std::vector<Header> headers;  // end-to-end headers of the answer (no Content-Length)
-  std::string body;             // empty on success, the error text otherwise
-};
-
-// A request whose rows wait in a batch.
-class BatchWaiter {
- public:
-  virtual void batch_done(const BatchResult& result) = 0;
-
- protected:
-  ~BatchWaiter() = default;
-};
-
-// Shared between a waiting request and the batch holding its rows; the
-// request clears `waiter` when it goes away (its rows are still inserted).
-struct BatchTicket {
-  BatchWaiter* waiter = nullptr;
-};
-
-// How a merge key's batches are sent; identical for every request of a key.
-struct BatchTarget {
-  std::string key;
-  std::string table;            // for logs
-  std::string upstream_target;  // path and query string, with query=INSERT ...
-  std::vector<Header> headers;  // credential and database headers
-  RowFormat format = RowFormat::kJSONEachRow;
-  std::string header_lines;     // *WithNames header, sent once per batch
-};
 
 class Batcher {
  public:

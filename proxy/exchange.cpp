@@ -402,11 +402,7 @@ struct SpooledRows final : BatchTicket, SpoolWaiter {
                   "The rows could not be written to the spool (--spool-dir " +
                       app->config().spool_dir + ": " + std::strerror(why != 0 ? why : EIO) +
                       "); nothing was inserted");
-    to->batch_done(BatchResult{503, status_reason(503),
-                               {{"Content-Type", "text/plain; charset=UTF-8"},
-                                {"X-ClickHouse-Exception-Code", std::to_string(error.code.number)},
-                                {"Retry-After", "1"}},
-                               error_body(error)});
+    to->batch_done(error_result(error, 1));
   }
 };
 

@@ -29,7 +29,7 @@
 #include <string_view>
 #include <vector>
 
-#include "batcher.h"
+#include "batch_target.h"
 
 namespace chsidecar {
 
