@@ -171,33 +171,42 @@ def start(start_sidecar, clickhouse, *extra):
     return sc
 
 
+def load_within_budget(clickhouse, sc, table: str, what: str, conns: int, body_bytes: int,
+                       piece: int, pause: float, timeout: float, capsys) -> None:
+    """Runs the load; checks every request got 200 or a proper 503, peak RSS
+    under the stated bound, the rows of every 200 landed, and the budget was
+    all given back."""
+    base = vm_status(sc.pid)
+    t0 = time.monotonic()
+    results = run_load(sc.port, conns, body_bytes, piece, pause, table, timeout=timeout)
+    wall = time.monotonic() - t0
+    vm = vm_status(sc.pid)
+    peak = metric(memory_metrics(sc), "chsidecar_memory_peak_bytes")
+    ok, shed = check_answers(results, conns)
+    bound = BUDGET + FIXED_OVERHEAD + conns * PER_CONNECTION_OVERHEAD
+    report(capsys, f"{what}, --max-memory 64MiB: {ok} x 200, {shed} x 503; "
+                   f"RSS idle {base['VmRSS'] / 1024:.1f} MiB, peak (VmHWM) "
+                   f"{vm['VmHWM'] / 1024:.1f} MiB, after {vm['VmRSS'] / 1024:.1f} MiB "
+                   f"(bound {bound / MiB:.1f} MiB); budget peak {peak / MiB:.1f} MiB; slowest answer "
+                   f"{max(r['seconds'] for r in results):.1f} s; load took {wall:.1f} s")
+    assert ok > 0, "no request was served"
+    assert vm["VmHWM"] * 1024 < bound, f"peak RSS {vm['VmHWM']} KiB over {bound // 1024} KiB"
+    rows = int(clickhouse.query(f"SELECT count() FROM {table}").decode())
+    assert rows == ok * (body_bytes // 2048), (rows, ok)
+    # The budget is all given back.
+    text = memory_metrics(sc)
+    assert "chsidecar_memory_used_bytes 0" in text, [l for l in text.splitlines() if "memory" in l]
+
+
 def test_dribbling_bodies_stay_within_budget(clickhouse, start_sidecar, capsys):
     table = "membudget_dribble"
     clickhouse.query(f"DROP TABLE IF EXISTS {table}")
     clickhouse.query(f"CREATE TABLE {table} (s String) ENGINE = MergeTree ORDER BY tuple()")
     raise_nofile(4096)
     sc = start(start_sidecar, clickhouse)
-    base = vm_status(sc.pid)
-    t0 = time.monotonic()
     # 200 clients, 1 MiB each, 64 KiB every 0.2 s: about 3.2 s per body.
-    results = run_load(sc.port, 200, MiB, 64 * 1024, 0.2, table, timeout=120)
-    wall = time.monotonic() - t0
-    vm = vm_status(sc.pid)
-    peak = metric(memory_metrics(sc), "chsidecar_memory_peak_bytes")
-    ok, shed = check_answers(results, 200)
-    bound = BUDGET + FIXED_OVERHEAD + 200 * PER_CONNECTION_OVERHEAD
-    report(capsys, f"200 dribblers x 1 MiB, --max-memory 64MiB: {ok} x 200, {shed} x 503; "
-                   f"RSS idle {base['VmRSS'] / 1024:.1f} MiB, peak (VmHWM) "
-                   f"{vm['VmHWM'] / 1024:.1f} MiB, after {vm['VmRSS'] / 1024:.1f} MiB "
-                   f"(bound {bound / MiB:.1f} MiB); budget peak {peak / MiB:.1f} MiB; slowest answer "
-                   f"{max(r['seconds'] for r in results):.1f} s; load took {wall:.1f} s")
-    assert ok > 0, "no dribbler was served"
-    assert vm["VmHWM"] * 1024 < bound, f"peak RSS {vm['VmHWM']} KiB over {bound // 1024} KiB"
-    rows = int(clickhouse.query(f"SELECT count() FROM {table}").decode())
-    assert rows == ok * (MiB // 2048), (rows, ok)
-    # The budget is all given back.
-    text = memory_metrics(sc)
-    assert "chsidecar_memory_used_bytes 0" in text, [l for l in text.splitlines() if "memory" in l]
+    load_within_budget(clickhouse, sc, table, "200 dribblers x 1 MiB", 200, MiB, 64 * 1024, 0.2,
+                       120, capsys)
 
 
 def test_4096_connections_at_once_stay_within_budget(clickhouse, start_sidecar, capsys):
@@ -207,25 +216,8 @@ def test_4096_connections_at_once_stay_within_budget(clickhouse, start_sidecar, 
     raise_nofile(16384)
     conns = 4096
     sc = start(start_sidecar, clickhouse, "--max-connections", str(conns))
-    base = vm_status(sc.pid)
-    t0 = time.monotonic()
-    results = run_load(sc.port, conns, 128 * 1024, 128 * 1024, 0, table, timeout=180)
-    wall = time.monotonic() - t0
-    vm = vm_status(sc.pid)
-    peak = metric(memory_metrics(sc), "chsidecar_memory_peak_bytes")
-    ok, shed = check_answers(results, conns)
-    bound = BUDGET + FIXED_OVERHEAD + conns * PER_CONNECTION_OVERHEAD
-    report(capsys, f"{conns} connections x 128 KiB at once, --max-memory 64MiB: {ok} x 200, "
-                   f"{shed} x 503; RSS idle {base['VmRSS'] / 1024:.1f} MiB, peak (VmHWM) "
-                   f"{vm['VmHWM'] / 1024:.1f} MiB, after {vm['VmRSS'] / 1024:.1f} MiB "
-                   f"(bound {bound / MiB:.1f} MiB); budget peak {peak / MiB:.1f} MiB; slowest answer "
-                   f"{max(r['seconds'] for r in results):.1f} s; load took {wall:.1f} s")
-    assert ok > 0, "no request was served"
-    assert vm["VmHWM"] * 1024 < bound, f"peak RSS {vm['VmHWM']} KiB over {bound // 1024} KiB"
-    rows = int(clickhouse.query(f"SELECT count() FROM {table}").decode())
-    assert rows == ok * (128 * 1024 // 2048), (rows, ok)
-    text = memory_metrics(sc)
-    assert "chsidecar_memory_used_bytes 0" in text, [l for l in text.splitlines() if "memory" in l]
+    load_within_budget(clickhouse, sc, table, f"{conns} connections x 128 KiB at once", conns,
+                       128 * 1024, 128 * 1024, 0, 180, capsys)
 
 
 def test_no_wait_answers_503_at_once_and_serves_after(clickhouse, start_sidecar):
