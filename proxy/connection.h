@@ -78,17 +78,8 @@ class Connection {
   // The exchange consumed body bytes; reading may resume.
   void body_consumed();
 
-  // The plan of the last batchable INSERT on this connection, if it was
-  // made for the same target and headers (plan_key); else null.
-  std::shared_ptr<const BatchPlan> plan_for(std::string_view target,
-                                            const std::vector<Header>& headers) const {
-    return plan_ != nullptr && plan_key_matches(plan_key_, target, headers) ? plan_ : nullptr;
-  }
-  void remember_plan(std::string_view target, const std::vector<Header>& headers,
-                     std::shared_ptr<const BatchPlan> plan) {
-    plan_key_ = plan_key(target, headers);
-    plan_ = std::move(plan);
-  }
+  // The last batchable INSERT's plan on this connection (batch_plan.h).
+  PlanMemo& plan_memo() { return plan_memo_; }
 
   // The App is draining: close now if idle, else after the current answer.
   void drain();
@@ -158,8 +149,7 @@ class Connection {
   void arm_active_timer();
   int check_header_bytes();  // 0, or -1 after answering 431
 
-  std::string plan_key_;
-  std::shared_ptr<const BatchPlan> plan_;
+  PlanMemo plan_memo_;
   std::unique_ptr<Exchange> exchange_;
   std::unique_ptr<Exchange> retired_;  // freed later: its methods may be on the stack
   std::string pipelined_;              // bytes after a message that waits for its answer

@@ -181,7 +181,13 @@ void Exchange::route() {
       forward();
       return;
     case Route::Action::kBatch:
-      if (route.plan_reusable) connection_.remember_plan(head_.target, head_.headers, route.plan);
+      if (route.plan_reusable) {
+        std::string_view body = decoded ? std::string_view(decoded_) : std::string_view(body_);
+        connection_.plan_memo().remember(
+            head_.target, head_.headers, server_facts_bits(),
+            {route.plan, std::string(body.substr(0, route.data_offset)),
+             route.has_session ? route.session_key : std::string()});
+      }
       use(std::move(route.plan), route.data_offset);
       return;
     case Route::Action::kSession:
@@ -234,15 +240,43 @@ void Exchange::send_continue() {
   connection_.write("HTTP/1.1 100 Continue\r\n\r\n");
 }
 
-// The connection's last INSERT had the same URL and headers: take its plan
-// instead of parsing again (batch_plan.h).
+// The facts about the server a routing decision reads, as PlanMemo compares them.
+unsigned Exchange::server_facts_bits() const {
+  const ServerFacts& facts = app_.server_facts();
+  return (facts.async_insert ? 1u : 0u) | (facts.modern_encodings ? 2u : 0u);
+}
+
+// The connection's last INSERT had the same URL, headers and SQL: take its
+// plan instead of parsing again (batch_plan.h).
 bool Exchange::use_plan() {
   if (app_.config().batch_mode != BatchMode::kAuto || head_.method != "POST" || !head_.has_body)
     return false;
-  std::shared_ptr<const BatchPlan> plan = connection_.plan_for(head_.target, head_.headers);
-  if (plan == nullptr) return false;
-  upstream_target_ = plan->passthrough_target;
-  use(std::move(plan), 0);
+  const PlanMemo::Entry* memo =
+      connection_.plan_memo().find(head_.target, head_.headers, server_facts_bits());
+  if (memo == nullptr) return false;
+  if (!memo->session_key.empty() && (app_.config().session_mode == SessionMode::kPin ||
+                                     app_.sessions().is_stateful(memo->session_key)))
+    return false;
+  size_t data_offset = 0;
+  if (!memo->sql_prefix.empty()) {
+    if (decoding_ == BodyDecoding::kRaw && memo->plan->coding != BodyCoding::kIdentity) {
+      // The SQL is inside the encoding, as it was last time.
+      awaiting_decode_ = true;
+      decode_coding_ = memo->plan->coding;
+      send_continue();
+      if (body_complete_ || !body_rewindable_) decode_for_routing();
+      return true;
+    }
+    std::string_view body =
+        decoding_ == BodyDecoding::kDecoded ? std::string_view(decoded_) : std::string_view(body_);
+    if (decoding_ == BodyDecoding::kFailed || body.substr(0, memo->sql_prefix.size()) != memo->sql_prefix)
+      return false;
+    data_offset = memo->sql_prefix.size();
+  }
+  if (!memo->session_key.empty())
+    app_.proxy_metrics().session_requests.at({"stateless"}).inc();
+  upstream_target_ = memo->plan->passthrough_target;
+  use(memo->plan, data_offset);
   return true;
 }
 

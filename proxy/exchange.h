@@ -126,6 +126,7 @@ class Exchange final : public UpstreamClient,
   UpstreamRequest upstream_request() const;
   void send_continue();
   bool use_plan();
+  unsigned server_facts_bits() const;
   void use(std::shared_ptr<const BatchPlan> plan, size_t data_offset);
   void submit_batch();
   void spool_rows(const RowChunk& chunk);

@@ -297,7 +297,9 @@ Route route_request(const RequestHead& head, std::string_view body, bool body_co
       route.action = Route::Action::kBatch;
       route.label = "insert_batched";
       route.data_offset = sql_in_body ? plan->insert.data_offset : 0;
-      route.plan_reusable = !route.has_session && !sql_in_body;
+      // SQL in the body: reusable when it ends with a newline, after which
+      // every byte is data (batch_plan.h).
+      route.plan_reusable = !sql_in_body || (route.data_offset > 0 && sql[route.data_offset - 1] == '\n');
       route.plan = std::move(plan);
       return route;
     }

@@ -44,14 +44,6 @@ constexpr size_t kErrorHeadBytes = 32;
 
 namespace {
 
-// A curl socket watched by the loop.
-struct CurlSocket {
-  UpstreamPool* pool;
-  CURLM* multi;
-  curl_socket_t fd;
-  uv_poll_t* poll;
-};
-
 // The request line's target for the upstream. curl would parse a URL and
 // change it (drop a #fragment, refuse "*" or an absolute-form target, which
 // ClickHouse answers), so the client's target goes as it came, after the
@@ -130,6 +122,8 @@ void UpstreamPool::close() {
   slots_.clear();
   curl_multi_cleanup(multi_);  // closes cached connections through on_socket
   multi_ = nullptr;
+  for (auto& [fd, sock] : sockets_) close_handle(sock->poll);
+  sockets_.clear();
   close_handle(timer_);
   timer_ = nullptr;
 }
@@ -392,28 +386,29 @@ void UpstreamPool::check_done() {
   start_queued();
 }
 
+// One watcher per socket number, kept across requests: a keep-alive
+// connection taken from curl's cache costs one epoll_ctl to watch again
+// instead of a watcher set up anew. curl may close a socket without a word
+// once it stopped watching it (CURL_POLL_REMOVE), so the watcher is stopped
+// then; a stopped watcher serves whatever socket next has that number.
 int UpstreamPool::on_socket(CURL*, curl_socket_t fd, int action, void* pool_ptr,
-                            void* socket_ctx) noexcept {
+                            void*) noexcept {
   auto* pool = static_cast<UpstreamPool*>(pool_ptr);
-  auto* sock = static_cast<CurlSocket*>(socket_ctx);
-  if (action == CURL_POLL_REMOVE) {
-    if (sock != nullptr) {
-      close_handle(sock->poll);
-      curl_multi_assign(pool->multi_, fd, nullptr);
-      delete sock;
-    }
-    return 0;
-  }
+  if (action == CURL_POLL_REMOVE && !pool->sockets_.contains(fd)) return 0;
+  std::unique_ptr<CurlSocket>& sock = pool->sockets_[fd];
   if (sock == nullptr) {
-    sock = new CurlSocket{pool, pool->multi_, fd, make_handle<uv_poll_t>()};
+    sock = std::make_unique<CurlSocket>();
+    sock->pool = pool;
+    sock->fd = fd;
+    sock->poll = make_handle<uv_poll_t>();
     uv_poll_init_socket(pool->loop_, sock->poll, fd);
-    sock->poll->data = sock;
-    curl_multi_assign(pool->multi_, fd, sock);
+    sock->poll->data = sock.get();
   }
   int events = 0;
   if (action == CURL_POLL_IN || action == CURL_POLL_INOUT) events |= UV_READABLE;
   if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT) events |= UV_WRITABLE;
-  uv_poll_start(sock->poll, events, &UpstreamPool::on_poll);
+  if (events == 0) uv_poll_stop(sock->poll);
+  else uv_poll_start(sock->poll, events, &UpstreamPool::on_poll);
   return 0;
 }
 
@@ -421,7 +416,7 @@ void UpstreamPool::on_poll(uv_poll_t* poll, int status, int events) noexcept {
   auto* sock = static_cast<CurlSocket*>(poll->data);
   if (sock == nullptr) return;
   UpstreamPool* pool = sock->pool;
-  curl_socket_t fd = sock->fd;  // `sock` may be deleted during the action
+  curl_socket_t fd = sock->fd;
   int flags = 0;
   if (status < 0) flags = CURL_CSELECT_ERR;
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;

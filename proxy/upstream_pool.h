@@ -31,6 +31,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config.h"
@@ -157,6 +158,13 @@ class UpstreamPool {
   uint64_t no_byte_limit_ms(const Slot& slot) const;
   Slot* idle_slot();
 
+  // The loop's watcher of a curl socket number (on_socket).
+  struct CurlSocket {
+    UpstreamPool* pool = nullptr;
+    curl_socket_t fd = -1;
+    uv_poll_t* poll = nullptr;
+  };
+
   static int on_socket(CURL* easy, curl_socket_t fd, int action, void* pool, void* socket_ctx) noexcept;
   static int on_timer_request(CURLM* multi, long timeout_ms, void* pool) noexcept;
   static void on_timer(uv_timer_t* timer) noexcept;
@@ -181,6 +189,7 @@ class UpstreamPool {
   uv_timer_t* timer_ = nullptr;
   std::vector<std::unique_ptr<Slot>> slots_;
   std::deque<Pending> queue_;
+  std::unordered_map<curl_socket_t, std::unique_ptr<CurlSocket>> sockets_;
   size_t busy_ = 0;
   ProxyMetrics* metrics_ = nullptr;
   std::function<void(bool)> health_observer_;

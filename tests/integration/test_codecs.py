@@ -23,6 +23,7 @@ import urllib.parse
 import zlib
 
 import aiohttp
+import httpx
 import lz4.frame
 import pytest
 import zstandard
@@ -163,6 +164,35 @@ def test_clickhouse_connect_shape_is_batched(clickhouse, codec_sidecar):
     got = flushes(sc, f"default.{table}")
     assert sum(q for _, q, _, _ in got) == n and max(q for _, q, _, _ in got) > 1, got
     assert clickhouse.query(f"SELECT count(), sum(a) FROM {table} FORMAT TSV") == f"{n}\t{sum(range(n))}\n".encode()
+
+
+def test_one_connection_changing_its_insert_lands_each_where_it_says(clickhouse, codec_sidecar):
+    """One keep-alive connection whose lz4 bodies switch between two tables,
+    column lists, formats and data that begins right after the format name
+    (the connection remembers the last INSERT's plan): every row lands in
+    the table its own SQL names, as direct."""
+    sc = codec_sidecar
+    t1, t2 = uniq("codec_memo1"), uniq("codec_memo2")
+    for t in (t1, t2):
+        clickhouse.query(f"CREATE TABLE {t} (a UInt32, b String) ENGINE = MergeTree ORDER BY a")
+    sqls = [f"INSERT INTO {t1} FORMAT JSONEachRow\n", f"INSERT INTO {t1} FORMAT JSONEachRow\n",
+            f"INSERT INTO {t2} FORMAT JSONEachRow\n", f"INSERT INTO {t1} (a) FORMAT JSONEachRow\n",
+            f"INSERT INTO {t2} FORMAT JSONEachRow ", f"INSERT INTO {t2} FORMAT CSV\n",
+            f"INSERT INTO {t1} FORMAT JSONEachRow\n"]
+    expected = {t1: [], t2: []}
+    with httpx.Client(timeout=30) as c:
+        for i, sql in enumerate(sqls):
+            table = t2 if t2 in sql else t1
+            row = f"{i},v{i}\n" if "CSV" in sql else (
+                f'{{"a":{i}}}\n' if "(a)" in sql else f'{{"a":{i},"b":"v{i}"}}\n')
+            expected[table].append(f"{i}\t{'' if '(a)' in sql else f'v{i}'}")
+            r = c.post(sc.url + "/?wait_for_async_insert=1",
+                       content=lz4.frame.compress((sql + row).encode()),
+                       headers={"Content-Type": "application/octet-stream", "Content-Encoding": "lz4"})
+            assert r.status_code == 200, (sql, r.text)
+    for t in (t1, t2):
+        got = clickhouse.query(f"SELECT a, b FROM {t} ORDER BY a FORMAT TSV").decode().splitlines()
+        assert got == expected[t], t
 
 
 @pytest.mark.parametrize("encoding", ["lz4", "zstd", "gzip", "blocks"])

@@ -10,6 +10,7 @@ arrival order, and neither loses a request.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 import uuid
 
@@ -287,6 +288,31 @@ def test_set_is_kept_for_the_session(clickhouse, start_sidecar, mode):
             assert again[:2] == (200, b"3\n")
 
     asyncio.run(main())
+
+
+def test_insert_after_set_runs_in_the_session_on_one_connection(clickhouse, sidecar):
+    """The same INSERT repeated on one connection in a session, its SQL in a
+    gzip body as drivers send it: once a SET gives the session state, the
+    next INSERT runs in it (sees the setting), as direct, although the
+    connection had batched the same INSERT before."""
+    table = "memo_" + uuid.uuid4().hex[:8]
+    clickhouse.query(f"CREATE TABLE {table} (a UInt32) ENGINE = MergeTree ORDER BY a")
+    insert = f"INSERT INTO {table} FORMAT JSONEachRow\n"
+    gz = {"Content-Encoding": "gzip"}
+    steps = [(insert + '{"a":1}\n', gz), (insert + '{"a":2}\n', gz),
+             ("SET input_format_skip_unknown_fields = 1", {}),
+             (insert + '{"a":3,"unknown":9}\n', gz)]
+    answers = {}
+    for name, base in (("direct", clickhouse.http_url), ("sidecar", sidecar.url)):
+        sid = new_session()
+        with httpx.Client(timeout=30) as c:
+            answers[name] = [
+                c.post(base + "/", params={"session_id": sid}, headers=headers,
+                       content=gzip.compress(body.encode()) if headers else body.encode()).status_code
+                for body, headers in steps]
+    assert answers["sidecar"] == answers["direct"] == [200] * 4
+    assert clickhouse.query(f"SELECT a, count() FROM {table} GROUP BY a ORDER BY a FORMAT TSV") \
+        == b"1\t2\n2\t2\n3\t2\n"
 
 
 def test_pin_mode_200_concurrent(clickhouse, start_sidecar):

@@ -47,3 +47,19 @@ TEST_CASE("a plan is reused only for the same target and routing headers") {
   // one value cannot pose as another header's
   CHECK_FALSE(reused(target, {{"X-ClickHouse-User", "a"}}, target, {{"X-ClickHouse-Key", "a"}}));
 }
+
+TEST_CASE("a connection's memo answers only for the same request and server facts") {
+  const std::string target = "/?wait_for_async_insert=0";
+  Headers lz4 = {{"Content-Encoding", "lz4"}};
+  PlanMemo memo;
+  CHECK(memo.find(target, lz4, 1) == nullptr);
+  auto plan = std::make_shared<BatchPlan>();
+  memo.remember(target, lz4, 1, {plan, "INSERT INTO t FORMAT Native\n", ""});
+  const PlanMemo::Entry* entry = memo.find(target, lz4, 1);
+  REQUIRE(entry != nullptr);
+  CHECK(entry->plan == plan);
+  CHECK(entry->sql_prefix == "INSERT INTO t FORMAT Native\n");
+  CHECK(memo.find(target, lz4, 3) == nullptr);  // the server turned out to know more
+  CHECK(memo.find(target, {{"Content-Encoding", "zstd"}}, 1) == nullptr);
+  CHECK(memo.find(target + "&x=1", lz4, 1) == nullptr);
+}
