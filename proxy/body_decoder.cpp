@@ -58,9 +58,25 @@ DecodeResult inflate_body(std::string_view in, const Budget& budget, std::string
 }
 
 // One LZ4 frame (ClickHouse's Lz4InflatingReadBuffer reads one too).
+// One context per thread, reset for each body: a driver sends a small frame
+// per request, and a new context would allocate its block buffer (at most
+// the frame's 4 MiB block size, so what it keeps is bounded) every time.
+LZ4F_dctx* lz4_context() {
+  struct Holder {
+    LZ4F_dctx* ctx = nullptr;
+    ~Holder() { LZ4F_freeDecompressionContext(ctx); }
+  };
+  thread_local Holder holder;
+  if (holder.ctx == nullptr &&
+      LZ4F_isError(LZ4F_createDecompressionContext(&holder.ctx, LZ4F_VERSION)))
+    holder.ctx = nullptr;
+  if (holder.ctx != nullptr) LZ4F_resetDecompressionContext(holder.ctx);
+  return holder.ctx;
+}
+
 DecodeResult lz4_frame_body(std::string_view in, const Budget& budget, std::string& out) {
-  LZ4F_dctx* ctx = nullptr;
-  if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx, LZ4F_VERSION))) return DecodeResult::kCorrupt;
+  LZ4F_dctx* ctx = lz4_context();
+  if (ctx == nullptr) return DecodeResult::kCorrupt;
   DecodeResult result = DecodeResult::kCorrupt;
   char buf[kPiece];
   const char* src = in.data();
@@ -83,7 +99,6 @@ DecodeResult lz4_frame_body(std::string_view in, const Budget& budget, std::stri
     }
     if (left == 0 && out_size == 0) break;  // truncated
   }
-  LZ4F_freeDecompressionContext(ctx);
   return result;
 }
 
