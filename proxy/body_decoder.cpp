@@ -194,22 +194,6 @@ std::optional<BodyCoding> content_coding(std::string_view encoding) {
   return std::nullopt;
 }
 
-bool decodable_encoding(std::string_view encoding) {
-  return encoding.empty() || iequals(encoding, "identity") || content_coding(encoding).has_value();
-}
-
-DecodeResult decode_body(std::string_view encoding, std::string_view in, uint64_t max_out,
-                         uint64_t max_ratio, std::string& out) {
-  if (encoding.empty() || iequals(encoding, "identity"))
-    return decode_body(BodyCoding::kIdentity, in, max_out, max_ratio, out);
-  std::optional<BodyCoding> coding = content_coding(encoding);
-  if (!coding) {
-    out.clear();
-    return DecodeResult::kUnsupported;
-  }
-  return decode_body(*coding, in, max_out, max_ratio, out);
-}
-
 DecodeResult decode_body(BodyCoding coding, std::string_view in, uint64_t max_out,
                          uint64_t max_ratio, std::string& out) {
   out.clear();

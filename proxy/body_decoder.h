@@ -25,7 +25,7 @@ namespace chsidecar {
 
 enum class DecodeResult {
   kOk,
-  kUnsupported,  // an encoding not decoded here
+  kUnsupported,  // a block method not decoded here (a codec chain such as Delta)
   kTooLarge,     // decoded size above max_out
   kRatio,        // decoded/encoded above max_ratio
   kCorrupt,      // not a valid stream: truncated, bad data, bad checksum, trailing bytes
@@ -45,13 +45,6 @@ enum class BodyCoding {
 // for anything else ("identity", "br", lists such as "gzip, identity").
 // Which spellings a server accepts is the router's question (router.h).
 std::optional<BodyCoding> content_coding(std::string_view encoding);
-
-// True for the Content-Encoding values decode_body() handles (and none).
-bool decodable_encoding(std::string_view encoding);
-
-// Decodes `in` (Content-Encoding `encoding`) into `out`.
-DecodeResult decode_body(std::string_view encoding, std::string_view in, uint64_t max_out,
-                         uint64_t max_ratio, std::string& out);
 
 // Decodes `in` in `coding` into `out`; on any result but kOk, `out` is empty.
 DecodeResult decode_body(BodyCoding coding, std::string_view in, uint64_t max_out,
