@@ -1,15 +1,16 @@
 #include "batcher.h"
 
-#include "body_encoder.h"
 #include <algorithm>
 #include <cstring>
 #include <deque>
 #include <random>
 
+#include "body_encoder.h"
 #include "ch_errors.h"
 #include "http_response.h"
 #include "log.h"
 #include "metrics.h"
+#include "native_format.h"
 #include "replicas.h"
 #include "result.h"
 #include "spool.h"
@@ -130,20 +131,30 @@ class Batcher::Flush final : public UpstreamClient {
 
   void replace_batch(Batch batch) {
     batch_ = std::move(batch);
+    shaped_ = false;
+    merged_.clear();
     encoded_.clear();
     coding_ = UpstreamCoding::kNone;
   }
 
-  // The bytes sent: the batch, compressed once in `coding` (kept for every
-  // try; plain if the library fails).
+  // The bytes sent: the batch (Native blocks made one, native_format.h),
+  // compressed once in `coding` (kept for every try; plain if the library
+  // fails).
   void encode(UpstreamCoding coding) {
-    if (coding == coding_ || batch_.data.empty()) return;
-    coding_ = encode_body(coding, batch_.data, encoded_) ? coding : UpstreamCoding::kNone;
+    if (!shaped_) {
+      shaped_ = true;
+      if (table_.target.format == RowFormat::kNative && batch_.parts.size() > 1 &&
+          !merge_native_blocks(batch_.data, merged_))
+        merged_.clear();
+    }
+    if (coding == coding_ || plain().empty()) return;
+    coding_ = encode_body(coding, plain(), encoded_) ? coding : UpstreamCoding::kNone;
   }
   UpstreamCoding coding() const { return coding_; }
   std::string_view wire() const {
-    return coding_ == UpstreamCoding::kNone ? std::string_view(batch_.data) : std::string_view(encoded_);
+    return coding_ == UpstreamCoding::kNone ? plain() : std::string_view(encoded_);
   }
+  std::string_view plain() const { return merged_.empty() ? std::string_view(batch_.data) : std::string_view(merged_); }
 
   size_t upstream_read_body(char* buf, size_t size) override {
     std::string_view bytes = wire();
@@ -178,7 +189,9 @@ class Batcher::Flush final : public UpstreamClient {
   Table& table_;
   Batch batch_;
   UpstreamCoding coding_ = UpstreamCoding::kNone;
-  std::string encoded_;  // batch_.data in coding_
+  bool shaped_ = false;  // merged_ made, if it is made at all
+  std::string merged_;   // batch_.data's Native blocks as one; empty: not merged
+  std::string encoded_;  // plain() in coding_
   size_t sent_ = 0;
   bool whole_body_sent_ = false;  // this try, before a rewind
   int attempts_ = 0;

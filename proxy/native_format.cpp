@@ -110,7 +110,99 @@ struct Walker {
   }
 };
 
+// A column whose bulk data is the concatenation of its rows' data.
+bool concatenates(const ColumnType& t) {
+  switch (t.kind) {
+    case Kind::kFixed:
+    case Kind::kFixedString:
+    case Kind::kString: return true;
+    case Kind::kNullable: return t.args[0].kind != Kind::kNullable && concatenates(t.args[0]);
+    default: return false;
+  }
+}
+
+void put_varuint(std::string& out, uint64_t value) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>(value | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+
+void put_string(std::string& out, std::string_view s) {
+  put_varuint(out, s.size());
+  out.append(s);
+}
+
 }  // namespace
+
+bool merge_native_blocks(std::string_view blocks, std::string& out) {
+  Walker w{BinaryReader(blocks), {}};
+  std::vector<std::string_view> names, type_names;
+  std::vector<ColumnType> types;
+  // Per block with rows, per column: where its null map begins, where its
+  // values begin, where they end (the null map is empty unless Nullable).
+  struct Ranges {
+    size_t begin, values, end;
+  };
+  std::vector<Ranges> ranges;
+  uint64_t total_rows = 0;
+  size_t block_count = 0;
+  while (!w.in.done()) {
+    uint64_t columns, rows;
+    if (!w.in.varuint(columns) || !w.in.varuint(rows) || columns == 0) return false;
+    if (block_count++ == 0) {
+      names.resize(columns);
+      type_names.resize(columns);
+      types.resize(columns);
+    } else if (columns != names.size()) {
+      return false;
+    }
+    for (uint64_t c = 0; c < columns; ++c) {
+      std::string_view name, type_name;
+      if (!w.in.string(name) || !w.in.string(type_name)) return false;
+      if (block_count == 1) {
+        names[c] = name;
+        type_names[c] = type_name;
+        if (!parse_column_type(type_name, types[c]) || !concatenates(types[c])) return false;
+      } else if (name != names[c] || type_name != type_names[c]) {
+        return false;
+      }
+      if (rows == 0) continue;
+      const ColumnType& t = types[c];
+      Ranges r{w.in.pos(), w.in.pos(), 0};
+      if (t.kind == Kind::kNullable) {
+        if (!w.in.skip(rows, 1)) return false;
+        r.values = w.in.pos();
+      }
+      if (!w.data(t.kind == Kind::kNullable ? t.args[0] : t, rows)) return false;
+      r.end = w.in.pos();
+      ranges.push_back(r);
+    }
+    total_rows += rows;
+  }
+  if (block_count == 0) return false;
+  size_t blocks_with_rows = ranges.size() / names.size();
+  std::string merged;
+  merged.reserve(blocks.size());
+  put_varuint(merged, names.size());
+  put_varuint(merged, total_rows);
+  for (size_t c = 0; c < names.size(); ++c) {
+    put_string(merged, names[c]);
+    put_string(merged, type_names[c]);
+    if (total_rows == 0) continue;
+    for (size_t b = 0; b < blocks_with_rows; ++b) {
+      const Ranges& r = ranges[b * names.size() + c];
+      merged.append(blocks.substr(r.begin, r.values - r.begin));
+    }
+    for (size_t b = 0; b < blocks_with_rows; ++b) {
+      const Ranges& r = ranges[b * names.size() + c];
+      merged.append(blocks.substr(r.values, r.end - r.values));
+    }
+  }
+  out = std::move(merged);
+  return true;
+}
 
 bool walk_native(std::string_view data, NativeBody& body, NativeError& error) {
   body = NativeBody{};

@@ -124,6 +124,57 @@ TEST_CASE("walk_native: the structure is the names and types; blocks of one body
   CHECK(body.row_count == 0);
 }
 
+TEST_CASE("merge_native_blocks writes the block ClickHouse writes for the same rows") {
+  for (const char* server : {"18", "26"}) {
+    CAPTURE(server);
+    std::string suffix = std::string(".") + server + ".native";
+    for (auto [blocks, one] : {std::pair{"multi_block", "one_block"},
+                               std::pair{"nullable_blocks", "nullable_block"}}) {
+      CAPTURE(blocks);
+      std::string data = fixture(blocks + suffix), merged;
+      NativeBody body;
+      NativeError error;
+      REQUIRE(walk_native(data, body, error));
+      REQUIRE(body.block_count > 1);
+      REQUIRE(merge_native_blocks(data, merged));
+      CHECK(merged == fixture(one + suffix));
+      // A single block comes out as it went in.
+      std::string again;
+      REQUIRE(merge_native_blocks(merged, again));
+      CHECK(again == merged);
+    }
+  }
+  // Requests' bodies of one structure.
+  std::string a = fixture("nullable_block.26.native"), merged;
+  REQUIRE(merge_native_blocks(a + a + a, merged));
+  NativeBody body;
+  NativeError error;
+  REQUIRE(walk_native(merged, body, error));
+  CHECK(body.block_count == 1);
+  CHECK(body.row_count == 15);
+  std::string ints = fixture("ints.26.native");
+  REQUIRE(merge_native_blocks(ints + ints, merged));
+  CHECK(native_rows(merged) == 6);
+  CHECK(merged.size() < 2 * ints.size());
+}
+
+TEST_CASE("merge_native_blocks keeps the blocks of columns it does not concatenate") {
+  std::string out = "untouched";
+  for (const char* name : {"arrays.26.native", "map.26.native", "tuples.26.native",
+                           "low_cardinality.26.native", "lc_array.18.native"}) {
+    CAPTURE(name);
+    std::string data = fixture(name);
+    CHECK_FALSE(merge_native_blocks(data + data, out));
+    CHECK(out == "untouched");
+  }
+  // Blocks of two structures, truncated data, nothing at all.
+  CHECK_FALSE(merge_native_blocks(fixture("ints.26.native") + fixture("strings.26.native"), out));
+  std::string ints = fixture("ints.26.native");
+  CHECK_FALSE(merge_native_blocks(ints.substr(0, ints.size() - 1), out));
+  CHECK_FALSE(merge_native_blocks("", out));
+  CHECK(out == "untouched");
+}
+
 TEST_CASE("walk_native refuses every truncation and trailing garbage") {
   for (const Fixture& f : kFixtures) {
     for (const std::string& file : native_files(f)) {

@@ -37,6 +37,12 @@ QUERIES = {
     "lc_wide": "SELECT toLowCardinality(toString(number)) l FROM numbers(300)",
     "lc_tuple": "SELECT CAST((toString(number), 'y'), 'Tuple(LowCardinality(String), LowCardinality(String))') t FROM numbers(2)",
     "multi_block": "SELECT number a, toString(number) s FROM numbers(5) SETTINGS max_block_size = 2",
+    # the same rows in several blocks and in one (merge_native_blocks)
+    "one_block": "SELECT number a, toString(number) s FROM numbers(5)",
+    "nullable_blocks": "SELECT if(number = 1, NULL, number) n, if(number = 0, NULL, toString(number)) s,"
+                       " toFixedString('ab', 2) f FROM numbers(5) SETTINGS max_block_size = 2",
+    "nullable_block": "SELECT if(number = 1, NULL, number) n, if(number = 0, NULL, toString(number)) s,"
+                      " toFixedString('ab', 2) f FROM numbers(5)",
     "zero_rows": "SELECT 1 a FROM numbers(0)",
     "unknown": "SELECT toIntervalDay(1) i",
 }
