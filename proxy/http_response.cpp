@@ -143,13 +143,4 @@ std::string chunk_header(size_t len) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-bool is_hop_by_hop(std::string_view name) {
-  static constexpr std::string_view kHop[] = {
-      "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "TE",
-      "Trailer",    "Transfer-Encoding", "Upgrade", "Expect"};
-  for (std::string_view h : kHop)
-    if (iequals(h, name)) return true;
-  return false;
-}
-
 }  // namespace chsidecar

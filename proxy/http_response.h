@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "request.h"
+#include "http_headers.h"
 #include "result.h"
 
 namespace chsidecar {
@@ -53,8 +53,5 @@ std::string http_date();
 std::string chunk_header(size_t len);
 inline constexpr std::string_view kChunkTrailer = "\r\n";
 inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
-
-// True for headers that describe one hop, not the message (RFC 9110 §7.6.1).
-bool is_hop_by_hop(std::string_view name);
 
 }  // namespace chsidecar

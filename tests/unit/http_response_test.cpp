@@ -141,18 +141,3 @@ TEST_CASE("chunk_header is the size in hex and CRLF") {
   CHECK(kChunkTrailer == "\r\n");
   CHECK(kLastChunk == "0\r\n\r\n");
 }
-
-TEST_CASE("is_hop_by_hop") {
-  for (const char* name : {"Connection", "connection", "KEEP-ALIVE", "Keep-Alive", "Proxy-Connection",
-                           "TE", "te", "Trailer", "Transfer-Encoding", "transfer-encoding",
-                           "Upgrade"}) {
-    CAPTURE(name);
-    CHECK(is_hop_by_hop(name));
-  }
-  for (const char* name : {"Content-Length", "Content-Type", "Content-Encoding", "Host",
-                           "X-ClickHouse-Summary", "X-ClickHouse-Exception-Code", "Date", "",
-                           "Connection2", "Trailers", "T"}) {
-    CAPTURE(name);
-    CHECK_FALSE(is_hop_by_hop(name));
-  }
-}
