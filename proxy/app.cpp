@@ -87,22 +87,6 @@ void App::replica_probed(size_t replica, const ServerFacts& facts) {
   }
 }
 
-std::string App::keep_alive_value(std::string_view upstream, uint64_t requests) const {
-  constexpr uint64_t kKeepAliveMaxRequests = 10'000;
-  if (upstream.empty()) upstream = server_facts_.keep_alive;
-  if (config_.idle_timeout_given || upstream.empty())
-    return "timeout=" + std::to_string(config_.idle_timeout_ms / 1000);
-  std::string value(upstream);
-  size_t max = value.find("max=");
-  if (max != std::string::npos) {
-    size_t digits = max + 4;
-    size_t end = value.find_first_not_of("0123456789", digits);
-    value.replace(digits, (end == std::string::npos ? value.size() : end) - digits,
-                  std::to_string(requests < kKeepAliveMaxRequests ? kKeepAliveMaxRequests - requests : 0));
-  }
-  return value;
-}
-
 bool App::open_spool(std::string& error) {
   if (config_.spool_dir.empty()) return true;  // spooled answers disabled
   if (!spool_->open(error, replay_)) return false;

@@ -64,6 +64,10 @@ class Connection {
   // the rest of its iteration.
   void write_now(std::string_view answer);
 
+  // A buffer to build a whole answer in before write_now(); its capacity is
+  // kept between the answers of the connection (no allocation per answer).
+  std::string& answer_buffer() { return answer_; }
+
   // Hands the queued bytes to the socket. Called by App once per iteration.
   void flush_output();
   size_t pending_write_bytes() const { return pending_write_bytes_; }
@@ -143,6 +147,7 @@ class Connection {
 
   HeadScanner head_scanner_;   // refuses what llhttp lets through (see head_scanner.h)
   std::string out_;            // queued by write(), not yet handed to the socket
+  std::string answer_;         // answer_buffer()
   bool flush_scheduled_ = false;
   bool uv_write_pending_ = false;
   uint64_t bytes_before_answer_ = 0;  // bytes_written_ when the current request began
