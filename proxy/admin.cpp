@@ -181,34 +181,14 @@ Admin::Admin(App& app) : app_(app) {}
 Admin::~Admin() { close(); }
 
 int Admin::start() {
-  const HostPort& at = app_.config().admin_listen;
-  listener_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(app_.loop(), listener_);
-  listener_->data = this;
-  sockaddr_storage addr{};
-  int rc = uv_ip4_addr(at.host.c_str(), at.port, reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0) rc = uv_ip6_addr(at.host.c_str(), at.port, reinterpret_cast<sockaddr_in6*>(&addr));
-  if (rc == 0) rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, &Admin::on_connection);
-  if (rc != 0) {
-    close_handle(listener_);
-    listener_ = nullptr;
-    return rc;
-  }
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  if (uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &len) == 0)
-    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  return 0;
+  return listener_.start(app_.loop(), app_.config().admin_listen, 128, &Admin::on_connection, this);
 }
 
 void Admin::on_connection(uv_stream_t* server, int status) noexcept {
   auto* self = static_cast<Admin*>(server->data);
   if (self == nullptr || status < 0) return;
   auto* c = new AdminConnection(*self);
-  self->connections_.insert(c);
-  if (uv_accept(server, c->stream()) != 0 || self->connections_.size() > kMaxConnections) {
+  if (accept_connection(server, c, self->connections_, kMaxConnections) != Accepted::kYes) {
     c->close("admin_rejected");
     return;
   }
@@ -221,8 +201,7 @@ void Admin::connection_closed(AdminConnection* c) {
 }
 
 void Admin::close() {
-  close_handle(listener_);
-  listener_ = nullptr;
+  listener_.close();
   std::vector<AdminConnection*> open(connections_.begin(), connections_.end());
   for (AdminConnection* c : open) c->close("shutdown");
 }

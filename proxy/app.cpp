@@ -213,18 +213,7 @@ uv_buf_t App::read_buffer(size_t max) {
 
 int App::start() {
   std::signal(SIGPIPE, SIG_IGN);
-  listener_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(loop_, listener_);
-  listener_->data = this;
-  sockaddr_storage addr{};
-  int rc = uv_ip4_addr(config_.listen.host.c_str(), config_.listen.port,
-                       reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0)
-    rc = uv_ip6_addr(config_.listen.host.c_str(), config_.listen.port,
-                     reinterpret_cast<sockaddr_in6*>(&addr));
-  if (rc == 0) rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0)
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 1024, &App::on_connection);
+  int rc = listener_.start(loop_, config_.listen, 1024, &App::on_connection, this);
   if (rc == 0 && config_.admin_enabled) {
     admin_ = std::make_unique<Admin>(*this);
     rc = admin_->start();
@@ -235,8 +224,7 @@ int App::start() {
                  {"error", uv_strerror(rc)}});
   }
   if (rc != 0) {
-    close_handle(listener_);
-    listener_ = nullptr;
+    listener_.close();
     if (admin_) admin_->close();
     replicas_->close();
     return rc;
@@ -275,15 +263,14 @@ void App::on_connection(uv_stream_t* server, int status) noexcept {
   auto* self = static_cast<App*>(server->data);
   if (self == nullptr || status < 0) return;
   auto* connection = new Connection(*self);
-  if (uv_accept(server, connection->stream()) != 0) {
-    self->connections_.insert(connection);
+  Accepted accepted =
+      accept_connection(server, connection, self->connections_, self->config_.max_connections);
+  if (accepted == Accepted::kFailed) {
     connection->close("accept_failed");
     return;
   }
   self->proxy_metrics_.connections_accepted.get().inc();
-  bool over = self->connections_.size() >= self->config_.max_connections;
-  self->connections_.insert(connection);
-  connection->start(over);
+  connection->start(accepted == Accepted::kOverCap);  // over the cap: 503
 }
 
 void App::schedule_flush(Connection* connection) {
@@ -357,8 +344,7 @@ void App::on_signal(uv_signal_t* handle, int signum) noexcept {
 void App::begin_shutdown() {
   if (draining_) return;
   draining_ = true;
-  close_handle(listener_);
-  listener_ = nullptr;
+  listener_.close();
   grace_timer_ = make_handle<uv_timer_t>();
   uv_timer_init(loop_, grace_timer_);
   grace_timer_->data = this;

@@ -19,6 +19,7 @@
 
 #include "batcher.h"
 #include "config.h"
+#include "listener.h"
 #include "http_response.h"
 #include "memory_budget.h"
 #include "replicas.h"
@@ -140,7 +141,7 @@ class App {
   SessionTable sessions_;
   uv_timer_t* memory_timer_ = nullptr;  // runs while requests wait for memory
   std::unique_ptr<Admin> admin_;
-  uv_tcp_t* listener_ = nullptr;
+  Listener listener_;
   uv_signal_t* sigterm_ = nullptr;
   uv_signal_t* sigint_ = nullptr;
   uv_timer_t* housekeeping_ = nullptr;
