@@ -1,10 +1,9 @@
 #include "admin.h"
 
-#include <llhttp.h>
-
 #include <cstdio>
 
 #include "app.h"
+#include "http_parser.h"
 #include "http_response.h"
 #include "json_text.h"
 #include "log.h"
@@ -35,12 +34,12 @@ class AdminConnection {
   static void on_closed(uv_handle_t* handle) noexcept;
   static int on_url(llhttp_t* parser, const char* at, size_t size) noexcept;
   static int on_message_complete(llhttp_t* parser) noexcept;
+  static const llhttp_settings_t& parser_settings();
 
   Admin& admin_;
   uv_tcp_t* tcp_;
   uv_timer_t* timer_;
   llhttp_t parser_;
-  llhttp_settings_t settings_;
   std::string url_;
   size_t received_ = 0;
   bool complete_ = false;
@@ -69,11 +68,17 @@ AdminConnection::AdminConnection(Admin& admin) : admin_(admin) {
   timer_ = make_handle<uv_timer_t>();
   uv_timer_init(loop, timer_);
   timer_->data = this;
-  llhttp_settings_init(&settings_);
-  settings_.on_url = &AdminConnection::on_url;
-  settings_.on_message_complete = &AdminConnection::on_message_complete;
-  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
-  parser_.data = this;
+  init_request_parser(parser_, parser_settings(), this);
+}
+
+const llhttp_settings_t& AdminConnection::parser_settings() {
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s = request_parser_settings();
+    s.on_url = &AdminConnection::on_url;
+    s.on_message_complete = &AdminConnection::on_message_complete;
+    return s;
+  }();
+  return settings;
 }
 
 void AdminConnection::start() {
@@ -109,7 +114,7 @@ void AdminConnection::feed(const char* data, size_t size) {
     return;
   }
   if (!complete_) return;
-  std::string method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  std::string method(request_method(parser_));
   int status = 200;
   std::string content_type;
   std::string body = admin_.answer(method, split_target(url_).path, status, content_type);
@@ -165,13 +170,13 @@ void AdminConnection::on_closed(uv_handle_t* handle) noexcept {
 }
 
 int AdminConnection::on_url(llhttp_t* parser, const char* at, size_t size) noexcept {
-  auto* self = static_cast<AdminConnection*>(parser->data);
+  auto* self = parser_owner<AdminConnection>(parser);
   self->url_.append(at, size);
   return 0;
 }
 
 int AdminConnection::on_message_complete(llhttp_t* parser) noexcept {
-  auto* self = static_cast<AdminConnection*>(parser->data);
+  auto* self = parser_owner<AdminConnection>(parser);
   self->complete_ = true;
   return HPE_PAUSED;
 }

@@ -1,6 +1,7 @@
 #include "connection.h"
 
 #include "app.h"
+#include "http_parser.h"
 #include "http_response.h"
 #include "log.h"
 #include "uv_handle.h"
@@ -21,7 +22,7 @@ struct WriteRequest {
   std::string data;
 };
 
-Connection* from(llhttp_t* parser) { return static_cast<Connection*>(parser->data); }
+Connection* from(llhttp_t* parser) { return parser_owner<Connection>(parser); }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -32,8 +33,7 @@ std::string_view trim(std::string_view s) {
 
 const llhttp_settings_t& Connection::parser_settings() {
   static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s;
-    llhttp_settings_init(&s);
+    llhttp_settings_t s = request_parser_settings();
     s.on_message_begin = &Connection::on_message_begin;
     s.on_url = &Connection::on_url;
     s.on_header_field = &Connection::on_header_field;
@@ -53,8 +53,7 @@ Connection::Connection(App& app) : app_(app) {
   timer_ = make_handle<uv_timer_t>();
   uv_timer_init(app.loop(), timer_);
   timer_->data = this;
-  llhttp_init(&parser_, HTTP_REQUEST, &parser_settings());
-  parser_.data = this;
+  init_request_parser(parser_, parser_settings(), this);
 }
 
 // Output never written (the client went away) leaves the budget with us.
@@ -477,7 +476,7 @@ int Connection::on_headers_complete(llhttp_t* parser) noexcept {
   self->bytes_before_answer_ = self->bytes_written_;
   self->arm_active_timer();
   RequestHead head;
-  head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
+  head.method = request_method(*parser);
   head.target = std::move(self->url_);
   head.http_minor = parser->http_major == 1 ? parser->http_minor : 0;
   for (Header& h : self->headers_) h.value.resize(trim(h.value).size());  // trailing blanks
