@@ -1,10 +1,19 @@
 // One client socket: HTTP/1.1 parsing with llhttp, keep-alive, pipelining,
 // timeouts and the write queue.
 //
-// States: kIdle (keep-alive, waiting for a request; idle timeout armed),
-// kReadingHead (a request has begun; header timeout armed), kActive (an
-// Exchange owns the request), kClosing (uv_close called; the object is
-// freed in the close callback, never before).
+// States, each entered by one named step (enter() asserts the transition):
+//   kIdle        keep-alive, waiting for a request; idle timeout armed
+//   kReadingHead a request has begun; header timeout armed
+//   kActive      an Exchange owns the request (body and write timeouts)
+//   kFlushing    no further request: nothing is read, the queued answer is
+//                written out (write timeout), then FIN (close_when_flushed)
+//   kLingering   FIN sent; input is read and dropped until EOF or kLingerMs,
+//                so that the client sees the answer rather than a reset
+//   kClosing     uv_close called; the object is freed in the close callback,
+//                never before
+//   kIdle -> kReadingHead -> kActive -> kIdle (keep-alive);
+//   kIdle, kReadingHead, kActive -> kFlushing -> kLingering;
+//   any -> kClosing (close(), idempotent).
 //
 // Pipelined requests are answered in order by handling one at a time: the
 // parser pauses at the end of each message, the bytes after it are kept,
@@ -98,7 +107,10 @@ class Connection {
   bool closing() const { return state_ == State::kClosing; }
 
  private:
-  enum class State { kIdle, kReadingHead, kActive, kClosing };
+  enum class State { kIdle, kReadingHead, kActive, kFlushing, kLingering, kClosing };
+  void enter(State next);
+  // Flushing or lingering: the connection takes no further request.
+  bool ending() const { return state_ == State::kFlushing || state_ == State::kLingering; }
 
   void feed(const char* data, size_t size);
   bool retire_exchange();
@@ -160,9 +172,7 @@ class Connection {
   std::string pipelined_;              // bytes after a message that waits for its answer
   bool reading_ = false;
   bool close_after_answer_ = false;
-  bool close_when_flushed_ = false;
   uint64_t requests_ = 0;
-  bool lingering_ = false;  // answered and shut down; discarding input until EOF
   size_t pending_write_bytes_ = 0;
   uint64_t bytes_written_ = 0;
 };
