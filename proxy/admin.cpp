@@ -14,6 +14,8 @@ namespace chsidecar {
 
 // One admin client: reads one request, answers it, closes.
 class AdminConnection {
+  friend struct ParserSettings<AdminConnection>;  // reads the parser callbacks
+
  public:
   explicit AdminConnection(Admin& admin);
   AdminConnection(const AdminConnection&) = delete;
@@ -34,7 +36,6 @@ class AdminConnection {
   static void on_closed(uv_handle_t* handle) noexcept;
   static int on_url(llhttp_t* parser, const char* at, size_t size) noexcept;
   static int on_message_complete(llhttp_t* parser) noexcept;
-  static const llhttp_settings_t& parser_settings();
 
   Admin& admin_;
   uv_tcp_t* tcp_;
@@ -68,17 +69,7 @@ AdminConnection::AdminConnection(Admin& admin) : admin_(admin) {
   timer_ = make_handle<uv_timer_t>();
   uv_timer_init(loop, timer_);
   timer_->data = this;
-  init_request_parser(parser_, parser_settings(), this);
-}
-
-const llhttp_settings_t& AdminConnection::parser_settings() {
-  static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s = request_parser_settings();
-    s.on_url = &AdminConnection::on_url;
-    s.on_message_complete = &AdminConnection::on_message_complete;
-    return s;
-  }();
-  return settings;
+  init_request_parser(parser_, this);
 }
 
 void AdminConnection::start() {

@@ -33,21 +33,6 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-const llhttp_settings_t& Connection::parser_settings() {
-  static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s = request_parser_settings();
-    s.on_message_begin = &Connection::on_message_begin;
-    s.on_url = &Connection::on_url;
-    s.on_header_field = &Connection::on_header_field;
-    s.on_header_value = &Connection::on_header_value;
-    s.on_headers_complete = &Connection::on_headers_complete;
-    s.on_body = &Connection::on_body;
-    s.on_message_complete = &Connection::on_message_complete;
-    return s;
-  }();
-  return settings;
-}
-
 Connection::Connection(App& app) : app_(app) {
   tcp_ = make_handle<uv_tcp_t>();
   uv_tcp_init(app.loop(), tcp_);
@@ -55,7 +40,7 @@ Connection::Connection(App& app) : app_(app) {
   timer_ = make_handle<uv_timer_t>();
   uv_timer_init(app.loop(), timer_);
   timer_->data = this;
-  init_request_parser(parser_, parser_settings(), this);
+  init_request_parser(parser_, this);
 }
 
 // Output never written (the client went away) leaves the budget with us.

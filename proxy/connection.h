@@ -35,7 +35,6 @@
 // thread only.
 #pragma once
 
-#include <llhttp.h>
 #include <uv.h>
 
 #include <memory>
@@ -45,6 +44,7 @@
 #include "batch_plan.h"
 #include "exchange.h"
 #include "head_scanner.h"
+#include "http_parser.h"
 #include "request.h"
 #include "result.h"
 
@@ -139,7 +139,7 @@ class Connection {
   static int on_headers_complete(llhttp_t* parser) noexcept;
   static int on_body(llhttp_t* parser, const char* at, size_t size) noexcept;
   static int on_message_complete(llhttp_t* parser) noexcept;
-  static const llhttp_settings_t& parser_settings();
+  friend struct ParserSettings<Connection>;  // reads the parser callbacks
 
   App& app_;
   uv_tcp_t* tcp_;
