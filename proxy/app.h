@@ -27,7 +27,6 @@
 #include "server_probe.h"
 #include "sessions.h"
 #include "spool.h"
-#include "upstream_pool.h"
 
 namespace chsidecar {
 

@@ -3,6 +3,7 @@
 #include <cassert>
 
 #include "app.h"
+#include "exchange.h"
 #include "http_parser.h"
 #include "http_response.h"
 #include "log.h"
@@ -45,6 +46,10 @@ Connection::Connection(App& app) : app_(app) {
 
 // Output never written (the client went away) leaves the budget with us.
 Connection::~Connection() { app_.memory().give(pending_write_bytes_); }
+
+bool Connection::waiting_answer() const {
+  return message_complete_ && exchange_ != nullptr && !exchange_->done();
+}
 
 void Connection::written(size_t bytes) {
   pending_write_bytes_ -= bytes;

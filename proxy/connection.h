@@ -42,15 +42,15 @@
 #include <vector>
 
 #include "batch_plan.h"
-#include "exchange.h"
 #include "head_scanner.h"
+#include "http_headers.h"
 #include "http_parser.h"
-#include "request.h"
 #include "result.h"
 
 namespace chsidecar {
 
 class App;
+class Exchange;
 
 class Connection {
  public:
@@ -122,7 +122,7 @@ class Connection {
   void linger();
   void update_reading();
   // The whole request is read and its answer is not complete yet.
-  bool waiting_answer() const { return message_complete_ && exchange_ != nullptr && !exchange_->done(); }
+  bool waiting_answer() const;
   void arm_timer(uint64_t ms);
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
