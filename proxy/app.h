@@ -19,8 +19,8 @@
 
 #include "batcher.h"
 #include "config.h"
-#include "listener.h"
 #include "http_response.h"
+#include "listener.h"
 #include "memory_budget.h"
 #include "replicas.h"
 #include "metrics.h"
