@@ -63,12 +63,8 @@ struct AdminWrite {
 
 AdminConnection::AdminConnection(Admin& admin) : admin_(admin) {
   uv_loop_t* loop = admin.app().loop();
-  tcp_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(loop, tcp_);
-  tcp_->data = this;
-  timer_ = make_handle<uv_timer_t>();
-  uv_timer_init(loop, timer_);
-  timer_->data = this;
+  tcp_ = make_handle<uv_tcp_t>(loop, uv_tcp_init, this);
+  timer_ = make_handle<uv_timer_t>(loop, uv_timer_init, this);
   init_request_parser(parser_, this);
 }
 

@@ -229,32 +229,20 @@ int App::start() {
     replicas_->close();
     return rc;
   }
-  sigterm_ = make_handle<uv_signal_t>();
-  sigint_ = make_handle<uv_signal_t>();
-  for (uv_signal_t* s : {sigterm_, sigint_}) {
-    uv_signal_init(loop_, s);
-    s->data = this;
-  }
+  sigterm_ = make_handle<uv_signal_t>(loop_, uv_signal_init, this);
+  sigint_ = make_handle<uv_signal_t>(loop_, uv_signal_init, this);
   uv_signal_start(sigterm_, &App::on_signal, SIGTERM);
   uv_signal_start(sigint_, &App::on_signal, SIGINT);
-  housekeeping_ = make_handle<uv_timer_t>();
-  uv_timer_init(loop_, housekeeping_);
-  housekeeping_->data = this;
+  housekeeping_ = make_handle<uv_timer_t>(loop_, uv_timer_init, this);
   uv_timer_start(housekeeping_, &App::on_housekeeping, kHousekeepingMs, kHousekeepingMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_));
   for (auto& probe : probes_) probe->start();
   replicas_->start();
-  flush_check_ = make_handle<uv_check_t>();
-  uv_check_init(loop_, flush_check_);
-  flush_check_->data = this;
+  flush_check_ = make_handle<uv_check_t>(loop_, uv_check_init, this);
   uv_check_start(flush_check_, &App::on_flush);
   uv_unref(reinterpret_cast<uv_handle_t*>(flush_check_));
-  flush_idle_ = make_handle<uv_idle_t>();
-  uv_idle_init(loop_, flush_idle_);
-  flush_idle_->data = this;
-  memory_timer_ = make_handle<uv_timer_t>();
-  uv_timer_init(loop_, memory_timer_);
-  memory_timer_->data = this;
+  flush_idle_ = make_handle<uv_idle_t>(loop_, uv_idle_init, this);
+  memory_timer_ = make_handle<uv_timer_t>(loop_, uv_timer_init, this);
   replay_spool();
   return 0;
 }
@@ -345,9 +333,7 @@ void App::begin_shutdown() {
   if (draining_) return;
   draining_ = true;
   listener_.close();
-  grace_timer_ = make_handle<uv_timer_t>();
-  uv_timer_init(loop_, grace_timer_);
-  grace_timer_->data = this;
+  grace_timer_ = make_handle<uv_timer_t>(loop_, uv_timer_init, this);
   uv_timer_start(grace_timer_, &App::on_grace_expired, config_.shutdown_grace_ms, 0);
   // Copy: drain() may close a connection, which erases it from the set.
   std::vector<Connection*> open(connections_.begin(), connections_.end());

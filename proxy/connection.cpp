@@ -35,12 +35,8 @@ std::string_view trim(std::string_view s) {
 }  // namespace
 
 Connection::Connection(App& app) : app_(app) {
-  tcp_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(app.loop(), tcp_);
-  tcp_->data = this;
-  timer_ = make_handle<uv_timer_t>();
-  uv_timer_init(app.loop(), timer_);
-  timer_->data = this;
+  tcp_ = make_handle<uv_tcp_t>(app.loop(), uv_tcp_init, this);
+  timer_ = make_handle<uv_timer_t>(app.loop(), uv_timer_init, this);
   init_request_parser(parser_, this);
 }
 

@@ -19,9 +19,7 @@ int bound_port(const uv_tcp_t* tcp) {
 
 int Listener::start(uv_loop_t* loop, const HostPort& at, int backlog,
                     uv_connection_cb on_connection, void* owner) {
-  tcp_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(loop, tcp_);
-  tcp_->data = owner;
+  tcp_ = make_handle<uv_tcp_t>(loop, uv_tcp_init, owner);
   sockaddr_storage addr{};
   int rc = uv_ip4_addr(at.host.c_str(), at.port, reinterpret_cast<sockaddr_in*>(&addr));
   if (rc != 0) rc = uv_ip6_addr(at.host.c_str(), at.port, reinterpret_cast<sockaddr_in6*>(&addr));
