@@ -1,10 +1,9 @@
 #include "admin.h"
 
-#include <llhttp.h>
-
 #include <cstdio>
 
 #include "app.h"
+#include "http_parser.h"
 #include "http_response.h"
 #include "json_text.h"
 #include "log.h"
@@ -15,6 +14,8 @@ namespace chsidecar {
 
 // One admin client: reads one request, answers it, closes.
 class AdminConnection {
+  friend struct ParserSettings<AdminConnection>;  // reads the parser callbacks
+
  public:
   explicit AdminConnection(Admin& admin);
   AdminConnection(const AdminConnection&) = delete;
@@ -40,7 +41,6 @@ class AdminConnection {
   uv_tcp_t* tcp_;
   uv_timer_t* timer_;
   llhttp_t parser_;
-  llhttp_settings_t settings_;
   std::string url_;
   size_t received_ = 0;
   bool complete_ = false;
@@ -63,17 +63,9 @@ struct AdminWrite {
 
 AdminConnection::AdminConnection(Admin& admin) : admin_(admin) {
   uv_loop_t* loop = admin.app().loop();
-  tcp_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(loop, tcp_);
-  tcp_->data = this;
-  timer_ = make_handle<uv_timer_t>();
-  uv_timer_init(loop, timer_);
-  timer_->data = this;
-  llhttp_settings_init(&settings_);
-  settings_.on_url = &AdminConnection::on_url;
-  settings_.on_message_complete = &AdminConnection::on_message_complete;
-  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
-  parser_.data = this;
+  tcp_ = make_handle<uv_tcp_t>(loop, uv_tcp_init, this);
+  timer_ = make_handle<uv_timer_t>(loop, uv_timer_init, this);
+  init_request_parser(parser_, this);
 }
 
 void AdminConnection::start() {
@@ -109,7 +101,7 @@ void AdminConnection::feed(const char* data, size_t size) {
     return;
   }
   if (!complete_) return;
-  std::string method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+  std::string method(request_method(parser_));
   int status = 200;
   std::string content_type;
   std::string body = admin_.answer(method, split_target(url_).path, status, content_type);
@@ -165,13 +157,13 @@ void AdminConnection::on_closed(uv_handle_t* handle) noexcept {
 }
 
 int AdminConnection::on_url(llhttp_t* parser, const char* at, size_t size) noexcept {
-  auto* self = static_cast<AdminConnection*>(parser->data);
+  auto* self = parser_owner<AdminConnection>(parser);
   self->url_.append(at, size);
   return 0;
 }
 
 int AdminConnection::on_message_complete(llhttp_t* parser) noexcept {
-  auto* self = static_cast<AdminConnection*>(parser->data);
+  auto* self = parser_owner<AdminConnection>(parser);
   self->complete_ = true;
   return HPE_PAUSED;
 }
@@ -181,34 +173,14 @@ Admin::Admin(App& app) : app_(app) {}
 Admin::~Admin() { close(); }
 
 int Admin::start() {
-  const HostPort& at = app_.config().admin_listen;
-  listener_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(app_.loop(), listener_);
-  listener_->data = this;
-  sockaddr_storage addr{};
-  int rc = uv_ip4_addr(at.host.c_str(), at.port, reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0) rc = uv_ip6_addr(at.host.c_str(), at.port, reinterpret_cast<sockaddr_in6*>(&addr));
-  if (rc == 0) rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 128, &Admin::on_connection);
-  if (rc != 0) {
-    close_handle(listener_);
-    listener_ = nullptr;
-    return rc;
-  }
-  sockaddr_storage bound{};
-  int len = sizeof bound;
-  if (uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &len) == 0)
-    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  return 0;
+  return listener_.start(app_.loop(), app_.config().admin_listen, 128, &Admin::on_connection, this);
 }
 
 void Admin::on_connection(uv_stream_t* server, int status) noexcept {
   auto* self = static_cast<Admin*>(server->data);
   if (self == nullptr || status < 0) return;
   auto* c = new AdminConnection(*self);
-  self->connections_.insert(c);
-  if (uv_accept(server, c->stream()) != 0 || self->connections_.size() > kMaxConnections) {
+  if (accept_connection(server, c, self->connections_, kMaxConnections) != Accepted::kYes) {
     c->close("admin_rejected");
     return;
   }
@@ -221,8 +193,7 @@ void Admin::connection_closed(AdminConnection* c) {
 }
 
 void Admin::close() {
-  close_handle(listener_);
-  listener_ = nullptr;
+  listener_.close();
   std::vector<AdminConnection*> open(connections_.begin(), connections_.end());
   for (AdminConnection* c : open) c->close("shutdown");
 }

@@ -28,6 +28,8 @@
 #include <utility>
 #include <vector>
 
+#include "listener.h"
+
 namespace chsidecar {
 
 class App;
@@ -49,7 +51,7 @@ class Admin {
   int start();
 
   // The port bound (useful with port 0), or 0 before start().
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
 
   // Adds a top-level member to /status: `json` returns a JSON value (object,
   // number...) read at request time. REQUIRES: `key` is a plain identifier.
@@ -72,8 +74,7 @@ class Admin {
   std::string status_json();
 
   App& app_;
-  uv_tcp_t* listener_ = nullptr;
-  int port_ = 0;
+  Listener listener_;
   std::unordered_set<AdminConnection*> connections_;
   std::vector<std::pair<std::string, std::function<std::string()>>> extra_status_;
 };

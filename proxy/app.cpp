@@ -87,22 +87,6 @@ void App::replica_probed(size_t replica, const ServerFacts& facts) {
   }
 }
 
-std::string App::keep_alive_value(std::string_view upstream, uint64_t requests) const {
-  constexpr uint64_t kKeepAliveMaxRequests = 10'000;
-  if (upstream.empty()) upstream = server_facts_.keep_alive;
-  if (config_.idle_timeout_given || upstream.empty())
-    return "timeout=" + std::to_string(config_.idle_timeout_ms / 1000);
-  std::string value(upstream);
-  size_t max = value.find("max=");
-  if (max != std::string::npos) {
-    size_t digits = max + 4;
-    size_t end = value.find_first_not_of("0123456789", digits);
-    value.replace(digits, (end == std::string::npos ? value.size() : end) - digits,
-                  std::to_string(requests < kKeepAliveMaxRequests ? kKeepAliveMaxRequests - requests : 0));
-  }
-  return value;
-}
-
 bool App::open_spool(std::string& error) {
   if (config_.spool_dir.empty()) return true;  // spooled answers disabled
   if (!spool_->open(error, replay_)) return false;
@@ -229,18 +213,7 @@ uv_buf_t App::read_buffer(size_t max) {
 
 int App::start() {
   std::signal(SIGPIPE, SIG_IGN);
-  listener_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(loop_, listener_);
-  listener_->data = this;
-  sockaddr_storage addr{};
-  int rc = uv_ip4_addr(config_.listen.host.c_str(), config_.listen.port,
-                       reinterpret_cast<sockaddr_in*>(&addr));
-  if (rc != 0)
-    rc = uv_ip6_addr(config_.listen.host.c_str(), config_.listen.port,
-                     reinterpret_cast<sockaddr_in6*>(&addr));
-  if (rc == 0) rc = uv_tcp_bind(listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0)
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 1024, &App::on_connection);
+  int rc = listener_.start(loop_, config_.listen, 1024, &App::on_connection, this);
   if (rc == 0 && config_.admin_enabled) {
     admin_ = std::make_unique<Admin>(*this);
     rc = admin_->start();
@@ -251,38 +224,25 @@ int App::start() {
                  {"error", uv_strerror(rc)}});
   }
   if (rc != 0) {
-    close_handle(listener_);
-    listener_ = nullptr;
+    listener_.close();
     if (admin_) admin_->close();
     replicas_->close();
     return rc;
   }
-  sigterm_ = make_handle<uv_signal_t>();
-  sigint_ = make_handle<uv_signal_t>();
-  for (uv_signal_t* s : {sigterm_, sigint_}) {
-    uv_signal_init(loop_, s);
-    s->data = this;
-  }
+  sigterm_ = make_handle<uv_signal_t>(loop_, uv_signal_init, this);
+  sigint_ = make_handle<uv_signal_t>(loop_, uv_signal_init, this);
   uv_signal_start(sigterm_, &App::on_signal, SIGTERM);
   uv_signal_start(sigint_, &App::on_signal, SIGINT);
-  housekeeping_ = make_handle<uv_timer_t>();
-  uv_timer_init(loop_, housekeeping_);
-  housekeeping_->data = this;
+  housekeeping_ = make_handle<uv_timer_t>(loop_, uv_timer_init, this);
   uv_timer_start(housekeeping_, &App::on_housekeeping, kHousekeepingMs, kHousekeepingMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(housekeeping_));
   for (auto& probe : probes_) probe->start();
   replicas_->start();
-  flush_check_ = make_handle<uv_check_t>();
-  uv_check_init(loop_, flush_check_);
-  flush_check_->data = this;
+  flush_check_ = make_handle<uv_check_t>(loop_, uv_check_init, this);
   uv_check_start(flush_check_, &App::on_flush);
   uv_unref(reinterpret_cast<uv_handle_t*>(flush_check_));
-  flush_idle_ = make_handle<uv_idle_t>();
-  uv_idle_init(loop_, flush_idle_);
-  flush_idle_->data = this;
-  memory_timer_ = make_handle<uv_timer_t>();
-  uv_timer_init(loop_, memory_timer_);
-  memory_timer_->data = this;
+  flush_idle_ = make_handle<uv_idle_t>(loop_, uv_idle_init, this);
+  memory_timer_ = make_handle<uv_timer_t>(loop_, uv_timer_init, this);
   replay_spool();
   return 0;
 }
@@ -291,15 +251,14 @@ void App::on_connection(uv_stream_t* server, int status) noexcept {
   auto* self = static_cast<App*>(server->data);
   if (self == nullptr || status < 0) return;
   auto* connection = new Connection(*self);
-  if (uv_accept(server, connection->stream()) != 0) {
-    self->connections_.insert(connection);
+  Accepted accepted =
+      accept_connection(server, connection, self->connections_, self->config_.max_connections);
+  if (accepted == Accepted::kFailed) {
     connection->close("accept_failed");
     return;
   }
   self->proxy_metrics_.connections_accepted.get().inc();
-  bool over = self->connections_.size() >= self->config_.max_connections;
-  self->connections_.insert(connection);
-  connection->start(over);
+  connection->start(accepted == Accepted::kOverCap);  // over the cap: 503
 }
 
 void App::schedule_flush(Connection* connection) {
@@ -373,11 +332,8 @@ void App::on_signal(uv_signal_t* handle, int signum) noexcept {
 void App::begin_shutdown() {
   if (draining_) return;
   draining_ = true;
-  close_handle(listener_);
-  listener_ = nullptr;
-  grace_timer_ = make_handle<uv_timer_t>();
-  uv_timer_init(loop_, grace_timer_);
-  grace_timer_->data = this;
+  listener_.close();
+  grace_timer_ = make_handle<uv_timer_t>(loop_, uv_timer_init, this);
   uv_timer_start(grace_timer_, &App::on_grace_expired, config_.shutdown_grace_ms, 0);
   // Copy: drain() may close a connection, which erases it from the set.
   std::vector<Connection*> open(connections_.begin(), connections_.end());

@@ -19,13 +19,14 @@
 
 #include "batcher.h"
 #include "config.h"
+#include "http_response.h"
+#include "listener.h"
 #include "memory_budget.h"
 #include "replicas.h"
 #include "metrics.h"
 #include "server_probe.h"
 #include "sessions.h"
 #include "spool.h"
-#include "upstream_pool.h"
 
 namespace chsidecar {
 
@@ -63,12 +64,11 @@ class App {
   // What the upstream supports (known once the probe answered; all false before).
   const ServerFacts& server_facts() const { return server_facts_; }
 
-  // The Keep-Alive value an answer advertises: --idle-timeout when given,
-  // else what the upstream said (`upstream`, or what the probe saw), as a
-  // client of ClickHouse would read it: a modern server's "max=N" (requests
-  // left on the connection) counts the client connection's `requests`,
-  // from ClickHouse's default keep_alive_max_requests (10000).
-  std::string keep_alive_value(std::string_view upstream, uint64_t requests) const;
+  // What answers advertise in Keep-Alive (http_response.h): --idle-timeout,
+  // and the probe's value, which the policy views (valid until the next probe).
+  KeepAlivePolicy keep_alive_policy() const {
+    return {config_.idle_timeout_given, config_.idle_timeout_ms, server_facts_.keep_alive};
+  }
 
 
   // Opens the spool and reads its unacknowledged records; start() replays
@@ -140,7 +140,7 @@ class App {
   SessionTable sessions_;
   uv_timer_t* memory_timer_ = nullptr;  // runs while requests wait for memory
   std::unique_ptr<Admin> admin_;
-  uv_tcp_t* listener_ = nullptr;
+  Listener listener_;
   uv_signal_t* sigterm_ = nullptr;
   uv_signal_t* sigint_ = nullptr;
   uv_timer_t* housekeeping_ = nullptr;

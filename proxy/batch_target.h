@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "request.h"
+#include "http_headers.h"
 #include "result.h"
 #include "rows.h"
 

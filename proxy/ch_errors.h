@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "request.h"
+#include "http_headers.h"
 
 namespace chsidecar {
 

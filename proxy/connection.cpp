@@ -1,6 +1,10 @@
 #include "connection.h"
 
+#include <cassert>
+
 #include "app.h"
+#include "exchange.h"
+#include "http_parser.h"
 #include "http_response.h"
 #include "log.h"
 #include "uv_handle.h"
@@ -21,7 +25,7 @@ struct WriteRequest {
   std::string data;
 };
 
-Connection* from(llhttp_t* parser) { return static_cast<Connection*>(parser->data); }
+Connection* from(llhttp_t* parser) { return parser_owner<Connection>(parser); }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -30,35 +34,18 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-const llhttp_settings_t& Connection::parser_settings() {
-  static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s;
-    llhttp_settings_init(&s);
-    s.on_message_begin = &Connection::on_message_begin;
-    s.on_url = &Connection::on_url;
-    s.on_header_field = &Connection::on_header_field;
-    s.on_header_value = &Connection::on_header_value;
-    s.on_headers_complete = &Connection::on_headers_complete;
-    s.on_body = &Connection::on_body;
-    s.on_message_complete = &Connection::on_message_complete;
-    return s;
-  }();
-  return settings;
-}
-
 Connection::Connection(App& app) : app_(app) {
-  tcp_ = make_handle<uv_tcp_t>();
-  uv_tcp_init(app.loop(), tcp_);
-  tcp_->data = this;
-  timer_ = make_handle<uv_timer_t>();
-  uv_timer_init(app.loop(), timer_);
-  timer_->data = this;
-  llhttp_init(&parser_, HTTP_REQUEST, &parser_settings());
-  parser_.data = this;
+  tcp_ = make_handle<uv_tcp_t>(app.loop(), uv_tcp_init, this);
+  timer_ = make_handle<uv_timer_t>(app.loop(), uv_timer_init, this);
+  init_request_parser(parser_, this);
 }
 
 // Output never written (the client went away) leaves the budget with us.
 Connection::~Connection() { app_.memory().give(pending_write_bytes_); }
+
+bool Connection::waiting_answer() const {
+  return message_complete_ && exchange_ != nullptr && !exchange_->done();
+}
 
 void Connection::written(size_t bytes) {
   pending_write_bytes_ -= bytes;
@@ -76,6 +63,21 @@ void Connection::start(bool over_capacity) {
   uv_tcp_nodelay(tcp_, 1);
   arm_timer(app_.config().header_timeout_ms);
   update_reading();
+}
+
+// The transitions of the state diagram in connection.h.
+void Connection::enter(State next) {
+  switch (next) {
+    case State::kIdle: assert(state_ == State::kActive); break;
+    case State::kReadingHead: assert(state_ == State::kIdle); break;
+    case State::kActive: assert(state_ == State::kReadingHead); break;
+    case State::kFlushing:
+      assert(state_ == State::kIdle || state_ == State::kReadingHead || state_ == State::kActive);
+      break;
+    case State::kLingering: assert(state_ == State::kFlushing); break;
+    case State::kClosing: assert(state_ != State::kClosing); break;
+  }
+  state_ = next;
 }
 
 // The deadline moves with every request; the uv timer is only restarted when
@@ -96,8 +98,9 @@ void Connection::update_reading() {
   // request's bytes arrive: stopping and restarting it around every request
   // would cost two epoll_ctl calls each.
   bool hold_pipelined = waiting_answer() && !pipelined_.empty();
-  bool want = lingering_ || (!close_when_flushed_ && !hold_pipelined &&
-                             (exchange_ == nullptr || waiting_answer() || exchange_->wants_body()));
+  bool want = state_ == State::kLingering ||
+              (state_ != State::kFlushing && !hold_pipelined &&
+               (exchange_ == nullptr || waiting_answer() || exchange_->wants_body()));
   if (want && !reading_) {
     if (uv_read_start(stream(), &Connection::on_alloc, &Connection::on_read) == 0) reading_ = true;
   } else if (!want && reading_) {
@@ -124,7 +127,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
   auto* self = static_cast<Connection*>(stream->data);
   if (self == nullptr || self->state_ == State::kClosing) return;
   if (nread > 0) {
-    if (self->lingering_) return;
+    if (self->state_ == State::kLingering) return;
     if (self->waiting_answer()) {  // a pipelined request: kept until the answer is out
       self->pipelined_.append(buf->base, static_cast<size_t>(nread));
       self->update_reading();
@@ -145,7 +148,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
 }
 
 void Connection::feed(const char* data, size_t size) {
-  while (state_ != State::kClosing && !close_when_flushed_) {
+  while (state_ != State::kClosing && !ending()) {
     if (!head_scanner_.done()) {
       size_t used;
       const char* problem = nullptr;
@@ -168,7 +171,7 @@ void Connection::feed(const char* data, size_t size) {
       llhttp_resume(&parser_);
       continue;
     }
-    if (err == HPE_USER || close_when_flushed_) return;  // a callback has answered already
+    if (err == HPE_USER || ending()) return;  // a callback has answered already
     reject({400, kBadRequestParameter,
             std::string("Malformed HTTP request: ") + llhttp_get_error_reason(&parser_)});
     return;
@@ -192,7 +195,7 @@ bool Connection::retire_exchange() {
     close_when_flushed();
     return false;
   }
-  state_ = State::kIdle;
+  enter(State::kIdle);
   arm_timer(app_.config().idle_timeout_ms);
   return true;
 }
@@ -300,7 +303,7 @@ void Connection::on_write(uv_write_t* uv_req, int status) noexcept {
 
 // Everything queued has reached the socket buffer.
 void Connection::after_flush() {
-  if (close_when_flushed_) {
+  if (ending()) {
     if (pending_write_bytes_ == 0) linger();
     return;
   }
@@ -320,8 +323,8 @@ void Connection::reject(const ChError& error, int retry_after_s) {
 }
 
 void Connection::close_when_flushed() {
-  if (close_when_flushed_ || state_ == State::kClosing) return;
-  close_when_flushed_ = true;
+  if (ending() || state_ == State::kClosing) return;
+  enter(State::kFlushing);
   update_reading();
   if (pending_write_bytes_ == 0) linger();
 }
@@ -329,8 +332,8 @@ void Connection::close_when_flushed() {
 // Sends FIN, then drops whatever the client still sends, for a while, so the
 // answer is not destroyed by a reset.
 void Connection::linger() {
-  if (lingering_ || state_ == State::kClosing) return;
-  lingering_ = true;
+  if (state_ != State::kFlushing) return;
+  enter(State::kLingering);
   auto* req = new uv_shutdown_t{};
   req->data = this;
   if (uv_shutdown(req, stream(), &Connection::on_shutdown) != 0) {
@@ -358,7 +361,7 @@ void Connection::on_timer(uv_timer_t* timer) noexcept {
     uv_timer_start(timer, &Connection::on_timer, self->deadline_ms_ - now, 0);
     return;
   }
-  if (self->lingering_) {
+  if (self->state_ == State::kLingering) {
     self->close("done");
   } else if (self->state_ == State::kReadingHead) {
     self->reject({408, kTimeoutExceeded,
@@ -367,7 +370,8 @@ void Connection::on_timer(uv_timer_t* timer) noexcept {
                       " ms (--header-timeout)"});
   } else if (self->state_ == State::kIdle) {
     self->close("idle_timeout");
-  } else if (self->state_ == State::kActive && self->uv_write_pending_) {
+  } else if ((self->state_ == State::kActive || self->state_ == State::kFlushing) &&
+             self->uv_write_pending_) {
     log_event(LogLevel::kInfo, "client_write_timeout",
               {{"pending_bytes", std::to_string(self->pending_write_bytes_)}});
     self->close("write_timeout");
@@ -386,7 +390,7 @@ void Connection::on_timer(uv_timer_t* timer) noexcept {
 // While a request is active the timer watches the slower side: a client
 // that stops sending its body, or one that stops reading its answer.
 void Connection::arm_active_timer() {
-  if (state_ != State::kActive || lingering_) return;
+  if (state_ != State::kActive && state_ != State::kFlushing) return;
   if (uv_write_pending_) arm_timer(app_.config().write_timeout_ms);
   else if (!message_complete_) arm_timer(app_.config().body_timeout_ms);
   else deadline_ms_ = kNoDeadline;  // the timer may still fire: on_timer ignores it
@@ -394,7 +398,7 @@ void Connection::arm_active_timer() {
 
 void Connection::close(const char* reason) {
   if (state_ == State::kClosing) return;
-  state_ = State::kClosing;
+  enter(State::kClosing);
   if (flush_scheduled_) app_.cancel_flush(this);
   log_event(LogLevel::kDebug, "client_closed", {{"reason", reason}});
   if (reading_) uv_read_stop(stream());
@@ -413,7 +417,7 @@ void Connection::on_closed(uv_handle_t* handle) noexcept {
 
 int Connection::on_message_begin(llhttp_t* parser) noexcept {
   Connection* self = from(parser);
-  self->state_ = State::kReadingHead;
+  self->enter(State::kReadingHead);
   self->url_.clear();
   self->headers_.clear();
   self->header_bytes_ = 0;
@@ -473,11 +477,11 @@ int Connection::on_header_value(llhttp_t* parser, const char* at, size_t size) n
 
 int Connection::on_headers_complete(llhttp_t* parser) noexcept {
   Connection* self = from(parser);
-  self->state_ = State::kActive;
+  self->enter(State::kActive);
   self->bytes_before_answer_ = self->bytes_written_;
   self->arm_active_timer();
   RequestHead head;
-  head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
+  head.method = request_method(*parser);
   head.target = std::move(self->url_);
   head.http_minor = parser->http_major == 1 ? parser->http_minor : 0;
   for (Header& h : self->headers_) h.value.resize(trim(h.value).size());  // trailing blanks

@@ -1,10 +1,19 @@
 // One client socket: HTTP/1.1 parsing with llhttp, keep-alive, pipelining,
 // timeouts and the write queue.
 //
-// States: kIdle (keep-alive, waiting for a request; idle timeout armed),
-// kReadingHead (a request has begun; header timeout armed), kActive (an
-// Exchange owns the request), kClosing (uv_close called; the object is
-// freed in the close callback, never before).
+// States, each entered by one named step (enter() asserts the transition):
+//   kIdle        keep-alive, waiting for a request; idle timeout armed
+//   kReadingHead a request has begun; header timeout armed
+//   kActive      an Exchange owns the request (body and write timeouts)
+//   kFlushing    no further request: nothing is read, the queued answer is
+//                written out (write timeout), then FIN (close_when_flushed)
+//   kLingering   FIN sent; input is read and dropped until EOF or kLingerMs,
+//                so that the client sees the answer rather than a reset
+//   kClosing     uv_close called; the object is freed in the close callback,
+//                never before
+//   kIdle -> kReadingHead -> kActive -> kIdle (keep-alive);
+//   kIdle, kReadingHead, kActive -> kFlushing -> kLingering;
+//   any -> kClosing (close(), idempotent).
 //
 // Pipelined requests are answered in order by handling one at a time: the
 // parser pauses at the end of each message, the bytes after it are kept,
@@ -26,7 +35,6 @@
 // thread only.
 #pragma once
 
-#include <llhttp.h>
 #include <uv.h>
 
 #include <memory>
@@ -34,14 +42,15 @@
 #include <vector>
 
 #include "batch_plan.h"
-#include "exchange.h"
 #include "head_scanner.h"
-#include "request.h"
+#include "http_headers.h"
+#include "http_parser.h"
 #include "result.h"
 
 namespace chsidecar {
 
 class App;
+class Exchange;
 
 class Connection {
  public:
@@ -63,6 +72,10 @@ class Connection {
   // anything queued before it), so the client goes on while the loop does
   // the rest of its iteration.
   void write_now(std::string_view answer);
+
+  // A buffer to build a whole answer in before write_now(); its capacity is
+  // kept between the answers of the connection (no allocation per answer).
+  std::string& answer_buffer() { return answer_; }
 
   // Hands the queued bytes to the socket. Called by App once per iteration.
   void flush_output();
@@ -94,7 +107,10 @@ class Connection {
   bool closing() const { return state_ == State::kClosing; }
 
  private:
-  enum class State { kIdle, kReadingHead, kActive, kClosing };
+  enum class State { kIdle, kReadingHead, kActive, kFlushing, kLingering, kClosing };
+  void enter(State next);
+  // Flushing or lingering: the connection takes no further request.
+  bool ending() const { return state_ == State::kFlushing || state_ == State::kLingering; }
 
   void feed(const char* data, size_t size);
   bool retire_exchange();
@@ -106,7 +122,7 @@ class Connection {
   void linger();
   void update_reading();
   // The whole request is read and its answer is not complete yet.
-  bool waiting_answer() const { return message_complete_ && exchange_ != nullptr && !exchange_->done(); }
+  bool waiting_answer() const;
   void arm_timer(uint64_t ms);
 
   static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
@@ -123,7 +139,7 @@ class Connection {
   static int on_headers_complete(llhttp_t* parser) noexcept;
   static int on_body(llhttp_t* parser, const char* at, size_t size) noexcept;
   static int on_message_complete(llhttp_t* parser) noexcept;
-  static const llhttp_settings_t& parser_settings();
+  friend struct ParserSettings<Connection>;  // reads the parser callbacks
 
   App& app_;
   uv_tcp_t* tcp_;
@@ -143,6 +159,7 @@ class Connection {
 
   HeadScanner head_scanner_;   // refuses what llhttp lets through (see head_scanner.h)
   std::string out_;            // queued by write(), not yet handed to the socket
+  std::string answer_;         // answer_buffer()
   bool flush_scheduled_ = false;
   bool uv_write_pending_ = false;
   uint64_t bytes_before_answer_ = 0;  // bytes_written_ when the current request began
@@ -155,9 +172,7 @@ class Connection {
   std::string pipelined_;              // bytes after a message that waits for its answer
   bool reading_ = false;
   bool close_after_answer_ = false;
-  bool close_when_flushed_ = false;
   uint64_t requests_ = 0;
-  bool lingering_ = false;  // answered and shut down; discarding input until EOF
   size_t pending_write_bytes_ = 0;
   uint64_t bytes_written_ = 0;
 };

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -48,6 +47,11 @@ bool refuses_session(int code) {
   }
 }
 
+// The client side of the current answer, for http_response's framing.
+ClientLeg client_leg(const App& app, const Connection& connection, int http_minor, bool close) {
+  return {http_minor, close, connection.requests(), app.keep_alive_policy()};
+}
+
 bool is_373(std::string_view body) {
   return body.substr(0, kCodePrefixBytes) == "Code: 373," ||
          body.substr(0, kCodePrefixBytes) == "Code: 373.";
@@ -76,9 +80,8 @@ void Exchange::start() {
     route_ = "ping";
     answer_status_ = 200;
     close_after_ = !head_.keep_alive || app_.draining();
-    connection_.write(ping_response(app_.server_facts().ping_headers, head_.http_minor,
-                                    close_after_, head_.method == "HEAD",
-                                    app_.keep_alive_value({}, connection_.requests())));
+    connection_.write(ping_response(app_.server_facts().ping_headers, head_.method == "HEAD",
+                                    client_leg(app_, connection_, head_.http_minor, close_after_)));
     complete();
     return;
   }
@@ -504,30 +507,12 @@ void Exchange::batch_done(const BatchResult& result) {
   if (state_ == State::kDone) return;
   answer_status_ = result.status;
   close_after_ = !head_.keep_alive || app_.draining();
-  // Once per batched request: built in one buffer kept between answers.
-  static std::string answer;
+  std::string& answer = connection_.answer_buffer();
   answer.clear();
-  append_status_line(answer, result.status, result.reason);
-  for (const Header& h : result.headers) append_header(answer, h.name, h.value);  // end-to-end only
-  char length[24];
-  append_header(answer, "Content-Length",
-                std::string_view(length, std::to_chars(length, length + sizeof length,
-                                                       result.body.size()).ptr - length));
-  append_connection_headers(answer);
-  answer += "\r\n";
-  answer += result.body;
+  append_whole_answer(answer, result.status, result.reason, result.headers, result.body,
+                      client_leg(app_, connection_, head_.http_minor, close_after_));
   connection_.write_now(answer);
   complete();
-}
-
-// Whether the connection stays open after this answer (close_after_).
-void Exchange::append_connection_headers(std::string& out) const {
-  if (close_after_) {
-    append_header(out, "Connection", "close");
-    return;
-  }
-  append_header(out, "Connection", "Keep-Alive");
-  append_header(out, "Keep-Alive", app_.keep_alive_value({}, connection_.requests()));
 }
 
 void Exchange::session_turn() {
@@ -677,54 +662,19 @@ void Exchange::upstream_response_head(int status, std::string reason,
   send_head();
 }
 
-// The upstream's status line and headers, in its order. Framing is the
-// client leg's own, written where the upstream wrote its own and the way it
-// did: Connection (ours: keep-alive or close), Keep-Alive (the upstream's
-// value unless --idle-timeout was given), Transfer-Encoding (chunked when
-// the body has no length, on a HEAD answer too as the upstream sent it).
+// The upstream's head with the client leg's framing (http_response.h).
 void Exchange::send_head() {
   if (head_sent_ || connection_.closing()) return;
   head_sent_ = true;
   answer_status_ = status_;
   bool head_only = head_.method == "HEAD" || status_ == 204 || status_ == 304;
-  bool has_length = false;
-  bool upstream_chunked = false;
-  for (const Header& h : response_headers_) {
-    has_length |= iequals(h.name, "Content-Length");
-    upstream_chunked |= iequals(h.name, "Transfer-Encoding");
-  }
-  close_after_ = !head_.keep_alive || app_.draining() || (head_.expect_continue && !continue_sent_ && !body_complete_);
-  if (!has_length && !head_only) {
-    if (head_.http_minor >= 1) chunked_ = true;
-    else close_after_ = true;  // HTTP/1.0: the end of the body is the end of the connection
-  }
-  bool framed_chunked = chunked_ || (head_only && upstream_chunked && head_.http_minor >= 1);
-  std::string head;
-  append_status_line(head, status_, reason_, head_.http_minor);
-  bool wrote_connection = false;
-  bool wrote_keep_alive = false;
-  bool wrote_chunked = false;
-  for (const Header& h : response_headers_) {
-    if (iequals(h.name, "Connection")) {
-      if (!wrote_connection) append_header(head, "Connection", close_after_ ? "Close" : "Keep-Alive");
-      wrote_connection = true;
-    } else if (iequals(h.name, "Keep-Alive")) {
-      if (!close_after_ && !wrote_keep_alive)
-        append_header(head, "Keep-Alive", app_.keep_alive_value(h.value, connection_.requests()));
-      wrote_keep_alive = true;
-    } else if (iequals(h.name, "Transfer-Encoding")) {
-      if (framed_chunked && !wrote_chunked) append_header(head, "Transfer-Encoding", "chunked");
-      wrote_chunked = true;
-    } else if (!is_hop_by_hop(h.name)) {
-      append_header(head, h.name, h.value);
-    }
-  }
-  if (framed_chunked && !wrote_chunked) append_header(head, "Transfer-Encoding", "chunked");
-  if (!wrote_connection) append_header(head, "Connection", close_after_ ? "Close" : "Keep-Alive");
-  if (!close_after_ && !wrote_keep_alive)
-    append_header(head, "Keep-Alive", app_.keep_alive_value({}, connection_.requests()));
-  head += "\r\n";
-  connection_.write(head);
+  bool close = !head_.keep_alive || app_.draining() ||
+               (head_.expect_continue && !continue_sent_ && !body_complete_);
+  ForwardedHead head = forwarded_head(status_, reason_, response_headers_, head_only,
+                                      client_leg(app_, connection_, head_.http_minor, close));
+  chunked_ = head.chunked;
+  close_after_ = head.close;
+  connection_.write(head.bytes);
 }
 
 void Exchange::send_data(const char* data, size_t size) {

@@ -132,7 +132,6 @@ class Exchange final : public UpstreamClient,
   void spool_rows(const RowChunk& chunk);
   void respond_buffers_full();
   void send_head();
-  void append_connection_headers(std::string& out) const;
   void send_data(const char* data, size_t size);
   // `close`: the connection ends after the answer (a body left unread).
   void respond_error(const ChError& error, int retry_after_s = 0, bool close = false);

@@ -95,8 +95,90 @@ std::string http_date() {
   return cached;
 }
 
-std::string ping_response(const std::vector<Header>& upstream, int http_minor, bool close,
-                          bool head_only, std::string_view keep_alive) {
+std::string keep_alive_value(const ClientLeg& leg, std::string_view upstream) {
+  constexpr uint64_t kKeepAliveMaxRequests = 10'000;
+  const KeepAlivePolicy& policy = leg.keep_alive;
+  if (upstream.empty()) upstream = policy.probed;
+  if (policy.idle_timeout_given || upstream.empty())
+    return "timeout=" + std::to_string(policy.idle_timeout_ms / 1000);
+  std::string value(upstream);
+  size_t max = value.find("max=");
+  if (max != std::string::npos) {
+    size_t digits = max + 4;
+    size_t end = value.find_first_not_of("0123456789", digits);
+    uint64_t left = leg.requests < kKeepAliveMaxRequests ? kKeepAliveMaxRequests - leg.requests : 0;
+    value.replace(digits, (end == std::string::npos ? value.size() : end) - digits,
+                  std::to_string(left));
+  }
+  return value;
+}
+
+ForwardedHead forwarded_head(int status, std::string_view reason,
+                             const std::vector<Header>& upstream, bool head_only,
+                             const ClientLeg& leg) {
+  ForwardedHead out;
+  out.close = leg.close;
+  bool has_length = false;
+  bool upstream_chunked = false;
+  for (const Header& h : upstream) {
+    has_length |= iequals(h.name, "Content-Length");
+    upstream_chunked |= iequals(h.name, "Transfer-Encoding");
+  }
+  if (!has_length && !head_only) {
+    if (leg.http_minor >= 1) out.chunked = true;
+    else out.close = true;  // HTTP/1.0: the end of the body is the end of the connection
+  }
+  bool framed_chunked = out.chunked || (head_only && upstream_chunked && leg.http_minor >= 1);
+  std::string& head = out.bytes;
+  append_status_line(head, status, reason, leg.http_minor);
+  bool wrote_connection = false;
+  bool wrote_keep_alive = false;
+  bool wrote_chunked = false;
+  for (const Header& h : upstream) {
+    if (iequals(h.name, "Connection")) {
+      if (!wrote_connection) append_header(head, "Connection", out.close ? "Close" : "Keep-Alive");
+      wrote_connection = true;
+    } else if (iequals(h.name, "Keep-Alive")) {
+      if (!out.close && !wrote_keep_alive)
+        append_header(head, "Keep-Alive", keep_alive_value(leg, h.value));
+      wrote_keep_alive = true;
+    } else if (iequals(h.name, "Transfer-Encoding")) {
+      if (framed_chunked && !wrote_chunked) append_header(head, "Transfer-Encoding", "chunked");
+      wrote_chunked = true;
+    } else if (!is_hop_by_hop(h.name)) {
+      append_header(head, h.name, h.value);
+    }
+  }
+  if (framed_chunked && !wrote_chunked) append_header(head, "Transfer-Encoding", "chunked");
+  if (!wrote_connection) append_header(head, "Connection", out.close ? "Close" : "Keep-Alive");
+  if (!out.close && !wrote_keep_alive) append_header(head, "Keep-Alive", keep_alive_value(leg));
+  head += "\r\n";
+  return out;
+}
+
+void append_whole_answer(std::string& out, int status, std::string_view reason,
+                         const std::vector<Header>& headers, std::string_view body,
+                         const ClientLeg& leg) {
+  append_status_line(out, status, reason);
+  for (const Header& h : headers) append_header(out, h.name, h.value);
+  char length[24];
+  append_header(out, "Content-Length",
+                std::string_view(length, std::to_chars(length, length + sizeof length,
+                                                       body.size()).ptr - length));
+  if (leg.close) {
+    append_header(out, "Connection", "close");
+  } else {
+    append_header(out, "Connection", "Keep-Alive");
+    append_header(out, "Keep-Alive", keep_alive_value(leg));
+  }
+  out += "\r\n";
+  out += body;
+}
+
+std::string ping_response(const std::vector<Header>& upstream, bool head_only,
+                          const ClientLeg& leg) {
+  bool close = leg.close;
+  int http_minor = leg.http_minor;
   if (upstream.empty()) return text_response("Ok.\n", close, head_only);
   constexpr std::string_view kBody = "Ok.\n";
   bool chunked = find_header(upstream, "Transfer-Encoding") != nullptr && http_minor >= 1;
@@ -112,7 +194,7 @@ std::string ping_response(const std::vector<Header>& upstream, int http_minor, b
       append_header(out, h.name, close ? "Close" : "Keep-Alive");
       wrote_connection = true;
     } else if (iequals(h.name, "Keep-Alive")) {
-      if (!close) append_header(out, h.name, keep_alive);
+      if (!close) append_header(out, h.name, keep_alive_value(leg));
     } else if (iequals(h.name, "Transfer-Encoding")) {
       if (chunked) append_header(out, h.name, "chunked");
     } else if (iequals(h.name, "Content-Length")) {
@@ -141,15 +223,6 @@ std::string chunk_header(size_t len) {
   char buf[24];
   int n = std::snprintf(buf, sizeof buf, "%zX\r\n", len);  // as ClickHouse writes it
   return std::string(buf, static_cast<size_t>(n));
-}
-
-bool is_hop_by_hop(std::string_view name) {
-  static constexpr std::string_view kHop[] = {
-      "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "TE",
-      "Trailer",    "Transfer-Encoding", "Upgrade", "Expect"};
-  for (std::string_view h : kHop)
-    if (iequals(h, name)) return true;
-  return false;
 }
 
 }  // namespace chsidecar

@@ -12,12 +12,9 @@
 #include <string_view>
 #include <vector>
 
-namespace chsidecar {
+#include "http_headers.h"
 
-struct Header {
-  std::string name;
-  std::string value;
-};
+namespace chsidecar {
 
 // One name=value pair of a query string, decoded, with the raw span it came
 // from so it can be removed without touching its neighbours.
@@ -58,11 +55,6 @@ const QueryParam* find_setting(const std::vector<QueryParam>& params, std::strin
 
 // True when some parameter name occurs more than once.
 bool has_repeated_param(const std::vector<QueryParam>& params);
-
-// Case-insensitive header lookup; returns nullptr when absent.
-const Header* find_header(const std::vector<Header>& headers, std::string_view name);
-
-bool iequals(std::string_view a, std::string_view b);
 
 // The ClickHouse user a request runs as: URL `user`, X-ClickHouse-User, or
 // the user of `Authorization: Basic`, else "default".

@@ -1,7 +1,7 @@
 #include "server_probe.h"
 
 #include "config.h"
-
+#include "request.h"
 #include "uv_handle.h"
 
 namespace chsidecar {

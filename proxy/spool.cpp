@@ -82,8 +82,10 @@ std::string Spool::segment_path(uint64_t seq) const {
   return config_.spool_dir + "/" + name;
 }
 
-bool Spool::open(std::string& error, SpoolReplay& replay) {
-  const std::string& dir = config_.spool_dir;
+namespace {
+
+// Creates `dir` (0700) unless it exists, and checks it is a directory.
+bool prepare_directory(const std::string& dir, std::string& error) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     error = "cannot create --spool-dir " + dir + ": " + errno_text(errno);
     return false;
@@ -94,8 +96,11 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
     return false;
   }
   ::chmod(dir.c_str(), 0700);
+  return true;
+}
 
-  // Prove the directory takes a durable write before promising durability.
+// Writes and fdatasyncs a probe file in `dir`: 0, or the errno that failed.
+int probe_durable_write(const std::string& dir) {
   std::string probe = dir + "/.probe";
   int pfd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   std::string zeros(4096, '\0');
@@ -105,11 +110,11 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
     probe_error = errno != 0 ? errno : EIO;
   if (pfd >= 0) ::close(pfd);
   ::unlink(probe.c_str());
-  if (probe_error != 0 && !no_room(probe_error)) {
-    error = "--spool-dir " + dir + " is not writable: " + errno_text(probe_error);
-    return false;
-  }
+  return probe_error;
+}
 
+// The numbers of the segment files in `dir`, ascending.
+std::vector<uint64_t> list_segments(const std::string& dir) {
   std::vector<uint64_t> seqs;
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
@@ -122,10 +127,48 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
     ::closedir(d);
   }
   std::sort(seqs.begin(), seqs.end());
+  return seqs;
+}
 
-  std::vector<std::pair<uint64_t, SpoolScan>> scans;
-  std::unordered_set<uint64_t> committed;
-  size_t damaged = 0;
+}  // namespace
+
+// What the segments on disk hold, read at start-up.
+struct Spool::Scanned {
+  std::vector<std::pair<uint64_t, SpoolScan>> segments;  // by number
+  std::unordered_set<uint64_t> committed;                // ids of every commit record
+  size_t damaged = 0;                                    // segments whose tail was cut
+};
+
+bool Spool::open(std::string& error, SpoolReplay& replay) {
+  const std::string& dir = config_.spool_dir;
+  if (!prepare_directory(dir, error)) return false;
+  // Prove the directory takes a durable write before promising durability.
+  int probe_error = probe_durable_write(dir);
+  if (probe_error != 0 && !no_room(probe_error)) {
+    error = "--spool-dir " + dir + " is not writable: " + errno_text(probe_error);
+    return false;
+  }
+  std::vector<uint64_t> seqs = list_segments(dir);
+  Scanned scanned;
+  if (!scan_segments(seqs, scanned, error)) return false;
+  size_t replayed_rows = 0;
+  size_t live_records = 0;
+  uint64_t last_seq = adopt_segments(scanned, replay, replayed_rows, live_records);
+  if (!open_first_segment(last_seq + 1, probe_error, error)) return false;
+  log_event(LogLevel::kInfo, "spool_opened",
+            {{"dir", dir},
+             {"segments", std::to_string(seqs.size())},
+             {"replay_records", std::to_string(live_records)},
+             {"replay_batches", std::to_string(replay.batches.size())},
+             {"replay_rows", std::to_string(replayed_rows)},
+             {"damaged_segments", std::to_string(scanned.damaged)}});
+  return true;
+}
+
+// Reads each segment; a damaged tail is cut off the file, a record of a
+// newer version refuses the spool.
+bool Spool::scan_segments(const std::vector<uint64_t>& seqs, Scanned& scanned,
+                          std::string& error) {
   for (uint64_t seq : seqs) {
     std::string contents;
     std::string path = segment_path(seq);
@@ -141,7 +184,7 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
       return false;
     }
     if (scan.damaged) {
-      ++damaged;
+      ++scanned.damaged;
       log_event(LogLevel::kWarn, "spool_tail_truncated",
                 {{"segment", path},
                  {"valid_bytes", std::to_string(scan.valid_bytes)},
@@ -152,17 +195,23 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
         return false;
       }
     }
-    committed.insert(scan.committed.begin(), scan.committed.end());
+    scanned.committed.insert(scan.committed.begin(), scan.committed.end());
+    scanned.segments.emplace_back(seq, std::move(scan));
+  }
+  return true;
+}
+
+// Takes the scanned segments over (their sizes and live records) and puts
+// every record not committed in `replay`. Returns the last segment number.
+uint64_t Spool::adopt_segments(Scanned& scanned, SpoolReplay& replay, size_t& replayed_rows,
+                               size_t& live_records) {
+  uint64_t last_seq = 0;
+  std::vector<SpoolData> live;
+  std::vector<SpoolBatch> batches;
+  for (auto& [seq, scan] : scanned.segments) {
     // New ids must never be taken for committed ones, even if every data
     // record of an id were gone.
     for (uint64_t id : scan.committed) next_id_ = std::max(next_id_, id + 1);
-    scans.emplace_back(seq, std::move(scan));
-  }
-  uint64_t last_seq = 0;
-  size_t replayed_rows = 0;
-  std::vector<SpoolData> live;
-  std::vector<SpoolBatch> batches;
-  for (auto& [seq, scan] : scans) {
     for (SpoolBatch& batch : scan.batches) {
       // Ids are never taken again while a record names them.
       for (uint64_t id : batch.ids) next_id_ = std::max(next_id_, id + 1);
@@ -171,7 +220,7 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
     Segment segment{seq, scan.valid_bytes};
     for (SpoolData& d : scan.data) {
       next_id_ = std::max(next_id_, d.id + 1);
-      if (committed.count(d.id)) continue;
+      if (scanned.committed.count(d.id)) continue;
       segment.add_live(d.id);
       replayed_rows += d.row_count;
       live.push_back(std::move(d));
@@ -180,19 +229,26 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
     segments_.push_back(segment);
     last_seq = seq;
   }
-  size_t live_records = live.size();
+  live_records = live.size();
   replay = group_for_replay(batches, std::move(live));
+  return last_seq;
+}
 
-  uint64_t seq = last_seq + 1;
+// Creates segment `seq`, which takes the appends, keeps a spare of the
+// right size, and starts the dead letters. On a full disk (`probe_error`,
+// or the create failing for room) the spool opens unwritable: the probe
+// creates the segment once there is room.
+bool Spool::open_first_segment(uint64_t seq, int probe_error, std::string& error) {
+  const std::string& dir = config_.spool_dir;
   std::string path = segment_path(seq);
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd_ < 0 && !no_room(errno)) {
     error = "cannot create spool segment " + path + ": " + errno_text(errno);
     return false;
   }
-  if (fd_ < 0) probe_error = errno;  // the probe creates it once there is room
+  if (fd_ < 0) probe_error = errno;
   else ++segments_created_;
-  sync_directory(dir);  // best effort: the probe above proved the directory takes writes
+  sync_directory(dir);  // best effort: the probe proved the directory takes writes
   segments_.push_back(Segment{seq});
   struct stat spare;
   if (::stat(spare_path().c_str(), &spare) == 0) {
@@ -210,13 +266,6 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
                {"effect", "the spool is replayed; early answers get 503 until there is room"}});
     enter_unwritable(probe_error);
   }
-  log_event(LogLevel::kInfo, "spool_opened",
-            {{"dir", dir},
-             {"segments", std::to_string(seqs.size())},
-             {"replay_records", std::to_string(live_records)},
-             {"replay_batches", std::to_string(replay.batches.size())},
-             {"replay_rows", std::to_string(replayed_rows)},
-             {"damaged_segments", std::to_string(damaged)}});
   return true;
 }
 

@@ -190,6 +190,13 @@ class Spool {
     int error = 0;           // errno from the pool thread
   };
 
+  // The steps of open().
+  struct Scanned;
+  bool scan_segments(const std::vector<uint64_t>& seqs, Scanned& scanned, std::string& error);
+  uint64_t adopt_segments(Scanned& scanned, SpoolReplay& replay, size_t& replayed_rows,
+                          size_t& live_records);
+  bool open_first_segment(uint64_t seq, int probe_error, std::string& error);
+
   void kick();
   // After a group is durable with `in_spool` requests in the spool (its own
   // and those queued behind it): the next group waits for as many.

@@ -1,5 +1,7 @@
 #include "table_check.h"
 
+#include "request.h"
+
 namespace chsidecar {
 
 namespace {

@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-#include "request.h"
+#include "http_headers.h"
 #include "upstream_pool.h"
 
 namespace chsidecar {

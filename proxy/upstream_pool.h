@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "config.h"
-#include "request.h"
+#include "http_headers.h"
 
 namespace chsidecar {
 

@@ -20,6 +20,16 @@ T* make_handle() {
   return new T{};
 }
 
+// make_handle<T>() initialised on `loop` by `init` (uv_tcp_init,
+// uv_timer_init, ...), with `owner` in its data for the callbacks.
+template <typename T>
+T* make_handle(uv_loop_t* loop, int (*init)(uv_loop_t*, T*), void* owner) {
+  T* handle = make_handle<T>();
+  init(loop, handle);
+  handle->data = owner;
+  return handle;
+}
+
 // Closes `handle` and frees it in the close callback. Safe to call once per
 // handle; `handle->data` is cleared first so no callback of the owner runs
 // after this call. REQUIRES: handle came from make_handle<T>() and was

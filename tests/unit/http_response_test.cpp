@@ -142,17 +142,132 @@ TEST_CASE("chunk_header is the size in hex and CRLF") {
   CHECK(kLastChunk == "0\r\n\r\n");
 }
 
-TEST_CASE("is_hop_by_hop") {
-  for (const char* name : {"Connection", "connection", "KEEP-ALIVE", "Keep-Alive", "Proxy-Connection",
-                           "TE", "te", "Trailer", "Transfer-Encoding", "transfer-encoding",
-                           "Upgrade"}) {
-    CAPTURE(name);
-    CHECK(is_hop_by_hop(name));
+namespace {
+
+ClientLeg leg_of(int http_minor, bool close, uint64_t requests = 1, std::string_view probed = {}) {
+  return {http_minor, close, requests, {false, 30'000, probed}};
+}
+
+}  // namespace
+
+TEST_CASE("keep_alive_value: --idle-timeout, else the upstream's with max counted down") {
+  ClientLeg leg = leg_of(1, false, 3);
+  CHECK(keep_alive_value(leg) == "timeout=30");  // nothing from the upstream yet
+  CHECK(keep_alive_value(leg, "timeout=10") == "timeout=10");
+  CHECK(keep_alive_value(leg, "timeout=10, max=10000") == "timeout=10, max=9997");
+  leg.keep_alive.probed = "timeout=3, max=9999";
+  CHECK(keep_alive_value(leg) == "timeout=3, max=9997");  // the probe's, when the answer has none
+  leg.requests = 20'000;
+  CHECK(keep_alive_value(leg) == "timeout=3, max=0");
+  leg.keep_alive.idle_timeout_given = true;
+  CHECK(keep_alive_value(leg, "timeout=10, max=10000") == "timeout=30");
+}
+
+TEST_CASE("forwarded_head keeps the upstream's order and writes the client leg's framing") {
+  std::vector<Header> upstream = {{"Date", "Mon, 07 Dec 2026 04:15:45 GMT"},
+                                  {"Connection", "Keep-Alive"},
+                                  {"Content-Type", "text/tab-separated-values; charset=UTF-8"},
+                                  {"X-ClickHouse-Summary", "{}"},
+                                  {"Transfer-Encoding", "chunked"},
+                                  {"Proxy-Connection", "x"},
+                                  {"Keep-Alive", "timeout=10"}};
+  ForwardedHead head = forwarded_head(200, "OK", upstream, false, leg_of(1, false));
+  CHECK(head.chunked);
+  CHECK_FALSE(head.close);
+  CHECK(head.bytes ==
+        "HTTP/1.1 200 OK\r\n"
+        "Date: Mon, 07 Dec 2026 04:15:45 GMT\r\n"
+        "Connection: Keep-Alive\r\n"
+        "Content-Type: text/tab-separated-values; charset=UTF-8\r\n"
+        "X-ClickHouse-Summary: {}\r\n"
+        "Transfer-Encoding: chunked\r\n"
+        "Keep-Alive: timeout=10\r\n"
+        "\r\n");
+
+  SUBCASE("closing: Connection: Close and no Keep-Alive") {
+    head = forwarded_head(200, "OK", upstream, false, leg_of(1, true));
+    CHECK(head.close);
+    Parsed p = parse_response(head.bytes);
+    CHECK(find_header(p.headers, "Connection")->value == "Close");
+    CHECK(find_header(p.headers, "Keep-Alive") == nullptr);
   }
-  for (const char* name : {"Content-Length", "Content-Type", "Content-Encoding", "Host",
-                           "X-ClickHouse-Summary", "X-ClickHouse-Exception-Code", "Date", "",
-                           "Connection2", "Trailers", "T"}) {
-    CAPTURE(name);
-    CHECK_FALSE(is_hop_by_hop(name));
+  SUBCASE("HTTP/1.0 without a length: no chunks, the close ends the body") {
+    head = forwarded_head(200, "OK", upstream, false, leg_of(0, false));
+    CHECK_FALSE(head.chunked);
+    CHECK(head.close);
+    Parsed p = parse_response(head.bytes);
+    CHECK(p.status_line == "HTTP/1.0 200 OK");
+    CHECK(find_header(p.headers, "Transfer-Encoding") == nullptr);
+    CHECK(find_header(p.headers, "Connection")->value == "Close");
   }
+  SUBCASE("HEAD: the upstream's Transfer-Encoding stays, no body is framed") {
+    head = forwarded_head(200, "OK", upstream, true, leg_of(1, false));
+    CHECK_FALSE(head.chunked);
+    CHECK_FALSE(head.close);
+    CHECK(find_header(parse_response(head.bytes).headers, "Transfer-Encoding")->value == "chunked");
+  }
+}
+
+TEST_CASE("forwarded_head adds the framing the upstream did not write") {
+  std::vector<Header> upstream = {{"Content-Length", "3"}, {"Upgrade", "h2c"}};
+  ForwardedHead head = forwarded_head(404, "Not Found", upstream, false, leg_of(1, false));
+  CHECK_FALSE(head.chunked);
+  CHECK_FALSE(head.close);
+  CHECK(head.bytes ==
+        "HTTP/1.1 404 Not Found\r\n"
+        "Content-Length: 3\r\n"
+        "Connection: Keep-Alive\r\n"
+        "Keep-Alive: timeout=30\r\n"
+        "\r\n");
+  head = forwarded_head(200, "OK", {}, false, leg_of(1, false));
+  CHECK(head.chunked);
+  CHECK(head.bytes.find("Transfer-Encoding: chunked\r\nConnection: Keep-Alive\r\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("append_whole_answer: the batched INSERT's answer, appended") {
+  std::string out = "kept";
+  append_whole_answer(out, 200, "OK", {{"Content-Type", "text/plain; charset=UTF-8"}}, "",
+                      leg_of(1, false, 1, "timeout=3"));
+  CHECK(out ==
+        "keptHTTP/1.1 200 OK\r\n"
+        "Content-Type: text/plain; charset=UTF-8\r\n"
+        "Content-Length: 0\r\n"
+        "Connection: Keep-Alive\r\n"
+        "Keep-Alive: timeout=3\r\n"
+        "\r\n");
+  out.clear();
+  append_whole_answer(out, 500, "Internal Server Error", {{"X-ClickHouse-Exception-Code", "60"}},
+                      "Code: 60.\n", leg_of(0, true));
+  CHECK(out ==
+        "HTTP/1.1 500 Internal Server Error\r\n"
+        "X-ClickHouse-Exception-Code: 60\r\n"
+        "Content-Length: 10\r\n"
+        "Connection: close\r\n"
+        "\r\n"
+        "Code: 60.\n");
+}
+
+TEST_CASE("ping_response rebuilds ClickHouse's /ping answer on the client leg") {
+  CHECK(ping_response({}, false, leg_of(1, false)) == text_response("Ok.\n", false, false));
+  std::vector<Header> upstream = {{"Date", "Mon, 07 Dec 2026 04:15:45 GMT"},
+                                  {"Connection", "Keep-Alive"},
+                                  {"Content-Type", "text/html; charset=UTF-8"},
+                                  {"Transfer-Encoding", "chunked"},
+                                  {"Keep-Alive", "timeout=10"}};
+  Parsed p = parse_response(ping_response(upstream, false, leg_of(1, false, 1, "timeout=10")));
+  CHECK(p.status_line == "HTTP/1.1 200 OK");
+  CHECK(find_header(p.headers, "Keep-Alive")->value == "timeout=10");
+  CHECK(find_header(p.headers, "Transfer-Encoding")->value == "chunked");
+  CHECK(p.body == "4\r\nOk.\n\r\n0\r\n\r\n");
+  // HTTP/1.0 without a length: the body ends with the connection.
+  p = parse_response(ping_response(upstream, false, leg_of(0, false, 1, "timeout=10")));
+  CHECK(p.status_line == "HTTP/1.0 200 OK");
+  CHECK(find_header(p.headers, "Connection")->value == "Close");
+  CHECK(find_header(p.headers, "Keep-Alive") == nullptr);
+  CHECK(find_header(p.headers, "Transfer-Encoding") == nullptr);
+  CHECK(p.body == "Ok.\n");
+  // HEAD: the head alone.
+  p = parse_response(ping_response(upstream, true, leg_of(1, false, 1, "timeout=10")));
+  CHECK(p.body.empty());
 }

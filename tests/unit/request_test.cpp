@@ -1,4 +1,4 @@
-// Unit tests for request.h: target splitting, query strings, headers, users.
+// Unit tests for request.h: target splitting, query strings, users.
 #include <doctest/doctest.h>
 
 #include <string>
@@ -186,27 +186,6 @@ TEST_CASE("find_param takes the first pair, find_setting the last, as ClickHouse
   CHECK(find_param(params, "USER") == nullptr);  // names are case-sensitive
   CHECK(find_param(params, "missing") == nullptr);
   CHECK(find_param({}, "user") == nullptr);
-}
-
-TEST_CASE("find_header and iequals ignore ASCII case") {
-  std::vector<Header> headers = {{"Content-Type", "text/plain"},
-                                 {"x-clickhouse-user", "alice"},
-                                 {"X-ClickHouse-User", "bob"}};
-  const Header* h = find_header(headers, "content-type");
-  REQUIRE(h != nullptr);
-  CHECK(h->value == "text/plain");
-  h = find_header(headers, "X-CLICKHOUSE-USER");
-  REQUIRE(h != nullptr);
-  CHECK(h->value == "alice");  // the first one
-  CHECK(find_header(headers, "Content-Typ") == nullptr);
-  CHECK(find_header(headers, "Content-Type ") == nullptr);
-  CHECK(find_header({}, "Host") == nullptr);
-
-  CHECK(iequals("", ""));
-  CHECK(iequals("Keep-Alive", "kEEP-aLIVE"));
-  CHECK_FALSE(iequals("abc", "abd"));
-  CHECK_FALSE(iequals("abc", "ab"));
-  CHECK_FALSE(iequals("a-b", "a_b"));
 }
 
 TEST_CASE("base64_decode decodes standard base64 and rejects malformed input") {
