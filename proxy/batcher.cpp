@@ -7,6 +7,7 @@
 #include <random>
 
 #include "ch_errors.h"
+#include "flush_verdict.h"
 #include "http_response.h"
 #include "log.h"
 #include "metrics.h"
@@ -19,16 +20,6 @@
 namespace chsidecar {
 
 namespace {
-
-// Transient codes that may also be one batch's own doing (see flush_done).
-bool may_be_the_requests_own(int code) {
-  switch (code) {
-    case 74: case 75: case 76: case 77: case 107: case 159: case 241:
-      return true;
-    default:
-      return false;
-  }
-}
 
 // Error text kept from a failed flush; ClickHouse's messages are short.
 constexpr size_t kMaxErrorBody = 64 * 1024;
@@ -78,10 +69,14 @@ class Batcher::Flush final : public UpstreamClient {
 
   KeyBuffer& key_buffer() { return buffer_; }
   Batch& batch() { return batch_; }
+  const Batch& batch() const { return batch_; }
   const BatchResult& result() const { return result_; }
   int attempts() const { return attempts_; }
-  // Batches the batcher had committed when this one first failed.
-  uint64_t commits_at_first_failure() const { return commits_at_first_failure_; }
+  // Whether batches committed since this one first failed (`commits`: the
+  // batcher's count now); false before its first failure.
+  bool committed_since_first_failure(uint64_t commits) const {
+    return failed_ && commits > commits_at_first_failure_;
+  }
   void note_failure(uint64_t commits) {
     if (!failed_) commits_at_first_failure_ = commits;
     failed_ = true;
@@ -539,111 +534,116 @@ void Batcher::answer(const KeyBuffer& buffer, Batch& batch, const BatchResult& r
   if (spool_ != nullptr) spool_->committed(done_ids);
 }
 
+// The facts of the try that just ended (flush_verdict.h).
+FlushTry Batcher::try_facts(const Flush& done, const UpstreamOutcome& outcome) const {
+  const BatchResult& result = done.result();
+  FlushTry t;
+  t.transfer_ok = outcome.code == CURLE_OK;
+  t.response_started = outcome.response_started;
+  t.status = result.status;
+  t.body_has_exception = result.body.find("Exception") != std::string::npos;
+  t.exception_code = outcome.exception_code;
+  t.requests = done.batch().parts.size();
+  t.table_checked = done.table_checked();
+  t.table_has_views = done.table_facts().has_views;
+  t.table_deduplicates = done.table_facts().deduplicates;
+  t.own_transient_failures = static_cast<uint64_t>(done.own_transient_failures());
+  t.others_committed_since_first_failure = done.committed_since_first_failure(commits_);
+  t.retry_limit = config_.retry_limit;
+  t.dedup_token = dedup_token_;
+  return t;
+}
+
 void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
-  KeyBuffer& buffer = done.key_buffer();
-  Batch& batch = done.batch();
-  BatchResult result = done.result();
-  // ClickHouse sends an INSERT's 200 only once the rows are in: a connection
-  // lost after that head, with no exception in the body, is still a commit.
-  bool committed = result.status == 200 &&
-                   (outcome.code == CURLE_OK ||
-                    (outcome.response_started && result.body.find("Exception") == std::string::npos));
-  // ClickHouse answered an error: with dependent views, the table may hold
-  // the rows already. Ask before deciding (table_check.h). Not after a
-  // refusal of the whole request (authentication, access, no such table or
-  // setting): ClickHouse checks those before it writes a row.
-  bool answered_error = !committed && (outcome.code == CURLE_OK || outcome.response_started) &&
-                        !(outcome.exception_code != 0 &&
-                          classify_error(outcome.exception_code) == ErrorClass::kPermanent);
-  if (answered_error && !done.table_checked()) {
-    done.check_table(replicas_.choose(), outcome);
-    return;
-  }
-  ErrorClass error_class = ErrorClass::kTransient;
-  int code = 0;
-  if (outcome.code == CURLE_OK && !committed) {
-    code = outcome.exception_code;
-    // An answer without a code (a proxy's 502/503) is not about the data.
-    error_class = code != 0 ? classify_error(code) : ErrorClass::kTransient;
-  }
-  if (committed) ++commits_;
-  else done.note_failure(commits_);
-  if (!committed && outcome.code != CURLE_OK && !outcome.response_started)
-    done.note_unknown_outcome();
-  // A memory or time limit (241, 159), or a file error (74-77, 107: a full
-  // disk, or one File table's missing file), that outlasts --retry-limit
-  // tries while other batches commit is about this batch (a setting, a row
-  // too large, its table), not the server: split it like bad data, so it
-  // cannot hold the spool forever. Other transient codes are the server's
-  // or the table's state (too many parts, read-only, ZooKeeper, network),
-  // and they pass.
-  bool own_limit = error_class == ErrorClass::kTransient && may_be_the_requests_own(code);
-  if (own_limit) done.note_own_transient_failure();
-  bool give_up = own_limit &&
-                 static_cast<uint64_t>(done.own_transient_failures()) >= config_.retry_limit &&
-                 commits_ > done.commits_at_first_failure();
-  if (give_up) {
-    log_event(LogLevel::kWarn, "batch_retry_limit",
-              {{"table", buffer.target.table}, {"attempts", std::to_string(done.attempts())},
-               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())}});
-    error_class = ErrorClass::kData;
-  }
-  if (metrics_ != nullptr) {
-    const char* label = committed                                  ? "ok"
-                        : outcome.code != CURLE_OK && !outcome.response_started ? "network_error"
-                        : error_class == ErrorClass::kTransient    ? "transient_error"
-                        : error_class == ErrorClass::kData         ? "data_error"
-                                                                   : "permanent_error";
-    metrics_->flushes.at({label}).inc();
-    if (!committed && error_class == ErrorClass::kTransient)
-      metrics_->retries.at({buffer.target.table}).inc();
-  }
-  // The table may have committed the rows (a dependent view failed after
-  // the table's part was written): never bisected, and retried only where
-  // the retry is deduplicated (the same bytes, the same token, in a table
-  // that deduplicates, and views that deduplicate too). Otherwise every
-  // client gets ClickHouse's error, as each would alone.
-  bool partly_committed = answered_error && done.table_facts().has_views;
-  if (partly_committed &&
-      !(error_class == ErrorClass::kTransient && dedup_token_ && done.table_facts().deduplicates)) {
-    log_event(LogLevel::kWarn, "batch_failed",
-              {{"table", buffer.target.table}, {"status", std::to_string(result.status)},
-               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())},
-               {"effect", "the table has dependent views and may hold the rows: not sent again"}});
-    answer(buffer, batch, result,
-           "; chsidecar: the table has dependent views, so these rows may be in it already; "
-           "they were not sent again");
-  } else if (committed) {
-    answer(buffer, batch, result);
-  } else if (error_class == ErrorClass::kTransient) {
-    log_event(LogLevel::kWarn, "batch_retry",
-              {{"table", buffer.target.table},
-               {"attempt", std::to_string(done.attempts())},
-               {"code", std::to_string(code)},
-               {"error", outcome.code != CURLE_OK ? outcome.error : std::string("HTTP ") + std::to_string(result.status)}});
-    uint64_t delay = config_.retry_backoff_min_ms << std::min(done.attempts() - 1, 20);
-    delay = std::min(delay, config_.retry_backoff_max_ms);
-    static std::minstd_rand jitter(std::random_device{}());
-    delay = delay / 2 + jitter() % (delay / 2 + 1);  // "equal jitter"
-    done.retry_after(loop_, std::max<uint64_t>(delay, 1));
-    return;  // still in flight for its key
-  } else if (error_class == ErrorClass::kData && batch.parts.size() > 1) {
-    log_event(LogLevel::kInfo, "batch_bisect",
-              {{"table", buffer.target.table}, {"requests", std::to_string(batch.parts.size())},
-               {"code", std::to_string(code)}});
-    size_t middle = batch.parts.size() / 2;
-    Batch left = rebuild(buffer, batch, 0, middle, nullptr);
-    Batch right = rebuild(buffer, batch, middle, batch.parts.size(), nullptr);
-    grow_buffered(left.data.size() + right.data.size());
-    send(buffer, std::move(left), &done);
-    send(buffer, std::move(right), &done);
-  } else {
-    log_event(LogLevel::kWarn, "batch_failed",
-              {{"table", buffer.target.table}, {"status", std::to_string(result.status)},
-               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())}});
-    answer(buffer, batch, result);
+  FlushVerdict verdict = classify_flush(try_facts(done, outcome));
+  if (verdict.action != FlushAction::kCheckTable) note_try(done, verdict);
+  switch (verdict.action) {
+    case FlushAction::kCheckTable:
+      done.check_table(replicas_.choose(), outcome);  // comes back here with the facts
+      return;
+    case FlushAction::kCommitted:
+      answer(done.key_buffer(), done.batch(), done.result());
+      break;
+    case FlushAction::kRetry:
+      schedule_retry(done, verdict, outcome);
+      return;  // still in flight for its key
+    case FlushAction::kBisect:
+      bisect(done, verdict);
+      break;
+    case FlushAction::kFail:
+    case FlushAction::kFailMaybeInTable:
+      fail(done, verdict);
+      break;
   }
   retire(done);
+}
+
+// The batch's history and the counters, for a try that was classified.
+void Batcher::note_try(Flush& done, const FlushVerdict& verdict) {
+  const KeyBuffer& buffer = done.key_buffer();
+  bool committed = verdict.action == FlushAction::kCommitted;
+  if (committed) ++commits_;
+  else done.note_failure(commits_);
+  if (verdict.no_answer) done.note_unknown_outcome();
+  if (verdict.own_limit) done.note_own_transient_failure();
+  if (verdict.gave_up)
+    log_event(LogLevel::kWarn, "batch_retry_limit",
+              {{"table", buffer.target.table}, {"attempts", std::to_string(done.attempts())},
+               {"code", std::to_string(verdict.code)},
+               {"requests", std::to_string(done.batch().parts.size())}});
+  if (metrics_ == nullptr) return;
+  metrics_->flushes.at({verdict.metric_label}).inc();
+  if (!committed && verdict.error_class == ErrorClass::kTransient)
+    metrics_->retries.at({buffer.target.table}).inc();
+}
+
+void Batcher::schedule_retry(Flush& done, const FlushVerdict& verdict,
+                             const UpstreamOutcome& outcome) {
+  log_event(LogLevel::kWarn, "batch_retry",
+            {{"table", done.key_buffer().target.table},
+             {"attempt", std::to_string(done.attempts())},
+             {"code", std::to_string(verdict.code)},
+             {"error", outcome.code != CURLE_OK ? outcome.error
+                                                : std::string("HTTP ") + std::to_string(done.result().status)}});
+  uint64_t delay = config_.retry_backoff_min_ms << std::min(done.attempts() - 1, 20);
+  delay = std::min(delay, config_.retry_backoff_max_ms);
+  static std::minstd_rand jitter(std::random_device{}());
+  delay = delay / 2 + jitter() % (delay / 2 + 1);  // "equal jitter"
+  done.retry_after(loop_, std::max<uint64_t>(delay, 1));
+}
+
+void Batcher::bisect(Flush& done, const FlushVerdict& verdict) {
+  KeyBuffer& buffer = done.key_buffer();
+  const Batch& batch = done.batch();
+  log_event(LogLevel::kInfo, "batch_bisect",
+            {{"table", buffer.target.table}, {"requests", std::to_string(batch.parts.size())},
+             {"code", std::to_string(verdict.code)}});
+  size_t middle = batch.parts.size() / 2;
+  Batch left = rebuild(buffer, batch, 0, middle, nullptr);
+  Batch right = rebuild(buffer, batch, middle, batch.parts.size(), nullptr);
+  grow_buffered(left.data.size() + right.data.size());
+  send(buffer, std::move(left), &done);
+  send(buffer, std::move(right), &done);
+}
+
+void Batcher::fail(Flush& done, const FlushVerdict& verdict) {
+  const KeyBuffer& buffer = done.key_buffer();
+  std::vector<LogField> fields = {
+      {"table", buffer.target.table},
+      {"status", std::to_string(done.result().status)},
+      {"code", std::to_string(verdict.code)},
+      {"requests", std::to_string(done.batch().parts.size())}};
+  if (verdict.action != FlushAction::kFailMaybeInTable) {
+    log_event(LogLevel::kWarn, "batch_failed", fields);
+    answer(buffer, done.batch(), done.result());
+    return;
+  }
+  // A dependent view failed after the table's part was written, perhaps.
+  fields.push_back({"effect", "the table has dependent views and may hold the rows: not sent again"});
+  log_event(LogLevel::kWarn, "batch_failed", fields);
+  answer(buffer, done.batch(), done.result(),
+         "; chsidecar: the table has dependent views, so these rows may be in it already; "
+         "they were not sent again");
 }
 
 // Sends a batch again after a transient error. Clients that stopped waiting

@@ -44,6 +44,7 @@
 #include "batch_target.h"
 #include "body_encoder.h"
 #include "config.h"
+#include "flush_verdict.h"
 #include "memory_budget.h"
 #include "request.h"
 #include "rows.h"
@@ -169,7 +170,13 @@ class Batcher {
   void batch_recorded(Flush& flush, bool ok);
   const std::string& request_target(const KeyBuffer& buffer, Batch& batch) const;
   void submit(Flush& flush);
+  // A try ended: classified (flush_verdict.h), then acted on.
   void flush_done(Flush& flush, const UpstreamOutcome& outcome);
+  FlushTry try_facts(const Flush& flush, const UpstreamOutcome& outcome) const;
+  void note_try(Flush& flush, const FlushVerdict& verdict);
+  void schedule_retry(Flush& flush, const FlushVerdict& verdict, const UpstreamOutcome& outcome);
+  void bisect(Flush& flush, const FlushVerdict& verdict);
+  void fail(Flush& flush, const FlushVerdict& verdict);
   void retry(Flush& flush);
   void retire(Flush& flush);
   void answer(const KeyBuffer& buffer, Batch& batch, const BatchResult& result,
