@@ -13,6 +13,7 @@
 #include "log.h"
 #include "replicas.h"
 #include "spool.h"
+#include "spooled_rows.h"
 #include "uv_handle.h"
 
 namespace chsidecar {
@@ -359,55 +360,6 @@ void Exchange::submit_batch() {
   decoded_.shrink_to_fit();
 }
 
-namespace {
-
-// A spooled request's rows on their way to the batcher; they go there once
-// durable, even if the client has gone away by then.
-struct SpooledRows final : BatchTicket, SpoolWaiter {
-  App* app = nullptr;
-  std::shared_ptr<const BatchTarget> target;
-  std::string rows;
-  size_t row_count = 0;
-  bool needs_newline = false;
-  uint64_t id = 0;
-  uint64_t charged = 0;  // rows' bytes counted in the memory budget until they reach the batcher
-
-  ~SpooledRows() { release(); }
-  void release() {
-    if (charged == 0) return;
-    app->memory().give(charged);
-    charged = 0;
-  }
-
-  void spool_durable(bool ok) override {
-    release();  // the batcher counts them from here
-    if (ok) {
-      RowChunk chunk;
-      chunk.rows = rows;
-      chunk.row_count = row_count;
-      chunk.needs_newline = needs_newline;
-      app->batcher().add(*target, chunk, nullptr, id);
-    }
-    BatchWaiter* to = waiter;
-    if (to == nullptr) return;
-    waiter = nullptr;
-    if (ok) {
-      app->batch_metrics().rows_acknowledged.at({target->table}).inc(double(row_count));
-      static const BatchResult kSpooled{200, "OK", {{"Content-Type", "text/plain; charset=UTF-8"}}, ""};
-      to->batch_done(kSpooled);
-      return;
-    }
-    int why = app->spool().write_error();
-    ChError error(503, kTooManySimultaneousQueries,
-                  "The rows could not be written to the spool (--spool-dir " +
-                      app->config().spool_dir + ": " + std::strerror(why != 0 ? why : EIO) +
-                      "); nothing was inserted");
-    to->batch_done(error_result(error, 1));
-  }
-};
-
-}  // namespace
-
 // Answers once the rows are fsynced to the spool; the batch commits later.
 void Exchange::spool_rows(const RowChunk& chunk) {
   // Spooled rows also wait in memory for their batch: the same cap applies.
@@ -419,16 +371,11 @@ void Exchange::spool_rows(const RowChunk& chunk) {
     respond_memory_full();
     return;
   }
-  auto spooled = std::make_shared<SpooledRows>();
-  spooled->charged = chunk.rows.size();
+  auto spooled = std::make_shared<SpooledRows>(app_.batcher(), app_.memory(), app_.spool(),
+                                               app_.config(), app_.batch_metrics(), target_, chunk,
+                                               chunk.rows.size());
   spooled->waiter = this;
-  spooled->app = &app_;
-  spooled->target = target_;
-  spooled->rows = std::string(chunk.rows);
-  spooled->row_count = chunk.row_count;
-  spooled->needs_newline = chunk.needs_newline;
-  Spool::Append appended = app_.spool().append(
-      SpoolRows{*target_, chunk.rows, chunk.row_count, chunk.needs_newline}, spooled->id, spooled);
+  Spool::Append appended = app_.spool().append(spooled->record(), spooled->id, spooled);
   if (appended == Spool::Append::kQueued) {
     ticket_ = std::move(spooled);
     body_.clear();
