@@ -11,7 +11,6 @@
 #include "http_response.h"
 #include "log.h"
 #include "metrics.h"
-#include "replicas.h"
 #include "result.h"
 #include "spool.h"
 #include "table_check.h"
@@ -96,9 +95,9 @@ class Batcher::Flush final : public UpstreamClient {
   // table_check.h); true once known for the current try.
   bool table_checked() const { return table_checked_try_ == attempts_; }
   const TableFacts& table_facts() const { return table_facts_; }
-  void check_table(UpstreamPool& pool, const UpstreamOutcome& outcome) {
+  void check_table(UpstreamSink& upstream, const UpstreamOutcome& outcome) {
     table_checked_try_ = attempts_;
-    check_.start(pool, buffer_.target.table, batch_.request_target, buffer_.target.headers,
+    check_.start(upstream, buffer_.target.table, batch_.request_target, buffer_.target.headers,
                  [this, outcome](const TableFacts& facts) {
                    table_facts_ = facts;
                    batcher_.flush_done(*this, outcome);
@@ -197,14 +196,13 @@ class Batcher::Flush final : public UpstreamClient {
   std::shared_ptr<RecordWaiter> record_waiter_;
 };
 
-Batcher::Batcher(uv_loop_t* loop, const Config& config, Replicas& replicas)
-    : loop_(loop), config_(config), replicas_(replicas) {}
+Batcher::Batcher(uv_loop_t* loop, const Config& config, UpstreamSink& upstream)
+    : loop_(loop), config_(config), upstream_(upstream) {}
 
 Batcher::~Batcher() { close(); }
 
 void Batcher::close() {
-  for (auto& flush : flushes_)
-    if (UpstreamPool* pool = flush->upstream_pool()) pool->cancel(flush.get());
+  for (auto& flush : flushes_) upstream_.cancel(flush.get());
   flushes_.clear();
   finished_.clear();
   for (auto& [key, buffer] : buffers_) {
@@ -229,7 +227,7 @@ Batcher::KeyBuffer& Batcher::buffer_for(const BatchTarget& target, bool spooled)
     // Where batches carry a token, say which tables will not honour it.
     if (dedup_token_ && !spooled) {
       const std::string table = target.table;
-      slot->dedup_check.start(replicas_.choose(), target.table, target.upstream_target,
+      slot->dedup_check.start(upstream_, target.table, target.upstream_target,
                               target.headers, [this, table](const TableFacts& facts) {
                                 if (facts.deduplicates || !without_dedup_.insert(table).second) return;
                                 log_event(LogLevel::kWarn, "table_without_dedup",
@@ -459,7 +457,7 @@ void Batcher::submit(Flush& flush) {
              {"attempt", std::to_string(flush.attempts())},
              {"wire_bytes", std::to_string(flush.wire().size())}});
   // Every try goes to the healthy replica with the least work.
-  if (replicas_.choose().submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+  if (upstream_.submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     UpstreamOutcome outcome;
     outcome.code = CURLE_COULDNT_CONNECT;
     outcome.error = "the upstream queue is full (--queue-max)";
@@ -471,14 +469,14 @@ void Batcher::submit(Flush& flush) {
 // clients were answered long ago, are marked committed or dead-lettered.
 BatchResult Batcher::not_committed_result(const KeyBuffer&) {
   return error_result({503, kTimeoutExceeded,
-                       "The rows were not inserted: upstream " + replicas_.choose().display_name() +
+                       "The rows were not inserted: upstream " + upstream_.display_name() +
                            " did not accept them within --upstream-timeout"});
 }
 
 BatchResult Batcher::unknown_outcome_result(const KeyBuffer&) {
   return error_result({503, kUnknownStatusOfInsert,
                        "The rows may or may not have been inserted: upstream " +
-                           replicas_.choose().display_name() +
+                           upstream_.display_name() +
                            " took the whole batch but gave no answer within --upstream-timeout"});
 }
 
@@ -559,7 +557,7 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   if (verdict.action != FlushAction::kCheckTable) note_try(done, verdict);
   switch (verdict.action) {
     case FlushAction::kCheckTable:
-      done.check_table(replicas_.choose(), outcome);  // comes back here with the facts
+      done.check_table(upstream_, outcome);  // comes back here with the facts
       return;
     case FlushAction::kCommitted:
       answer(done.key_buffer(), done.batch(), done.result());

@@ -49,6 +49,7 @@
 #include "request.h"
 #include "rows.h"
 #include "upstream_pool.h"
+#include "upstream_sink.h"
 
 namespace chsidecar {
 
@@ -57,8 +58,9 @@ class Batcher {
   // kOverCapacity: --buffer-max-bytes; kOverMemory: --max-memory.
   enum class Add { kAccepted, kOverCapacity, kOverMemory };
 
-  // `config` and `replicas` must outlive the batcher.
-  Batcher(uv_loop_t* loop, const Config& config, class Replicas& replicas);
+  // `config` and `upstream` (Replicas, or a fake in tests) must outlive
+  // the batcher.
+  Batcher(uv_loop_t* loop, const Config& config, UpstreamSink& upstream);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -192,7 +194,7 @@ class Batcher {
 
   uv_loop_t* loop_;
   const Config& config_;
-  class Replicas& replicas_;
+  UpstreamSink& upstream_;
   std::unordered_map<std::string, std::unique_ptr<KeyBuffer>> buffers_;
   std::list<std::unique_ptr<Flush>> flushes_;
   std::vector<std::unique_ptr<Flush>> finished_;  // freed later: may be on the stack
