@@ -257,72 +257,87 @@ void Exchange::use(std::shared_ptr<const BatchPlan> plan, size_t data_offset) {
   if (body_complete_) submit_batch();
 }
 
+// Bytes taken from the memory budget until released (or destroyed).
+struct Exchange::MemoryCharge {
+  MemoryBudget& memory;
+  uint64_t bytes = 0;
+  void release() {
+    memory.give(bytes);
+    bytes = 0;
+  }
+  ~MemoryCharge() { release(); }
+};
+
+// The whole body is here: its rows join a batch, or it goes alone.
 void Exchange::submit_batch() {
-  const BatchPlan& plan = *plan_;
+  // A decoded copy of the body lives until this function returns; it
+  // counts in the memory budget meanwhile.
   std::string decoded;
+  MemoryCharge decoded_charge{app_.memory()};
   std::string_view data;
-  MemoryBudget& memory = app_.memory();
-  // The decoded copy lives until this function returns; it counts meanwhile.
-  struct DecodedCharge {
-    MemoryBudget& memory;
-    uint64_t bytes = 0;
-    void release() {
-      memory.give(bytes);
-      bytes = 0;
-    }
-    ~DecodedCharge() { release(); }
-  } decoded_charge{memory};
+  RowChunk chunk;
+  if (!batch_data(decoded, decoded_charge, data) || !split_batchable(data, chunk)) {
+    forward();
+    return;
+  }
+  key_by_chunk(chunk);
+  state_ = State::kBatched;
+  // The rows move into a batch (or the spool's queue), which counts them
+  // itself; the body and its decoded copy are freed on return.
+  decoded_charge.release();
+  release_share();
+  hand_over(chunk);
+}
+
+// The rows' bytes, decoded when the plan says the body is compressed
+// (into `decoded`, charged to `charge`). False when ClickHouse should read
+// the body as it is, alone: too large, too compressed (a bomb stops early),
+// corrupt, or no room for it in the memory budget.
+bool Exchange::batch_data(std::string& decoded, MemoryCharge& charge, std::string_view& data) {
   if (decoding_ == BodyDecoding::kDecoded) {
     data = std::string_view(decoded_).substr(std::min(data_offset_, decoded_.size()));
-  } else {
-    data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
-    // Too large, too compressed (a bomb stops early), corrupt, or no room
-    // for it in the memory budget: ClickHouse reads it as it is, alone, and
-    // answers.
-    if (plan.coding != BodyCoding::kIdentity) {
-      uint64_t limit = std::min<uint64_t>(app_.config().max_decompressed_bytes, memory.available());
-      if (decode_body(plan.coding, data, limit, app_.config().max_compression_ratio, decoded) !=
-          DecodeResult::kOk) {
-        forward();
-        return;
-      }
-      decoded_charge.bytes = decoded.capacity();
-      memory.take(decoded_charge.bytes);
-      data = decoded;
-    }
+    return true;
   }
+  data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
+  if (plan_->coding == BodyCoding::kIdentity) return true;
+  MemoryBudget& memory = app_.memory();
+  uint64_t limit = std::min<uint64_t>(app_.config().max_decompressed_bytes, memory.available());
+  if (decode_body(plan_->coding, data, limit, app_.config().max_compression_ratio, decoded) !=
+      DecodeResult::kOk)
+    return false;
+  charge.bytes = decoded.capacity();
+  memory.take(charge.bytes);
+  data = decoded;
+  return true;
+}
+
+// Splits `data` into `chunk`. False when the rows go alone: a batch
+// already, or rows the splitter cannot read exactly as ClickHouse would.
+bool Exchange::split_batchable(std::string_view data, RowChunk& chunk) const {
+  const BatchPlan& plan = *plan_;
   // At least as many lines as --passthrough-rows: a batch already, sent as it
   // is (lines are never fewer than rows in the line formats). ClickHouse
   // checks it, so checking it here first would only cost time.
-  if (!binary_format(plan.format) && has_lines(data, app_.config().passthrough_rows)) {
-    forward();
-    return;
-  }
-  // Rows the splitter cannot read exactly as ClickHouse would, malformed
-  // ones included, go alone: the client gets ClickHouse's own answer, and
+  if (!binary_format(plan.format) && has_lines(data, app_.config().passthrough_rows)) return false;
+  // Malformed rows included: the client gets ClickHouse's own answer, and
   // in a batch they could not change what other requests' rows become.
-  RowChunk chunk;
   RowError error;
-  if (!split_rows(plan.format, data, chunk, error, plan.options)) {
-    forward();
-    return;
-  }
+  if (!split_rows(plan.format, data, chunk, error, plan.options)) return false;
   // Nothing to batch (ClickHouse still checks the table), or a batch already:
   // waiting for others would only slow it down.
-  if (chunk.row_count == 0 || chunk.row_count >= app_.config().passthrough_rows) {
-    forward();
-    return;
-  }
+  if (chunk.row_count == 0 || chunk.row_count >= app_.config().passthrough_rows) return false;
+  // A header naming another number of columns than the INSERT: ClickHouse
+  // reads every row against it (and may take it, with defaults).
+  size_t columns = plan.insert.column_count;
+  return chunk.header.empty() || columns == 0 ||
+         header_name_count(plan.format, chunk.header, plan.options) == columns;
+}
+
+// The merge key also holds what the chunk says of its rows.
+void Exchange::key_by_chunk(const RowChunk& chunk) {
   if (!chunk.header.empty()) {
-    // A header naming another number of columns than the INSERT: ClickHouse
-    // reads every row against it (and may take it, with defaults).
-    size_t columns = plan.insert.column_count;
-    if (columns != 0 && header_name_count(plan.format, chunk.header, plan.options) != columns) {
-      forward();
-      return;
-    }
     // The header line is part of this request's key: its own copy of the target.
-    auto with_header = std::make_shared<BatchTarget>(plan.target);
+    auto with_header = std::make_shared<BatchTarget>(plan_->target);
     with_header->header_lines = std::string(chunk.header);
     with_header->key.append(chunk.header);
     target_ = std::move(with_header);
@@ -334,14 +349,13 @@ void Exchange::submit_batch() {
     with_structure->key.append(chunk.structure);
     target_ = std::move(with_structure);
   }
-  state_ = State::kBatched;
-  // The rows move into a batch (or the spool's queue), which counts them
-  // itself; the body and its decoded copy are freed on return.
-  decoded_charge.release();
-  release_share();
+}
+
+// The rows go to the spool (an early answer) or wait in a batch.
+void Exchange::hand_over(const RowChunk& chunk) {
   // An early answer only for a key ClickHouse has taken rows of (batcher.h):
   // an unproven one waits for its batch, and gets ClickHouse's answer.
-  if (plan.spool_ack && app_.batcher().proven(target_->key)) {
+  if (plan_->spool_ack && app_.batcher().proven(target_->key)) {
     spool_rows(chunk);
     return;
   }

@@ -127,7 +127,15 @@ class Exchange final : public UpstreamClient,
   void send_continue();
   bool use_plan();
   void use(std::shared_ptr<const BatchPlan> plan, size_t data_offset);
+  // A batchable INSERT's whole body is here: batch_data() (decoded),
+  // split_batchable(), key_by_chunk(), hand_over() to the spool or the
+  // batcher; or forward() alone.
+  struct MemoryCharge;
   void submit_batch();
+  bool batch_data(std::string& decoded, MemoryCharge& charge, std::string_view& data);
+  bool split_batchable(std::string_view data, RowChunk& chunk) const;
+  void key_by_chunk(const RowChunk& chunk);
+  void hand_over(const RowChunk& chunk);
   void spool_rows(const RowChunk& chunk);
   void respond_buffers_full();
   void send_head();
