@@ -1,6 +1,7 @@
 #include "exchange.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -69,6 +70,42 @@ Exchange::~Exchange() {
   release_share();
 }
 
+// The state diagram of exchange.h; every move goes through enter().
+bool Exchange::can_enter(State from, State to) {
+  if (to == State::kDone) return from != State::kDone;
+  switch (from) {
+    case State::kAdmitting:
+      return to == State::kRouting;
+    case State::kRouting:
+      return to == State::kAdmitting || to == State::kRouting || to == State::kDecoding ||
+             to == State::kWaitingTurn || to == State::kCollecting || to == State::kUpstream;
+    case State::kDecoding:
+      return to == State::kRouting;
+    case State::kWaitingTurn:
+      return to == State::kUpstream;
+    case State::kCollecting:
+      return to == State::kBatched || to == State::kUpstream;
+    case State::kBatched:
+      return false;
+    case State::kUpstream:  // again: failover to another replica
+      return to == State::kUpstream || to == State::kHoldingHead;
+    case State::kHoldingHead:
+      return to == State::kUpstream || to == State::kAbortingFor373;
+    case State::kAbortingFor373:
+      return to == State::kRetryWait;
+    case State::kRetryWait:
+      return to == State::kUpstream;
+    case State::kDone:
+      return false;
+  }
+  return false;
+}
+
+void Exchange::enter(State next) {
+  assert(can_enter(state_, next));
+  state_ = next;
+}
+
 void Exchange::start() {
   app_.proxy_metrics().requests_in_flight.get().add(1);
   // Only the bare "/ping" is ClickHouse's ping; with a query string it is a
@@ -94,7 +131,7 @@ void Exchange::start() {
     respond_memory_full();
     return;
   }
-  state_ = State::kAdmitting;
+  enter(State::kAdmitting);
   app_.wait_for_memory(this, need_);
 }
 
@@ -110,7 +147,7 @@ void Exchange::admitted() {
   share_ = need_;
   // Reserved once: appends never reallocate (a doubling would hold twice the share).
   body_.reserve(share_);
-  state_ = State::kRouting;
+  enter(State::kRouting);
 }
 
 void Exchange::memory_granted() {
@@ -148,7 +185,7 @@ void Exchange::respond_memory_full() {
 // Decides how the request runs (router.h): alone, batched, or in its
 // session's order.
 void Exchange::route() {
-  state_ = State::kRouting;
+  enter(State::kRouting);
   if (use_plan()) return;
   RouteContext context;
   context.session_mode = app_.config().session_mode;
@@ -167,7 +204,7 @@ void Exchange::route() {
     return;  // append_body() routes again when more of the SQL is here
   }
   if (route.action == Route::Action::kNeedDecodedBody) {
-    awaiting_decode_ = true;
+    enter(State::kDecoding);
     decode_coding_ = route.body_coding;
     send_continue();
     if (body_complete_ || !body_rewindable_) decode_for_routing();
@@ -199,7 +236,7 @@ void Exchange::route() {
       return;
     case SessionTable::Admit::kQueued:
       in_session_ = true;
-      state_ = State::kWaitingTurn;
+      enter(State::kWaitingTurn);
       return;
     case SessionTable::Admit::kQueueFull:
       respond_error({503, kTooManySimultaneousQueries,
@@ -219,7 +256,6 @@ void Exchange::route() {
 // The whole body is here, or more than body_buffer of it (which then goes
 // alone, streamed): decode it within the limits and route again.
 void Exchange::decode_for_routing() {
-  awaiting_decode_ = false;
   decoding_ = BodyDecoding::kFailed;
   if (body_complete_ && body_rewindable_ &&
       decode_body(decode_coding_, body_, app_.config().max_decompressed_bytes,
@@ -252,7 +288,7 @@ void Exchange::use(std::shared_ptr<const BatchPlan> plan, size_t data_offset) {
   target_ = std::shared_ptr<const BatchTarget>(plan_, &plan_->target);
   data_offset_ = data_offset;
   route_ = "insert_batched";
-  state_ = State::kCollecting;
+  enter(State::kCollecting);
   send_continue();
   if (body_complete_) submit_batch();
 }
@@ -281,7 +317,7 @@ void Exchange::submit_batch() {
     return;
   }
   key_by_chunk(chunk);
-  state_ = State::kBatched;
+  enter(State::kBatched);
   // The rows move into a batch (or the spool's queue), which counts them
   // itself; the body and its decoded copy are freed on return.
   decoded_charge.release();
@@ -463,7 +499,7 @@ void Exchange::session_turn() {
 }
 
 void Exchange::forward() {
-  state_ = State::kUpstream;
+  enter(State::kUpstream);
   decoded_.clear();  // alone: the body goes as the client sent it
   decoded_.shrink_to_fit();
   if (std::string_view(route_) == "insert_batched") route_ = "insert_passthrough";
@@ -509,7 +545,7 @@ UpstreamRequest Exchange::upstream_request() const {
 
 void Exchange::forward_to(UpstreamPool* pool) {
   pool_ = pool;
-  state_ = State::kUpstream;
+  enter(State::kUpstream);
   UpstreamRequest request = upstream_request();
   if (pool_->submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     respond_error({503, kTooManySimultaneousQueries,
@@ -535,9 +571,9 @@ void Exchange::append_body(const char* data, size_t size) {
   body_received_ += size;
   if (body_received_ > app_.config().body_buffer_bytes) body_rewindable_ = false;
   if (state_ == State::kCollecting && !body_rewindable_) forward();  // too big to batch
-  else if (state_ == State::kRouting && awaiting_decode_) { if (!body_rewindable_) decode_for_routing(); }
+  else if (state_ == State::kDecoding) { if (!body_rewindable_) decode_for_routing(); }
   else if (state_ == State::kRouting) route();
-  else if (state_ == State::kUpstream) pool_->resume_body(this);
+  else if (on_upstream(state_)) pool_->resume_body(this);
 }
 
 void Exchange::finish_body() {
@@ -545,15 +581,17 @@ void Exchange::finish_body() {
   body_complete_ = true;
   if (state_ == State::kAdmitting) return;
   if (state_ == State::kCollecting) submit_batch();
-  else if (state_ == State::kRouting && awaiting_decode_) decode_for_routing();
+  else if (state_ == State::kDecoding) decode_for_routing();
   else if (state_ == State::kRouting) route();
-  else if (state_ == State::kUpstream) pool_->resume_body(this);
+  else if (on_upstream(state_)) pool_->resume_body(this);
 }
 
 bool Exchange::wants_body() const {
   if (state_ == State::kAdmitting) return false;
   // Routing and collecting read at most body_buffer bytes and then move on.
-  if (state_ == State::kDone || state_ == State::kRouting || state_ == State::kCollecting) return true;
+  if (state_ == State::kDone || state_ == State::kRouting || state_ == State::kDecoding ||
+      state_ == State::kCollecting)
+    return true;
   // A body no longer resendable holds sent bytes until half of it is sent:
   // count them too, so the body stays within its share.
   size_t held = body_rewindable_ ? body_.size() - body_sent_ : body_.size();
@@ -598,7 +636,7 @@ void Exchange::upstream_response_head(int status, std::string reason,
   reason_ = std::move(reason);
   response_headers_ = std::move(headers);
   if (holds_for_373()) {
-    held_head_ = true;
+    enter(State::kHoldingHead);
     return;
   }
   send_head();
@@ -663,17 +701,17 @@ void Exchange::send_data(const char* data, size_t size) {
 
 size_t Exchange::upstream_response_data(const char* data, size_t size) {
   if (connection_.closing() || state_ == State::kDone) return 0;
-  if (held_head_) {
+  if (state_ == State::kHoldingHead) {
     if (held_body_.size() + size < kCodePrefixBytes) {  // too short to tell yet
       held_body_.append(data, size);
       return size;
     }
     std::string probe = held_body_ + std::string(data, std::min(size, kCodePrefixBytes));
     if (is_373(probe)) {
-      retry_373_ = true;
+      enter(State::kAbortingFor373);
       return 0;  // abort the transfer; upstream_done() schedules the retry
     }
-    held_head_ = false;
+    enter(State::kUpstream);
     send_head();
     send_data(held_body_.data(), held_body_.size());
     held_body_.clear();
@@ -689,12 +727,12 @@ size_t Exchange::upstream_response_data(const char* data, size_t size) {
 }
 
 void Exchange::client_drained() {
-  if (state_ == State::kUpstream) pool_->resume_response(this);
+  if (on_upstream(state_)) pool_->resume_response(this);
 }
 
 void Exchange::upstream_done(const UpstreamOutcome& outcome) {
   if (state_ == State::kDone) return;
-  if (retry_373_) {
+  if (state_ == State::kAbortingFor373) {
     schedule_373_retry();
     return;
   }
@@ -707,7 +745,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
       log_event(LogLevel::kWarn, "upstream_failed_mid_response",
                 {{"upstream", pool_->display_name()}, {"error", outcome.error}});
       leave_session();
-      state_ = State::kDone;
+      enter(State::kDone);
       record(answer_status_);
       connection_.close_when_flushed();
       return;
@@ -738,8 +776,8 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
     }
     return;
   }
-  if (held_head_) {
-    held_head_ = false;
+  if (state_ == State::kHoldingHead) {
+    enter(State::kUpstream);
     send_head();
     send_data(held_body_.data(), held_body_.size());
   }
@@ -749,8 +787,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
 }
 
 void Exchange::schedule_373_retry() {
-  retry_373_ = false;
-  state_ = State::kRetryWait;
+  enter(State::kRetryWait);
   if (retry_timer_ == nullptr) {
     retry_timer_ = make_handle<uv_timer_t>();
     uv_timer_init(app_.loop(), retry_timer_);
@@ -771,7 +808,6 @@ void Exchange::schedule_373_retry() {
 void Exchange::on_retry_timer(uv_timer_t* timer) noexcept {
   auto* self = static_cast<Exchange*>(timer->data);
   if (self == nullptr || self->state_ != State::kRetryWait) return;
-  self->held_head_ = false;
   self->held_body_.clear();
   self->status_ = 0;
   self->body_sent_ = 0;
@@ -796,7 +832,7 @@ void Exchange::leave_session() {
 
 void Exchange::complete() {
   if (state_ == State::kDone) return;
-  state_ = State::kDone;
+  enter(State::kDone);
   body_.clear();
   body_.shrink_to_fit();
   release_share();
@@ -810,8 +846,7 @@ void Exchange::complete() {
 // Counts the request and writes its access line; once per exchange. The
 // path goes without its query string, which may hold a password.
 void Exchange::record(int status) {
-  if (recorded_) return;
-  recorded_ = true;
+  assert(state_ == State::kDone);  // entered once: recorded once
   ProxyMetrics& pm = app_.proxy_metrics();
   double seconds = static_cast<double>(uv_hrtime() - started_ns_) / 1e9;
   pm.requests.at({route_, status_label(status)}).inc();
@@ -835,11 +870,11 @@ void Exchange::record(int status) {
 void Exchange::abort() {
   if (state_ == State::kDone) return;
   State was = state_;
-  state_ = State::kDone;
+  enter(State::kDone);
   if (was == State::kAdmitting) app_.memory().cancel(this);
   release_share();
   record(head_sent_ ? answer_status_ : 499);  // 499: the client went away first
-  if (was == State::kUpstream && pool_ != nullptr) pool_->cancel(this);
+  if (on_upstream(was) && pool_ != nullptr) pool_->cancel(this);
   if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted
   if (retry_timer_ != nullptr) uv_timer_stop(retry_timer_);
   if (in_session_) {
