@@ -43,6 +43,16 @@ class FakeUpstream final : public UpstreamSink {
 
   // Answers the oldest INSERT not answered yet, as ClickHouse would.
   void answer_insert(int status, int code = 0) { answer(take(inserts), status, code); }
+  // Ends the oldest INSERT without an answer, after its whole body went out.
+  void drop_insert() {
+    Sent s = take(inserts);
+    answered.push_back(s);
+    UpstreamOutcome outcome;
+    outcome.code = CURLE_RECV_ERROR;
+    outcome.error = "connection lost";
+    outcome.connected = true;
+    s.client->upstream_done(outcome);
+  }
   // Answers every table check: no views, deduplicating as told.
   void answer_checks(bool has_views = false, bool deduplicates = false) {
     while (!checks.empty())
@@ -79,8 +89,12 @@ class FakeUpstream final : public UpstreamSink {
 struct Waiter final : BatchWaiter {
   std::shared_ptr<BatchTicket> ticket = std::make_shared<BatchTicket>();
   std::vector<int> statuses;  // every answer it got
+  std::string body;           // the last one's
   Waiter() { ticket->waiter = this; }
-  void batch_done(const BatchResult& result) override { statuses.push_back(result.status); }
+  void batch_done(const BatchResult& result) override {
+    statuses.push_back(result.status);
+    body = result.body;
+  }
 };
 
 BatchTarget target_of(std::string table) {
@@ -294,4 +308,44 @@ TEST_CASE("close() cancels the batches in flight with the upstream") {
   CHECK(rig.upstream.inserts.empty());
   CHECK(rig.upstream.cancelled >= 1);
   CHECK(w.statuses.empty());
+}
+
+TEST_CASE("clients past their deadline at a retry: told 159 and their rows leave, or 319 once sent") {
+  struct Case {
+    const char* what;
+    bool answered;        // the failed try had an answer (252) or none at all
+    const char* code;     // what the clients are told
+    bool resent;          // the rows go again
+  };
+  const Case cases[] = {
+      {"an answer: nothing was inserted", true, "Code: 159.", false},
+      {"no answer after the whole batch went out: maybe inserted", false, "Code: 319.", true},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(std::string(c.what));
+    BatcherRig rig;
+    rig.config.upstream_timeout_ms = 0;  // every client's deadline is now
+    rig.start();
+    BatchTarget t = target_of("t");
+    Waiter w[2];
+    for (Waiter& x : w) rig.add(t, "{}", x);
+    rig.run();
+    if (c.answered) {
+      rig.upstream.answer_insert(500, 252);
+      rig.upstream.answer_checks();
+    } else {
+      rig.upstream.drop_insert();
+    }
+    rig.run();  // the backoff, then the retry
+    for (Waiter& x : w) {
+      CHECK(x.statuses == std::vector<int>{503});
+      CHECK(x.body.starts_with(c.code));
+    }
+    REQUIRE(rig.upstream.inserts.size() == (c.resent ? 1u : 0u));
+    if (!c.resent) continue;
+    CHECK(rig.upstream.inserts[0].body == rig.upstream.answered[0].body);  // the same bytes
+    rig.upstream.answer_insert(200);
+    for (Waiter& x : w) CHECK(x.statuses.size() == 1);  // answered once
+    CHECK(rig.batcher->idle());
+  }
 }
