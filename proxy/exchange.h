@@ -212,8 +212,9 @@ class Exchange final : public UpstreamClient,
   BodyDecoding decoding_ = BodyDecoding::kRaw;
   std::string decoded_;
 
-  // Request body. Its flags change as bytes arrive, independently of the
-  // state (a body still streams while the answer comes).
+  // Request body. Its flags are facts of the body (all of it here, still
+  // resendable, 100 Continue sent) that change as bytes arrive, whatever
+  // the state: a body still streams while the request routes, waits or runs.
   std::string body_;
   size_t body_sent_ = 0;
   uint64_t body_received_ = 0;
