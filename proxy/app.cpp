@@ -9,6 +9,7 @@
 #include "body_encoder.h"
 #include "connection.h"
 #include "log.h"
+#include "spooled_rows.h"
 #include "uv_handle.h"
 
 namespace chsidecar {
@@ -97,31 +98,8 @@ bool App::open_spool(std::string& error) {
 // Sends what the spool held at start-up; only once the process runs, since a
 // batch of it may write to the spool on the thread pool (a batch record).
 void App::replay_spool() {
-  SpoolReplay replay = std::move(replay_);
+  replay_spooled(*batcher_, std::move(replay_));
   replay_ = SpoolReplay{};
-  auto chunk_of = [](const SpoolData& record) {
-    RowChunk chunk;
-    chunk.rows = record.rows;
-    chunk.row_count = record.row_count;
-    chunk.needs_newline = record.needs_newline;
-    chunk.header = record.target.header_lines;
-    return chunk;
-  };
-  for (SpoolReplay::Batch& batch : replay.batches) {
-    std::vector<RowChunk> chunks;
-    std::vector<uint64_t> ids;
-    for (const SpoolData& record : batch.records) {
-      batcher_->vouch_replayed(record.target.key);
-      chunks.push_back(chunk_of(record));
-      ids.push_back(record.id);
-    }
-    batcher_->add_sent_batch(batch.records.front().target, std::move(batch.request_target), chunks,
-                             ids);
-  }
-  for (const SpoolData& record : replay.unsent) {
-    batcher_->vouch_replayed(record.target.key);
-    batcher_->add(record.target, chunk_of(record), nullptr, record.id);
-  }
 }
 
 // Gauges read at scrape time, and series that should read 0 before their first event.

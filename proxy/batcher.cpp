@@ -7,11 +7,11 @@
 
 #include "body_encoder.h"
 #include "ch_errors.h"
+#include "flush_verdict.h"
 #include "http_response.h"
 #include "log.h"
 #include "metrics.h"
 #include "native_format.h"
-#include "replicas.h"
 #include "result.h"
 #include "spool.h"
 #include "table_check.h"
@@ -21,20 +21,10 @@ namespace chsidecar {
 
 namespace {
 
-// Transient codes that may also be one batch's own doing (see flush_done).
-bool may_be_the_requests_own(int code) {
-  switch (code) {
-    case 74: case 75: case 76: case 77: case 107: case 159: case 241:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Error text kept from a failed flush; ClickHouse's messages are short.
 constexpr size_t kMaxErrorBody = 64 * 1024;
-// A key's buffer is forgotten after this long without a row.
-constexpr uint64_t kTableIdleMs = 60'000;
+// A KeyBuffer is forgotten after this long without a row.
+constexpr uint64_t kBufferIdleMs = 60'000;
 
 uint64_t fnv1a(std::string_view data, uint64_t hash = 1469598103934665603ull) {
   for (unsigned char c : data) hash = (hash ^ c) * 1099511628211ull;
@@ -43,7 +33,9 @@ uint64_t fnv1a(std::string_view data, uint64_t hash = 1469598103934665603ull) {
 
 }  // namespace
 
-struct Batcher::Table {
+// The rows of one merge key (spooled rows have a key of their own): the
+// batch forming, full batches waiting for a flush slot, the flush timer.
+struct Batcher::KeyBuffer {
   Batcher* owner = nullptr;
   BatchTarget target;
   size_t max_rows = 0;     // --flush-rows, or the INSERT's own smaller max_insert_block_size
@@ -61,8 +53,8 @@ struct Batcher::Table {
 // until it has an answer that is not transient.
 class Batcher::Flush final : public UpstreamClient {
  public:
-  Flush(Batcher& batcher, Table& table, Batch batch)
-      : batcher_(batcher), table_(table), batch_(std::move(batch)) {}
+  Flush(Batcher& batcher, KeyBuffer& buffer, Batch batch)
+      : batcher_(batcher), buffer_(buffer), batch_(std::move(batch)) {}
   ~Flush() {
     close_handle(retry_timer_);
     if (record_waiter_ != nullptr) record_waiter_->flush = nullptr;
@@ -75,12 +67,16 @@ class Batcher::Flush final : public UpstreamClient {
     return record_waiter_;
   }
 
-  Table& table() { return table_; }
+  KeyBuffer& key_buffer() { return buffer_; }
   Batch& batch() { return batch_; }
+  const Batch& batch() const { return batch_; }
   const BatchResult& result() const { return result_; }
   int attempts() const { return attempts_; }
-  // Batches the batcher had committed when this one first failed.
-  uint64_t commits_at_first_failure() const { return commits_at_first_failure_; }
+  // Whether batches committed since this one first failed (`commits`: the
+  // batcher's count now); false before its first failure.
+  bool committed_since_first_failure(uint64_t commits) const {
+    return failed_ && commits > commits_at_first_failure_;
+  }
   void note_failure(uint64_t commits) {
     if (!failed_) commits_at_first_failure_ = commits;
     failed_ = true;
@@ -100,9 +96,9 @@ class Batcher::Flush final : public UpstreamClient {
   // table_check.h); true once known for the current try.
   bool table_checked() const { return table_checked_try_ == attempts_; }
   const TableFacts& table_facts() const { return table_facts_; }
-  void check_table(UpstreamPool& pool, const UpstreamOutcome& outcome) {
+  void check_table(UpstreamSink& upstream, const UpstreamOutcome& outcome) {
     table_checked_try_ = attempts_;
-    check_.start(pool, table_.target.table, batch_.request_target, table_.target.headers,
+    check_.start(upstream, buffer_.target.table, batch_.request_target, buffer_.target.headers,
                  [this, outcome](const TableFacts& facts) {
                    table_facts_ = facts;
                    batcher_.flush_done(*this, outcome);
@@ -143,7 +139,7 @@ class Batcher::Flush final : public UpstreamClient {
   void encode(UpstreamCoding coding) {
     if (!shaped_) {
       shaped_ = true;
-      if (table_.target.format == RowFormat::kNative && batch_.parts.size() > 1 &&
+      if (buffer_.target.format == RowFormat::kNative && batch_.parts.size() > 1 &&
           !merge_native_blocks(batch_.data, merged_))
         merged_.clear();
     }
@@ -186,7 +182,7 @@ class Batcher::Flush final : public UpstreamClient {
 
  private:
   Batcher& batcher_;
-  Table& table_;
+  KeyBuffer& buffer_;
   Batch batch_;
   UpstreamCoding coding_ = UpstreamCoding::kNone;
   bool shaped_ = false;  // merged_ made, if it is made at all
@@ -213,29 +209,28 @@ class Batcher::Flush final : public UpstreamClient {
   std::shared_ptr<RecordWaiter> record_waiter_;
 };
 
-Batcher::Batcher(uv_loop_t* loop, const Config& config, Replicas& replicas)
-    : loop_(loop), config_(config), replicas_(replicas) {}
+Batcher::Batcher(uv_loop_t* loop, const Config& config, UpstreamSink& upstream)
+    : loop_(loop), config_(config), upstream_(upstream) {}
 
 Batcher::~Batcher() { close(); }
 
 void Batcher::close() {
-  for (auto& flush : flushes_)
-    if (UpstreamPool* pool = flush->upstream_pool()) pool->cancel(flush.get());
+  for (auto& flush : flushes_) upstream_.cancel(flush.get());
   flushes_.clear();
   finished_.clear();
-  for (auto& [key, table] : tables_) {
-    close_handle(table->timer);
-    table->timer = nullptr;
+  for (auto& [key, buffer] : buffers_) {
+    close_handle(buffer->timer);
+    buffer->timer = nullptr;
   }
-  tables_.clear();
+  buffers_.clear();
 }
 
 // Spooled rows batch apart from rows whose clients wait for the commit: a
 // batch of spooled rows only can be sent again, as it was, after a crash.
-Batcher::Table& Batcher::table_for(const BatchTarget& target, bool spooled) {
-  auto& slot = tables_[spooled ? target.key + "\n(spooled)" : target.key];
+Batcher::KeyBuffer& Batcher::buffer_for(const BatchTarget& target, bool spooled) {
+  auto& slot = buffers_[spooled ? target.key + "\n(spooled)" : target.key];
   if (slot == nullptr) {
-    slot = std::make_unique<Table>();
+    slot = std::make_unique<KeyBuffer>();
     slot->owner = this;
     slot->target = target;
     slot->timer = make_handle<uv_timer_t>();
@@ -245,7 +240,7 @@ Batcher::Table& Batcher::table_for(const BatchTarget& target, bool spooled) {
     // Where batches carry a token, say which tables will not honour it.
     if (dedup_token_ && !spooled) {
       const std::string table = target.table;
-      slot->dedup_check.start(replicas_.choose(), target.table, target.upstream_target,
+      slot->dedup_check.start(upstream_, target.table, target.upstream_target,
                               target.headers, [this, table](const TableFacts& facts) {
                                 if (facts.deduplicates || !without_dedup_.insert(table).second) return;
                                 log_event(LogLevel::kWarn, "table_without_dedup",
@@ -277,45 +272,45 @@ Batcher::Add Batcher::add(const BatchTarget& target, const RowChunk& chunk,
   // Rows already acknowledged from the spool are never refused.
   if (spool_id == 0 && buffered_bytes_ + bytes > config_.buffer_max_bytes) return Add::kOverCapacity;
   if (spool_id == 0 && memory_ != nullptr && !memory_->fits_more(bytes)) return Add::kOverMemory;
-  Table& table = table_for(target, spool_id != 0);
+  KeyBuffer& buffer = buffer_for(target, spool_id != 0);
   uint64_t now = uv_now(loop_);
-  table.last_used_ms = now;
+  buffer.last_used_ms = now;
   if (metrics_ != nullptr) metrics_->rows_received.at({target.table}).inc(double(chunk.row_count));
   // A batch never grows past the limits, also while flushes wait for a slot:
   // beyond max_insert_block_size ClickHouse commits it in pieces, and a
   // piece committed before a bad row would be sent again by the bisection.
-  if (!table.pending.parts.empty() &&
-      (table.pending.rows + chunk.row_count > table.max_rows ||
-       table.pending.data.size() + chunk.rows.size() + 1 > config_.flush_bytes))
-    seal(table);
-  size_t before = table.pending.data.size();
-  append(table.pending, table, chunk.rows, chunk.needs_newline,
+  if (!buffer.pending.parts.empty() &&
+      (buffer.pending.rows + chunk.row_count > buffer.max_rows ||
+       buffer.pending.data.size() + chunk.rows.size() + 1 > config_.flush_bytes))
+    seal(buffer);
+  size_t before = buffer.pending.data.size();
+  append(buffer.pending, buffer, chunk.rows, chunk.needs_newline,
          Part{0, 0, chunk.row_count, std::move(ticket), spool_id, now + config_.upstream_timeout_ms});
-  grow_buffered(table.pending.data.size() - before);
-  if (table.pending.rows >= table.max_rows || table.pending.data.size() >= config_.flush_bytes)
-    seal(table);
-  if (flush_now_ || !table.full.empty()) flush(table, flush_now_);
-  schedule(table);
+  grow_buffered(buffer.pending.data.size() - before);
+  if (buffer.pending.rows >= buffer.max_rows || buffer.pending.data.size() >= config_.flush_bytes)
+    seal(buffer);
+  if (flush_now_ || !buffer.full.empty()) flush(buffer, flush_now_);
+  schedule(buffer);
   return Add::kAccepted;
 }
 
 void Batcher::add_sent_batch(const BatchTarget& target, std::string request_target,
                              const std::vector<RowChunk>& chunks, const std::vector<uint64_t>& ids) {
   finished_.clear();
-  Table& table = table_for(target, true);
+  KeyBuffer& buffer = buffer_for(target, true);
   uint64_t now = uv_now(loop_);
-  table.last_used_ms = now;
+  buffer.last_used_ms = now;
   Batch batch;
   batch.request_target = std::move(request_target);
   for (size_t i = 0; i < chunks.size(); ++i) {
     if (metrics_ != nullptr)
       metrics_->rows_received.at({target.table}).inc(double(chunks[i].row_count));
-    append(batch, table, chunks[i].rows, chunks[i].needs_newline,
+    append(batch, buffer, chunks[i].rows, chunks[i].needs_newline,
            Part{0, 0, chunks[i].row_count, nullptr, ids[i], now + config_.upstream_timeout_ms});
   }
   grow_buffered(batch.data.size());
-  table.full.push_back(std::move(batch));
-  flush(table, flush_now_);
+  buffer.full.push_back(std::move(batch));
+  flush(buffer, flush_now_);
 }
 
 // The INSERT's own max_insert_block_size, when it sets one below `limit`.
@@ -329,23 +324,23 @@ size_t Batcher::row_limit(const BatchTarget& target, size_t limit) {
 }
 
 // The forming batch leaves the buffer: its flush delay no longer runs.
-Batcher::Batch Batcher::take_pending(Table& table) {
-  if (table.timer_armed) {
-    uv_timer_stop(table.timer);
-    table.timer_armed = false;
+Batcher::Batch Batcher::take_pending(KeyBuffer& buffer) {
+  if (buffer.timer_armed) {
+    uv_timer_stop(buffer.timer);
+    buffer.timer_armed = false;
   }
-  Batch batch = std::move(table.pending);
-  table.pending = Batch{};
+  Batch batch = std::move(buffer.pending);
+  buffer.pending = Batch{};
   return batch;
 }
 
 // The forming batch is full: it waits for a flush slot as it is.
-void Batcher::seal(Table& table) { table.full.push_back(take_pending(table)); }
+void Batcher::seal(KeyBuffer& buffer) { buffer.full.push_back(take_pending(buffer)); }
 
-void Batcher::append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
+void Batcher::append(Batch& batch, const KeyBuffer& buffer, std::string_view rows, bool needs_newline,
                      const Part& part) {
-  if (batch.data.empty()) batch.data = table.target.header_lines;
-  else batch.data.append(chunk_separator(table.target.format));
+  if (batch.data.empty()) batch.data = buffer.target.header_lines;
+  else batch.data.append(chunk_separator(buffer.target.format));
   Part placed = part;
   placed.offset = batch.data.size();
   batch.data.append(rows);
@@ -356,13 +351,13 @@ void Batcher::append(Batch& batch, const Table& table, std::string_view rows, bo
 }
 
 // Parts [begin, end) of `batch` (those with keep[i], when given) as a new batch.
-Batcher::Batch Batcher::rebuild(const Table& table, const Batch& batch, size_t begin, size_t end,
+Batcher::Batch Batcher::rebuild(const KeyBuffer& buffer, const Batch& batch, size_t begin, size_t end,
                                 const std::vector<bool>* keep) {
   Batch out;
   for (size_t i = begin; i < end; ++i) {
     if (keep != nullptr && !(*keep)[i]) continue;
     const Part& part = batch.parts[i];
-    table.owner->append(out, table, std::string_view(batch.data).substr(part.offset, part.size),
+    buffer.owner->append(out, buffer, std::string_view(batch.data).substr(part.offset, part.size),
                         false, part);
   }
   return out;
@@ -370,46 +365,46 @@ Batcher::Batch Batcher::rebuild(const Table& table, const Batch& batch, size_t b
 
 // Arms the key's timer for the first row of a new batch. A key that was
 // flushed recently waits longer, so it gets at most max_parts_per_second parts.
-void Batcher::schedule(Table& table) {
-  if (table.timer_armed || table.pending.parts.empty()) return;
+void Batcher::schedule(KeyBuffer& buffer) {
+  if (buffer.timer_armed || buffer.pending.parts.empty()) return;
   uint64_t now = uv_now(loop_);
   uint64_t interval = 1000 / std::max<uint64_t>(1, config_.max_parts_per_second);
   uint64_t delay = config_.flush_delay_min_ms;
-  if (table.last_flush_ms != 0 && now < table.last_flush_ms + interval)
-    delay = std::clamp(table.last_flush_ms + interval - now, config_.flush_delay_min_ms,
+  if (buffer.last_flush_ms != 0 && now < buffer.last_flush_ms + interval)
+    delay = std::clamp(buffer.last_flush_ms + interval - now, config_.flush_delay_min_ms,
                        config_.flush_delay_max_ms);
-  table.timer_armed = true;
-  uv_timer_start(table.timer, &Batcher::on_timer, delay, 0);
+  buffer.timer_armed = true;
+  uv_timer_start(buffer.timer, &Batcher::on_timer, delay, 0);
 }
 
 void Batcher::on_timer(uv_timer_t* timer) noexcept {
-  auto* table = static_cast<Table*>(timer->data);
-  if (table == nullptr) return;
-  table->timer_armed = false;
-  table->owner->finished_.clear();
-  table->owner->flush(*table, true);
+  auto* buffer = static_cast<KeyBuffer*>(timer->data);
+  if (buffer == nullptr) return;
+  buffer->timer_armed = false;
+  buffer->owner->finished_.clear();
+  buffer->owner->flush(*buffer, true);
 }
 
-void Batcher::flush(Table& table, bool forming) {
+void Batcher::flush(KeyBuffer& buffer, bool forming) {
   // Without a free slot, retire() resumes.
-  while (table.inflight < static_cast<int>(config_.max_inflight_flushes)) {
+  while (buffer.inflight < static_cast<int>(config_.max_inflight_flushes)) {
     Batch batch;
-    if (!table.full.empty()) {
-      batch = std::move(table.full.front());
-      table.full.pop_front();
-    } else if (forming && !table.pending.parts.empty()) {
-      batch = take_pending(table);
+    if (!buffer.full.empty()) {
+      batch = std::move(buffer.full.front());
+      buffer.full.pop_front();
+    } else if (forming && !buffer.pending.parts.empty()) {
+      batch = take_pending(buffer);
     } else {
       return;
     }
-    table.last_flush_ms = uv_now(loop_);
-    send(table, std::move(batch));
+    buffer.last_flush_ms = uv_now(loop_);
+    send(buffer, std::move(batch));
   }
 }
 
-void Batcher::send(Table& table, Batch batch, const Flush* split_from) {
-  ++table.inflight;
-  flushes_.push_back(std::make_unique<Flush>(*this, table, std::move(batch)));
+void Batcher::send(KeyBuffer& buffer, Batch batch, const Flush* split_from) {
+  ++buffer.inflight;
+  flushes_.push_back(std::make_unique<Flush>(*this, buffer, std::move(batch)));
   Flush& flush = *flushes_.back();
   if (split_from != nullptr) flush.inherit_unknown_outcome(*split_from);
   // Its first try waits for the batch record (a replay must send the same
@@ -419,7 +414,7 @@ void Batcher::send(Table& table, Batch batch, const Flush* split_from) {
     for (const Part& part : flush.batch().parts)
       if (part.spool_id != 0) record.ids.push_back(part.spool_id);
   if (!record.ids.empty()) {
-    record.request_target = request_target(table, flush.batch());
+    record.request_target = request_target(buffer, flush.batch());
     if (spool_->record_batch(record, flush.record_waiter())) return;
   }
   submit(flush);
@@ -427,15 +422,15 @@ void Batcher::send(Table& table, Batch batch, const Flush* split_from) {
 
 // Decided once per batch: a try must not gain a token the first one lacked
 // (the server learnt about at start-up meanwhile), nor lose it.
-const std::string& Batcher::request_target(const Table& table, Batch& batch) const {
+const std::string& Batcher::request_target(const KeyBuffer& buffer, Batch& batch) const {
   if (!batch.request_target.empty()) return batch.request_target;
-  batch.request_target = table.target.upstream_target;
+  batch.request_target = buffer.target.upstream_target;
   if (async_insert_known_) batch.request_target += "&async_insert=0";
   if (dedup_token_) {
     // The same bytes of the same key carry the same token.
     char token[32];
     std::snprintf(token, sizeof token, "%016llx",
-                  static_cast<unsigned long long>(fnv1a(batch.data, fnv1a(table.target.key))));
+                  static_cast<unsigned long long>(fnv1a(batch.data, fnv1a(buffer.target.key))));
     batch.request_target += std::string("&insert_deduplication_token=chsidecar-") + token;
     // A retry after a view failed then reaches the views too, deduplicated
     // there as well (by default a block the table skips skips its views).
@@ -448,18 +443,18 @@ void Batcher::batch_recorded(Flush& flush, bool ok) {
   finished_.clear();
   if (!ok)
     log_event(LogLevel::kWarn, "batch_record_failed",
-              {{"table", flush.table().target.table},
+              {{"table", flush.key_buffer().target.table},
                {"effect", "after a crash its rows may be inserted twice"}});
   submit(flush);
 }
 
 void Batcher::submit(Flush& flush) {
-  Table& table = flush.table();
+  KeyBuffer& buffer = flush.key_buffer();
   flush.begin_try();
   UpstreamRequest request;
   request.method = "POST";
-  request.target = request_target(table, flush.batch());
-  request.headers = table.target.headers;
+  request.target = request_target(buffer, flush.batch());
+  request.headers = buffer.target.headers;
   // Compressed once; a later try sends the same bytes (the dedup token is
   // of the plain rows, whatever the coding).
   flush.encode(upstream_coding_);
@@ -468,14 +463,14 @@ void Batcher::submit(Flush& flush) {
   request.has_body = true;
   request.body_length = static_cast<int64_t>(flush.wire().size());
   log_event(LogLevel::kDebug, "batch_flush",
-            {{"table", table.target.table},
+            {{"table", buffer.target.table},
              {"rows", std::to_string(flush.batch().rows)},
              {"requests", std::to_string(flush.batch().parts.size())},
              {"bytes", std::to_string(flush.batch().data.size())},
              {"attempt", std::to_string(flush.attempts())},
              {"wire_bytes", std::to_string(flush.wire().size())}});
   // Every try goes to the healthy replica with the least work.
-  if (replicas_.choose().submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+  if (upstream_.submit(&flush, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     UpstreamOutcome outcome;
     outcome.code = CURLE_COULDNT_CONNECT;
     outcome.error = "the upstream queue is full (--queue-max)";
@@ -485,16 +480,16 @@ void Batcher::submit(Flush& flush) {
 
 // Answers every part: waiting clients get `result`; spooled rows, whose
 // clients were answered long ago, are marked committed or dead-lettered.
-BatchResult Batcher::not_committed_result(const Table&) {
+BatchResult Batcher::not_committed_result(const KeyBuffer&) {
   return error_result({503, kTimeoutExceeded,
-                       "The rows were not inserted: upstream " + replicas_.choose().display_name() +
+                       "The rows were not inserted: upstream " + upstream_.display_name() +
                            " did not accept them within --upstream-timeout"});
 }
 
-BatchResult Batcher::unknown_outcome_result(const Table&) {
+BatchResult Batcher::unknown_outcome_result(const KeyBuffer&) {
   return error_result({503, kUnknownStatusOfInsert,
                        "The rows may or may not have been inserted: upstream " +
-                           replicas_.choose().display_name() +
+                           upstream_.display_name() +
                            " took the whole batch but gave no answer within --upstream-timeout"});
 }
 
@@ -508,17 +503,17 @@ bool Batcher::proven(const std::string& key) const {
   return uv_now(loop_) < until || last_commit_ms_ < until;
 }
 
-void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result,
+void Batcher::answer(const KeyBuffer& buffer, Batch& batch, const BatchResult& result,
                      std::string_view dead_letter_note) {
   bool committed = result.status == 200;
   if (committed) {
     last_commit_ms_ = uv_now(loop_);
-    proven_[table.target.key] = last_commit_ms_;
+    proven_[buffer.target.key] = last_commit_ms_;
   } else if (classify_error(exception_code(result.body, result.headers)) == ErrorClass::kPermanent) {
-    proven_.erase(table.target.key);
+    proven_.erase(buffer.target.key);
   }
   if (metrics_ != nullptr && committed) {
-    metrics_->rows_flushed.at({table.target.table}).inc(double(batch.rows));
+    metrics_->rows_flushed.at({buffer.target.table}).inc(double(batch.rows));
     metrics_->batch_rows.get().observe(double(batch.rows));
     metrics_->batch_bytes.get().observe(double(batch.data.size()));
   }
@@ -526,16 +521,16 @@ void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result
   for (Part& part : batch.parts) {
     if (metrics_ != nullptr && committed && part.spool_id == 0 && part.ticket != nullptr &&
         part.ticket->waiter != nullptr)
-      metrics_->rows_acknowledged.at({table.target.table}).inc(double(part.rows));
+      metrics_->rows_acknowledged.at({buffer.target.table}).inc(double(part.rows));
     if (part.spool_id != 0) {
       if (!committed && metrics_ != nullptr)
-        metrics_->rows_dead_lettered.at({table.target.table}).inc(double(part.rows));
+        metrics_->rows_dead_lettered.at({buffer.target.table}).inc(double(part.rows));
       if (committed) {
         done_ids.push_back(part.spool_id);
       } else if (spool_ != nullptr) {  // committed in the spool once the line is on disk
         SpoolData data;
         data.id = part.spool_id;
-        data.target = table.target;
+        data.target = buffer.target;
         data.rows = batch.data.substr(part.offset, part.size);
         data.row_count = part.rows;
         spool_->dead_letter(data, result.body + std::string(dead_letter_note));
@@ -550,111 +545,116 @@ void Batcher::answer(const Table& table, Batch& batch, const BatchResult& result
   if (spool_ != nullptr) spool_->committed(done_ids);
 }
 
+// The facts of the try that just ended (flush_verdict.h).
+FlushTry Batcher::try_facts(const Flush& done, const UpstreamOutcome& outcome) const {
+  const BatchResult& result = done.result();
+  FlushTry t;
+  t.transfer_ok = outcome.code == CURLE_OK;
+  t.response_started = outcome.response_started;
+  t.status = result.status;
+  t.body_has_exception = result.body.find("Exception") != std::string::npos;
+  t.exception_code = outcome.exception_code;
+  t.requests = done.batch().parts.size();
+  t.table_checked = done.table_checked();
+  t.table_has_views = done.table_facts().has_views;
+  t.table_deduplicates = done.table_facts().deduplicates;
+  t.own_transient_failures = static_cast<uint64_t>(done.own_transient_failures());
+  t.others_committed_since_first_failure = done.committed_since_first_failure(commits_);
+  t.retry_limit = config_.retry_limit;
+  t.dedup_token = dedup_token_;
+  return t;
+}
+
 void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
-  Table& table = done.table();
-  Batch& batch = done.batch();
-  BatchResult result = done.result();
-  // ClickHouse sends an INSERT's 200 only once the rows are in: a connection
-  // lost after that head, with no exception in the body, is still a commit.
-  bool committed = result.status == 200 &&
-                   (outcome.code == CURLE_OK ||
-                    (outcome.response_started && result.body.find("Exception") == std::string::npos));
-  // ClickHouse answered an error: with dependent views, the table may hold
-  // the rows already. Ask before deciding (table_check.h). Not after a
-  // refusal of the whole request (authentication, access, no such table or
-  // setting): ClickHouse checks those before it writes a row.
-  bool answered_error = !committed && (outcome.code == CURLE_OK || outcome.response_started) &&
-                        !(outcome.exception_code != 0 &&
-                          classify_error(outcome.exception_code) == ErrorClass::kPermanent);
-  if (answered_error && !done.table_checked()) {
-    done.check_table(replicas_.choose(), outcome);
-    return;
-  }
-  ErrorClass error_class = ErrorClass::kTransient;
-  int code = 0;
-  if (outcome.code == CURLE_OK && !committed) {
-    code = outcome.exception_code;
-    // An answer without a code (a proxy's 502/503) is not about the data.
-    error_class = code != 0 ? classify_error(code) : ErrorClass::kTransient;
-  }
-  if (committed) ++commits_;
-  else done.note_failure(commits_);
-  if (!committed && outcome.code != CURLE_OK && !outcome.response_started)
-    done.note_unknown_outcome();
-  // A memory or time limit (241, 159), or a file error (74-77, 107: a full
-  // disk, or one File table's missing file), that outlasts --retry-limit
-  // tries while other batches commit is about this batch (a setting, a row
-  // too large, its table), not the server: split it like bad data, so it
-  // cannot hold the spool forever. Other transient codes are the server's
-  // or the table's state (too many parts, read-only, ZooKeeper, network),
-  // and they pass.
-  bool own_limit = error_class == ErrorClass::kTransient && may_be_the_requests_own(code);
-  if (own_limit) done.note_own_transient_failure();
-  bool give_up = own_limit &&
-                 static_cast<uint64_t>(done.own_transient_failures()) >= config_.retry_limit &&
-                 commits_ > done.commits_at_first_failure();
-  if (give_up) {
-    log_event(LogLevel::kWarn, "batch_retry_limit",
-              {{"table", table.target.table}, {"attempts", std::to_string(done.attempts())},
-               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())}});
-    error_class = ErrorClass::kData;
-  }
-  if (metrics_ != nullptr) {
-    const char* label = committed                                  ? "ok"
-                        : outcome.code != CURLE_OK && !outcome.response_started ? "network_error"
-                        : error_class == ErrorClass::kTransient    ? "transient_error"
-                        : error_class == ErrorClass::kData         ? "data_error"
-                                                                   : "permanent_error";
-    metrics_->flushes.at({label}).inc();
-    if (!committed && error_class == ErrorClass::kTransient)
-      metrics_->retries.at({table.target.table}).inc();
-  }
-  // The table may have committed the rows (a dependent view failed after
-  // the table's part was written): never bisected, and retried only where
-  // the retry is deduplicated (the same bytes, the same token, in a table
-  // that deduplicates, and views that deduplicate too). Otherwise every
-  // client gets ClickHouse's error, as each would alone.
-  bool partly_committed = answered_error && done.table_facts().has_views;
-  if (partly_committed &&
-      !(error_class == ErrorClass::kTransient && dedup_token_ && done.table_facts().deduplicates)) {
-    log_event(LogLevel::kWarn, "batch_failed",
-              {{"table", table.target.table}, {"status", std::to_string(result.status)},
-               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())},
-               {"effect", "the table has dependent views and may hold the rows: not sent again"}});
-    answer(table, batch, result,
-           "; chsidecar: the table has dependent views, so these rows may be in it already; "
-           "they were not sent again");
-  } else if (committed) {
-    answer(table, batch, result);
-  } else if (error_class == ErrorClass::kTransient) {
-    log_event(LogLevel::kWarn, "batch_retry",
-              {{"table", table.target.table},
-               {"attempt", std::to_string(done.attempts())},
-               {"code", std::to_string(code)},
-               {"error", outcome.code != CURLE_OK ? outcome.error : std::string("HTTP ") + std::to_string(result.status)}});
-    uint64_t delay = config_.retry_backoff_min_ms << std::min(done.attempts() - 1, 20);
-    delay = std::min(delay, config_.retry_backoff_max_ms);
-    static std::minstd_rand jitter(std::random_device{}());
-    delay = delay / 2 + jitter() % (delay / 2 + 1);  // "equal jitter"
-    done.retry_after(loop_, std::max<uint64_t>(delay, 1));
-    return;  // still in flight for the table
-  } else if (error_class == ErrorClass::kData && batch.parts.size() > 1) {
-    log_event(LogLevel::kInfo, "batch_bisect",
-              {{"table", table.target.table}, {"requests", std::to_string(batch.parts.size())},
-               {"code", std::to_string(code)}});
-    size_t middle = batch.parts.size() / 2;
-    Batch left = rebuild(table, batch, 0, middle, nullptr);
-    Batch right = rebuild(table, batch, middle, batch.parts.size(), nullptr);
-    grow_buffered(left.data.size() + right.data.size());
-    send(table, std::move(left), &done);
-    send(table, std::move(right), &done);
-  } else {
-    log_event(LogLevel::kWarn, "batch_failed",
-              {{"table", table.target.table}, {"status", std::to_string(result.status)},
-               {"code", std::to_string(code)}, {"requests", std::to_string(batch.parts.size())}});
-    answer(table, batch, result);
+  FlushVerdict verdict = classify_flush(try_facts(done, outcome));
+  if (verdict.action != FlushAction::kCheckTable) note_try(done, verdict);
+  switch (verdict.action) {
+    case FlushAction::kCheckTable:
+      done.check_table(upstream_, outcome);  // comes back here with the facts
+      return;
+    case FlushAction::kCommitted:
+      answer(done.key_buffer(), done.batch(), done.result());
+      break;
+    case FlushAction::kRetry:
+      schedule_retry(done, verdict, outcome);
+      return;  // still in flight for its key
+    case FlushAction::kBisect:
+      bisect(done, verdict);
+      break;
+    case FlushAction::kFail:
+    case FlushAction::kFailMaybeInTable:
+      fail(done, verdict);
+      break;
   }
   retire(done);
+}
+
+// The batch's history and the counters, for a try that was classified.
+void Batcher::note_try(Flush& done, const FlushVerdict& verdict) {
+  const KeyBuffer& buffer = done.key_buffer();
+  bool committed = verdict.action == FlushAction::kCommitted;
+  if (committed) ++commits_;
+  else done.note_failure(commits_);
+  if (verdict.no_answer) done.note_unknown_outcome();
+  if (verdict.own_limit) done.note_own_transient_failure();
+  if (verdict.gave_up)
+    log_event(LogLevel::kWarn, "batch_retry_limit",
+              {{"table", buffer.target.table}, {"attempts", std::to_string(done.attempts())},
+               {"code", std::to_string(verdict.code)},
+               {"requests", std::to_string(done.batch().parts.size())}});
+  if (metrics_ == nullptr) return;
+  metrics_->flushes.at({verdict.metric_label}).inc();
+  if (!committed && verdict.error_class == ErrorClass::kTransient)
+    metrics_->retries.at({buffer.target.table}).inc();
+}
+
+void Batcher::schedule_retry(Flush& done, const FlushVerdict& verdict,
+                             const UpstreamOutcome& outcome) {
+  log_event(LogLevel::kWarn, "batch_retry",
+            {{"table", done.key_buffer().target.table},
+             {"attempt", std::to_string(done.attempts())},
+             {"code", std::to_string(verdict.code)},
+             {"error", outcome.code != CURLE_OK ? outcome.error
+                                                : std::string("HTTP ") + std::to_string(done.result().status)}});
+  uint64_t delay = config_.retry_backoff_min_ms << std::min(done.attempts() - 1, 20);
+  delay = std::min(delay, config_.retry_backoff_max_ms);
+  static std::minstd_rand jitter(std::random_device{}());
+  delay = delay / 2 + jitter() % (delay / 2 + 1);  // "equal jitter"
+  done.retry_after(loop_, std::max<uint64_t>(delay, 1));
+}
+
+void Batcher::bisect(Flush& done, const FlushVerdict& verdict) {
+  KeyBuffer& buffer = done.key_buffer();
+  const Batch& batch = done.batch();
+  log_event(LogLevel::kInfo, "batch_bisect",
+            {{"table", buffer.target.table}, {"requests", std::to_string(batch.parts.size())},
+             {"code", std::to_string(verdict.code)}});
+  size_t middle = batch.parts.size() / 2;
+  Batch left = rebuild(buffer, batch, 0, middle, nullptr);
+  Batch right = rebuild(buffer, batch, middle, batch.parts.size(), nullptr);
+  grow_buffered(left.data.size() + right.data.size());
+  send(buffer, std::move(left), &done);
+  send(buffer, std::move(right), &done);
+}
+
+void Batcher::fail(Flush& done, const FlushVerdict& verdict) {
+  const KeyBuffer& buffer = done.key_buffer();
+  std::vector<LogField> fields = {
+      {"table", buffer.target.table},
+      {"status", std::to_string(done.result().status)},
+      {"code", std::to_string(verdict.code)},
+      {"requests", std::to_string(done.batch().parts.size())}};
+  if (verdict.action != FlushAction::kFailMaybeInTable) {
+    log_event(LogLevel::kWarn, "batch_failed", fields);
+    answer(buffer, done.batch(), done.result());
+    return;
+  }
+  // A dependent view failed after the table's part was written, perhaps.
+  fields.push_back({"effect", "the table has dependent views and may hold the rows: not sent again"});
+  log_event(LogLevel::kWarn, "batch_failed", fields);
+  answer(buffer, done.batch(), done.result(),
+         "; chsidecar: the table has dependent views, so these rows may be in it already; "
+         "they were not sent again");
 }
 
 // Sends a batch again after a transient error. Clients that stopped waiting
@@ -665,7 +665,7 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
 // or a replicated table's block hash) recognises the retry.
 void Batcher::retry(Flush& flush) {
   finished_.clear();
-  Table& table = flush.table();
+  KeyBuffer& buffer = flush.key_buffer();
   Batch& batch = flush.batch();
   uint64_t now = uv_now(loop_);
   std::vector<bool> keep(batch.parts.size(), true);
@@ -681,13 +681,13 @@ void Batcher::retry(Flush& flush) {
       if (waiting) {
         BatchWaiter* waiter = part.ticket->waiter;
         part.ticket->waiter = nullptr;
-        waiter->batch_done(flush.maybe_inserted() ? unknown_outcome_result(table)
-                                                  : not_committed_result(table));
+        waiter->batch_done(flush.maybe_inserted() ? unknown_outcome_result(buffer)
+                                                  : not_committed_result(buffer));
       }
     }
   }
   if (dropped) {
-    Batch kept = rebuild(table, batch, 0, batch.parts.size(), &keep);
+    Batch kept = rebuild(buffer, batch, 0, batch.parts.size(), &keep);
     shrink_buffered(batch.data.size());
     grow_buffered(kept.data.size());
     flush.replace_batch(std::move(kept));
@@ -700,8 +700,8 @@ void Batcher::retry(Flush& flush) {
 }
 
 void Batcher::retire(Flush& done) {
-  Table& table = done.table();
-  --table.inflight;
+  KeyBuffer& buffer = done.key_buffer();
+  --buffer.inflight;
   shrink_buffered(done.batch().data.size());
   // The flush may be on the stack (a pool callback): free it later.
   for (auto it = flushes_.begin(); it != flushes_.end(); ++it) {
@@ -712,7 +712,7 @@ void Batcher::retire(Flush& done) {
     }
   }
   // The forming batch goes too if its timer fired while every slot was busy.
-  flush(table, flush_now_ || !table.timer_armed);
+  flush(buffer, flush_now_ || !buffer.timer_armed);
   maybe_idle();
 }
 
@@ -723,9 +723,9 @@ double Batcher::oldest_row_age_seconds() const {
     if (!batch.parts.empty())
       oldest = std::min(oldest, batch.parts.front().deadline_ms - config_.upstream_timeout_ms);
   };
-  for (const auto& [key, table] : tables_) {
-    consider(table->pending);
-    for (const Batch& batch : table->full) consider(batch);
+  for (const auto& [key, buffer] : buffers_) {
+    consider(buffer->pending);
+    for (const Batch& batch : buffer->full) consider(batch);
   }
   for (const auto& flush : flushes_) consider(flush->batch());
   return double(now - oldest) / 1000.0;
@@ -733,7 +733,7 @@ double Batcher::oldest_row_age_seconds() const {
 
 void Batcher::flush_all() {
   flush_now_ = true;
-  for (auto& [key, table] : tables_) flush(*table, true);
+  for (auto& [key, buffer] : buffers_) flush(*buffer, true);
   maybe_idle();
 }
 
@@ -748,7 +748,7 @@ void Batcher::expire(uint64_t now_ms) {
   // Answered only after every buffer is changed: an answer may let its
   // client's next, pipelined request in, and add() it to these buffers.
   std::vector<std::pair<BatchWaiter*, BatchResult>> answers;
-  auto expire_batch = [&](Table& table, Batch& batch) {
+  auto expire_batch = [&](KeyBuffer& buffer, Batch& batch) {
     std::vector<bool> keep(batch.parts.size(), true);
     bool dropped = false;
     for (size_t i = 0; i < batch.parts.size(); ++i) {
@@ -757,28 +757,28 @@ void Batcher::expire(uint64_t now_ms) {
       keep[i] = false;
       dropped = true;
       if (part.ticket != nullptr && part.ticket->waiter != nullptr) {
-        answers.emplace_back(part.ticket->waiter, not_committed_result(table));
+        answers.emplace_back(part.ticket->waiter, not_committed_result(buffer));
         part.ticket->waiter = nullptr;
       }
     }
     if (!dropped) return;
-    Batch kept = rebuild(table, batch, 0, batch.parts.size(), &keep);
+    Batch kept = rebuild(buffer, batch, 0, batch.parts.size(), &keep);
     shrink_buffered(batch.data.size());
     grow_buffered(kept.data.size());
     batch = std::move(kept);
   };
-  for (auto& [key, table] : tables_) {
-    expire_batch(*table, table->pending);
-    for (Batch& batch : table->full) expire_batch(*table, batch);
-    std::erase_if(table->full, [](const Batch& batch) { return batch.parts.empty(); });
+  for (auto& [key, buffer] : buffers_) {
+    expire_batch(*buffer, buffer->pending);
+    for (Batch& batch : buffer->full) expire_batch(*buffer, batch);
+    std::erase_if(buffer->full, [](const Batch& batch) { return batch.parts.empty(); });
   }
   std::erase_if(proven_, [this](const auto& entry) { return !proven(entry.first); });
-  for (auto it = tables_.begin(); it != tables_.end();) {
-    Table& t = *it->second;
+  for (auto it = buffers_.begin(); it != buffers_.end();) {
+    KeyBuffer& t = *it->second;
     if (t.inflight == 0 && t.pending.parts.empty() && t.full.empty() &&
-        now_ms > t.last_used_ms + kTableIdleMs) {
+        now_ms > t.last_used_ms + kBufferIdleMs) {
       close_handle(t.timer);
-      it = tables_.erase(it);
+      it = buffers_.erase(it);
     } else {
       ++it;
     }

@@ -1,13 +1,14 @@
 // Folding small INSERTs into few large ones.
 //
 // Each merge key (credentials, database, table, columns, format, header
-// line, settings) has one buffer. Validated rows of a request are appended
-// to the buffer of their key; the buffer is flushed as one upstream INSERT
-// when it reaches flush_rows or flush_bytes, or when its oldest row has
-// waited the flush delay. The delay adapts: a quiet table is flushed after
-// flush_delay_min; a busy one waits up to flush_delay_max so that it gets
-// about max_parts_per_second new parts. At most max_inflight_flushes
-// flushes of one key run at once; meanwhile full batches queue as they are.
+// line, settings) has one buffer, a KeyBuffer. Validated rows of a request
+// are appended to the buffer of their key; the buffer is flushed as one
+// upstream INSERT when it reaches flush_rows or flush_bytes, or when its
+// oldest row has waited the flush delay. The delay adapts: a quiet table
+// is flushed after flush_delay_min; a busy one waits up to flush_delay_max
+// so that it gets about max_parts_per_second new parts. At most
+// max_inflight_flushes flushes of one key run at once; meanwhile full
+// batches queue as they are.
 // No batch is larger than flush_rows (or the INSERT's own smaller
 // max_insert_block_size) and flush_bytes, except one request that is larger
 // alone: so ClickHouse reads a batch as one block and commits all or none.
@@ -43,10 +44,12 @@
 #include "batch_target.h"
 #include "body_encoder.h"
 #include "config.h"
+#include "flush_verdict.h"
 #include "memory_budget.h"
 #include "request.h"
 #include "rows.h"
 #include "upstream_pool.h"
+#include "upstream_sink.h"
 
 namespace chsidecar {
 
@@ -55,8 +58,9 @@ class Batcher {
   // kOverCapacity: --buffer-max-bytes; kOverMemory: --max-memory.
   enum class Add { kAccepted, kOverCapacity, kOverMemory };
 
-  // `config` and `replicas` must outlive the batcher.
-  Batcher(uv_loop_t* loop, const Config& config, class Replicas& replicas);
+  // `config` and `upstream` (Replicas, or a fake in tests) must outlive
+  // the batcher.
+  Batcher(uv_loop_t* loop, const Config& config, UpstreamSink& upstream);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
@@ -152,30 +156,36 @@ class Batcher {
     // it is decided; a replayed batch's comes from its record).
     std::string request_target;
   };
-  struct Table;
+  struct KeyBuffer;
   class Flush;
 
-  Table& table_for(const BatchTarget& target, bool spooled);
-  void append(Batch& batch, const Table& table, std::string_view rows, bool needs_newline,
+  KeyBuffer& buffer_for(const BatchTarget& target, bool spooled);
+  void append(Batch& batch, const KeyBuffer& buffer, std::string_view rows, bool needs_newline,
               const Part& part);
   static size_t row_limit(const BatchTarget& target, size_t limit);
-  Batch take_pending(Table& table);
-  void seal(Table& table);
-  void schedule(Table& table);
+  Batch take_pending(KeyBuffer& buffer);
+  void seal(KeyBuffer& buffer);
+  void schedule(KeyBuffer& buffer);
   // Sends full batches, then the forming one if `forming`, while flush slots are free.
-  void flush(Table& table, bool forming);
-  void send(Table& table, Batch batch, const Flush* split_from = nullptr);
+  void flush(KeyBuffer& buffer, bool forming);
+  void send(KeyBuffer& buffer, Batch batch, const Flush* split_from = nullptr);
   void batch_recorded(Flush& flush, bool ok);
-  const std::string& request_target(const Table& table, Batch& batch) const;
+  const std::string& request_target(const KeyBuffer& buffer, Batch& batch) const;
   void submit(Flush& flush);
+  // A try ended: classified (flush_verdict.h), then acted on.
   void flush_done(Flush& flush, const UpstreamOutcome& outcome);
+  FlushTry try_facts(const Flush& flush, const UpstreamOutcome& outcome) const;
+  void note_try(Flush& flush, const FlushVerdict& verdict);
+  void schedule_retry(Flush& flush, const FlushVerdict& verdict, const UpstreamOutcome& outcome);
+  void bisect(Flush& flush, const FlushVerdict& verdict);
+  void fail(Flush& flush, const FlushVerdict& verdict);
   void retry(Flush& flush);
   void retire(Flush& flush);
-  void answer(const Table& table, Batch& batch, const BatchResult& result,
+  void answer(const KeyBuffer& buffer, Batch& batch, const BatchResult& result,
               std::string_view dead_letter_note = {});
-  BatchResult not_committed_result(const Table& table);
-  BatchResult unknown_outcome_result(const Table& table);
-  static Batch rebuild(const Table& table, const Batch& batch, size_t begin, size_t end,
+  BatchResult not_committed_result(const KeyBuffer& buffer);
+  BatchResult unknown_outcome_result(const KeyBuffer& buffer);
+  static Batch rebuild(const KeyBuffer& buffer, const Batch& batch, size_t begin, size_t end,
                        const std::vector<bool>* keep);
   void maybe_idle();
   void grow_buffered(uint64_t bytes);
@@ -184,8 +194,8 @@ class Batcher {
 
   uv_loop_t* loop_;
   const Config& config_;
-  class Replicas& replicas_;
-  std::unordered_map<std::string, std::unique_ptr<Table>> tables_;
+  UpstreamSink& upstream_;
+  std::unordered_map<std::string, std::unique_ptr<KeyBuffer>> buffers_;
   std::list<std::unique_ptr<Flush>> flushes_;
   std::vector<std::unique_ptr<Flush>> finished_;  // freed later: may be on the stack
   uint64_t buffered_bytes_ = 0;

@@ -1,6 +1,7 @@
 #include "exchange.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "replicas.h"
 #include "spool.h"
+#include "spooled_rows.h"
 #include "uv_handle.h"
 
 namespace chsidecar {
@@ -72,6 +74,42 @@ Exchange::~Exchange() {
   release_share();
 }
 
+// The state diagram of exchange.h; every move goes through enter().
+bool Exchange::can_enter(State from, State to) {
+  if (to == State::kDone) return from != State::kDone;
+  switch (from) {
+    case State::kAdmitting:
+      return to == State::kRouting;
+    case State::kRouting:
+      return to == State::kAdmitting || to == State::kRouting || to == State::kDecoding ||
+             to == State::kWaitingTurn || to == State::kCollecting || to == State::kUpstream;
+    case State::kDecoding:
+      return to == State::kRouting;
+    case State::kWaitingTurn:
+      return to == State::kUpstream;
+    case State::kCollecting:
+      return to == State::kBatched || to == State::kUpstream;
+    case State::kBatched:
+      return false;
+    case State::kUpstream:  // again: failover to another replica
+      return to == State::kUpstream || to == State::kHoldingHead;
+    case State::kHoldingHead:
+      return to == State::kUpstream || to == State::kAbortingFor373;
+    case State::kAbortingFor373:
+      return to == State::kRetryWait;
+    case State::kRetryWait:
+      return to == State::kUpstream;
+    case State::kDone:
+      return false;
+  }
+  return false;
+}
+
+void Exchange::enter(State next) {
+  assert(can_enter(state_, next));
+  state_ = next;
+}
+
 void Exchange::start() {
   app_.proxy_metrics().requests_in_flight.get().add(1);
   // Only the bare "/ping" is ClickHouse's ping; with a query string it is a
@@ -96,7 +134,7 @@ void Exchange::start() {
     respond_memory_full();
     return;
   }
-  state_ = State::kAdmitting;
+  enter(State::kAdmitting);
   app_.wait_for_memory(this, need_);
 }
 
@@ -112,7 +150,7 @@ void Exchange::admitted() {
   share_ = need_;
   // Reserved once: appends never reallocate (a doubling would hold twice the share).
   body_.reserve(share_);
-  state_ = State::kRouting;
+  enter(State::kRouting);
 }
 
 void Exchange::memory_granted() {
@@ -150,7 +188,7 @@ void Exchange::respond_memory_full() {
 // Decides how the request runs (router.h): alone, batched, or in its
 // session's order.
 void Exchange::route() {
-  state_ = State::kRouting;
+  enter(State::kRouting);
   if (use_plan()) return;
   RouteContext context;
   context.session_mode = app_.config().session_mode;
@@ -169,7 +207,7 @@ void Exchange::route() {
     return;  // append_body() routes again when more of the SQL is here
   }
   if (route.action == Route::Action::kNeedDecodedBody) {
-    awaiting_decode_ = true;
+    enter(State::kDecoding);
     decode_coding_ = route.body_coding;
     send_continue();
     if (body_complete_ || !body_rewindable_) decode_for_routing();
@@ -207,7 +245,7 @@ void Exchange::route() {
       return;
     case SessionTable::Admit::kQueued:
       in_session_ = true;
-      state_ = State::kWaitingTurn;
+      enter(State::kWaitingTurn);
       return;
     case SessionTable::Admit::kQueueFull:
       respond_error({503, kTooManySimultaneousQueries,
@@ -227,7 +265,6 @@ void Exchange::route() {
 // The whole body is here, or more than body_buffer of it (which then goes
 // alone, streamed): decode it within the limits and route again.
 void Exchange::decode_for_routing() {
-  awaiting_decode_ = false;
   decoding_ = BodyDecoding::kFailed;
   if (body_complete_ && body_rewindable_ &&
       decode_body(decode_coding_, body_, app_.config().max_decompressed_bytes,
@@ -264,7 +301,7 @@ bool Exchange::use_plan() {
   if (!memo->sql_prefix.empty()) {
     if (decoding_ == BodyDecoding::kRaw && memo->plan->coding != BodyCoding::kIdentity) {
       // The SQL is inside the encoding, as it was last time.
-      awaiting_decode_ = true;
+      enter(State::kDecoding);
       decode_coding_ = memo->plan->coding;
       send_continue();
       if (body_complete_ || !body_rewindable_) decode_for_routing();
@@ -288,77 +325,92 @@ void Exchange::use(std::shared_ptr<const BatchPlan> plan, size_t data_offset) {
   target_ = std::shared_ptr<const BatchTarget>(plan_, &plan_->target);
   data_offset_ = data_offset;
   route_ = "insert_batched";
-  state_ = State::kCollecting;
+  enter(State::kCollecting);
   send_continue();
   if (body_complete_) submit_batch();
 }
 
+// Bytes taken from the memory budget until released (or destroyed).
+struct Exchange::MemoryCharge {
+  MemoryBudget& memory;
+  uint64_t bytes = 0;
+  void release() {
+    memory.give(bytes);
+    bytes = 0;
+  }
+  ~MemoryCharge() { release(); }
+};
+
+// The whole body is here: its rows join a batch, or it goes alone.
 void Exchange::submit_batch() {
-  const BatchPlan& plan = *plan_;
+  // A decoded copy of the body lives until this function returns; it
+  // counts in the memory budget meanwhile.
   std::string decoded;
+  MemoryCharge decoded_charge{app_.memory()};
   std::string_view data;
-  MemoryBudget& memory = app_.memory();
-  // The decoded copy lives until this function returns; it counts meanwhile.
-  struct DecodedCharge {
-    MemoryBudget& memory;
-    uint64_t bytes = 0;
-    void release() {
-      memory.give(bytes);
-      bytes = 0;
-    }
-    ~DecodedCharge() { release(); }
-  } decoded_charge{memory};
+  RowChunk chunk;
+  if (!batch_data(decoded, decoded_charge, data) || !split_batchable(data, chunk)) {
+    forward();
+    return;
+  }
+  key_by_chunk(chunk);
+  enter(State::kBatched);
+  // The rows move into a batch (or the spool's queue), which counts them
+  // itself; the body and its decoded copy are freed on return.
+  decoded_charge.release();
+  release_share();
+  hand_over(chunk);
+}
+
+// The rows' bytes, decoded when the plan says the body is compressed
+// (into `decoded`, charged to `charge`). False when ClickHouse should read
+// the body as it is, alone: too large, too compressed (a bomb stops early),
+// corrupt, or no room for it in the memory budget.
+bool Exchange::batch_data(std::string& decoded, MemoryCharge& charge, std::string_view& data) {
   if (decoding_ == BodyDecoding::kDecoded) {
     data = std::string_view(decoded_).substr(std::min(data_offset_, decoded_.size()));
-  } else {
-    data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
-    // Too large, too compressed (a bomb stops early), corrupt, or no room
-    // for it in the memory budget: ClickHouse reads it as it is, alone, and
-    // answers.
-    if (plan.coding != BodyCoding::kIdentity) {
-      uint64_t limit = std::min<uint64_t>(app_.config().max_decompressed_bytes, memory.available());
-      if (decode_body(plan.coding, data, limit, app_.config().max_compression_ratio, decoded) !=
-          DecodeResult::kOk) {
-        forward();
-        return;
-      }
-      decoded_charge.bytes = decoded.capacity();
-      memory.take(decoded_charge.bytes);
-      data = decoded;
-    }
+    return true;
   }
+  data = std::string_view(body_).substr(std::min(data_offset_, body_.size()));
+  if (plan_->coding == BodyCoding::kIdentity) return true;
+  MemoryBudget& memory = app_.memory();
+  uint64_t limit = std::min<uint64_t>(app_.config().max_decompressed_bytes, memory.available());
+  if (decode_body(plan_->coding, data, limit, app_.config().max_compression_ratio, decoded) !=
+      DecodeResult::kOk)
+    return false;
+  charge.bytes = decoded.capacity();
+  memory.take(charge.bytes);
+  data = decoded;
+  return true;
+}
+
+// Splits `data` into `chunk`. False when the rows go alone: a batch
+// already, or rows the splitter cannot read exactly as ClickHouse would.
+bool Exchange::split_batchable(std::string_view data, RowChunk& chunk) const {
+  const BatchPlan& plan = *plan_;
   // At least as many lines as --passthrough-rows: a batch already, sent as it
   // is (lines are never fewer than rows in the line formats). ClickHouse
   // checks it, so checking it here first would only cost time.
-  if (!binary_format(plan.format) && has_lines(data, app_.config().passthrough_rows)) {
-    forward();
-    return;
-  }
-  // Rows the splitter cannot read exactly as ClickHouse would, malformed
-  // ones included, go alone: the client gets ClickHouse's own answer, and
+  if (!binary_format(plan.format) && has_lines(data, app_.config().passthrough_rows)) return false;
+  // Malformed rows included: the client gets ClickHouse's own answer, and
   // in a batch they could not change what other requests' rows become.
-  RowChunk chunk;
   RowError error;
-  if (!split_rows(plan.format, data, chunk, error, plan.options)) {
-    forward();
-    return;
-  }
+  if (!split_rows(plan.format, data, chunk, error, plan.options)) return false;
   // Nothing to batch (ClickHouse still checks the table), or a batch already:
   // waiting for others would only slow it down.
-  if (chunk.row_count == 0 || chunk.row_count >= app_.config().passthrough_rows) {
-    forward();
-    return;
-  }
+  if (chunk.row_count == 0 || chunk.row_count >= app_.config().passthrough_rows) return false;
+  // A header naming another number of columns than the INSERT: ClickHouse
+  // reads every row against it (and may take it, with defaults).
+  size_t columns = plan.insert.column_count;
+  return chunk.header.empty() || columns == 0 ||
+         header_name_count(plan.format, chunk.header, plan.options) == columns;
+}
+
+// The merge key also holds what the chunk says of its rows.
+void Exchange::key_by_chunk(const RowChunk& chunk) {
   if (!chunk.header.empty()) {
-    // A header naming another number of columns than the INSERT: ClickHouse
-    // reads every row against it (and may take it, with defaults).
-    size_t columns = plan.insert.column_count;
-    if (columns != 0 && header_name_count(plan.format, chunk.header, plan.options) != columns) {
-      forward();
-      return;
-    }
     // The header line is part of this request's key: its own copy of the target.
-    auto with_header = std::make_shared<BatchTarget>(plan.target);
+    auto with_header = std::make_shared<BatchTarget>(plan_->target);
     with_header->header_lines = std::string(chunk.header);
     with_header->key.append(chunk.header);
     target_ = std::move(with_header);
@@ -370,14 +422,13 @@ void Exchange::submit_batch() {
     with_structure->key.append(chunk.structure);
     target_ = std::move(with_structure);
   }
-  state_ = State::kBatched;
-  // The rows move into a batch (or the spool's queue), which counts them
-  // itself; the body and its decoded copy are freed on return.
-  decoded_charge.release();
-  release_share();
+}
+
+// The rows go to the spool (an early answer) or wait in a batch.
+void Exchange::hand_over(const RowChunk& chunk) {
   // An early answer only for a key ClickHouse has taken rows of (batcher.h):
   // an unproven one waits for its batch, and gets ClickHouse's answer.
-  if (plan.spool_ack && app_.batcher().proven(target_->key)) {
+  if (plan_->spool_ack && app_.batcher().proven(target_->key)) {
     spool_rows(chunk);
     return;
   }
@@ -396,55 +447,6 @@ void Exchange::submit_batch() {
   decoded_.shrink_to_fit();
 }
 
-namespace {
-
-// A spooled request's rows on their way to the batcher; they go there once
-// durable, even if the client has gone away by then.
-struct SpooledRows final : BatchTicket, SpoolWaiter {
-  App* app = nullptr;
-  std::shared_ptr<const BatchTarget> target;
-  std::string rows;
-  size_t row_count = 0;
-  bool needs_newline = false;
-  uint64_t id = 0;
-  uint64_t charged = 0;  // rows' bytes counted in the memory budget until they reach the batcher
-
-  ~SpooledRows() { release(); }
-  void release() {
-    if (charged == 0) return;
-    app->memory().give(charged);
-    charged = 0;
-  }
-
-  void spool_durable(bool ok) override {
-    release();  // the batcher counts them from here
-    if (ok) {
-      RowChunk chunk;
-      chunk.rows = rows;
-      chunk.row_count = row_count;
-      chunk.needs_newline = needs_newline;
-      app->batcher().add(*target, chunk, nullptr, id);
-    }
-    BatchWaiter* to = waiter;
-    if (to == nullptr) return;
-    waiter = nullptr;
-    if (ok) {
-      app->batch_metrics().rows_acknowledged.at({target->table}).inc(double(row_count));
-      static const BatchResult kSpooled{200, "OK", {{"Content-Type", "text/plain; charset=UTF-8"}}, ""};
-      to->batch_done(kSpooled);
-      return;
-    }
-    int why = app->spool().write_error();
-    ChError error(503, kTooManySimultaneousQueries,
-                  "The rows could not be written to the spool (--spool-dir " +
-                      app->config().spool_dir + ": " + std::strerror(why != 0 ? why : EIO) +
-                      "); nothing was inserted");
-    to->batch_done(error_result(error, 1));
-  }
-};
-
-}  // namespace
-
 // Answers once the rows are fsynced to the spool; the batch commits later.
 void Exchange::spool_rows(const RowChunk& chunk) {
   // Spooled rows also wait in memory for their batch: the same cap applies.
@@ -456,16 +458,11 @@ void Exchange::spool_rows(const RowChunk& chunk) {
     respond_memory_full();
     return;
   }
-  auto spooled = std::make_shared<SpooledRows>();
-  spooled->charged = chunk.rows.size();
+  auto spooled = std::make_shared<SpooledRows>(app_.batcher(), app_.memory(), app_.spool(),
+                                               app_.config(), app_.batch_metrics(), target_, chunk,
+                                               chunk.rows.size());
   spooled->waiter = this;
-  spooled->app = &app_;
-  spooled->target = target_;
-  spooled->rows = std::string(chunk.rows);
-  spooled->row_count = chunk.row_count;
-  spooled->needs_newline = chunk.needs_newline;
-  Spool::Append appended = app_.spool().append(
-      SpoolRows{*target_, chunk.rows, chunk.row_count, chunk.needs_newline}, spooled->id, spooled);
+  Spool::Append appended = app_.spool().append(spooled->record(), spooled->id, spooled);
   if (appended == Spool::Append::kQueued) {
     ticket_ = std::move(spooled);
     body_.clear();
@@ -521,7 +518,7 @@ void Exchange::session_turn() {
 }
 
 void Exchange::forward() {
-  state_ = State::kUpstream;
+  enter(State::kUpstream);
   decoded_.clear();  // alone: the body goes as the client sent it
   decoded_.shrink_to_fit();
   if (std::string_view(route_) == "insert_batched") route_ = "insert_passthrough";
@@ -567,7 +564,7 @@ UpstreamRequest Exchange::upstream_request() const {
 
 void Exchange::forward_to(UpstreamPool* pool) {
   pool_ = pool;
-  state_ = State::kUpstream;
+  enter(State::kUpstream);
   UpstreamRequest request = upstream_request();
   if (pool_->submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     respond_error({503, kTooManySimultaneousQueries,
@@ -593,9 +590,9 @@ void Exchange::append_body(const char* data, size_t size) {
   body_received_ += size;
   if (body_received_ > app_.config().body_buffer_bytes) body_rewindable_ = false;
   if (state_ == State::kCollecting && !body_rewindable_) forward();  // too big to batch
-  else if (state_ == State::kRouting && awaiting_decode_) { if (!body_rewindable_) decode_for_routing(); }
+  else if (state_ == State::kDecoding) { if (!body_rewindable_) decode_for_routing(); }
   else if (state_ == State::kRouting) route();
-  else if (state_ == State::kUpstream) pool_->resume_body(this);
+  else if (on_upstream(state_)) pool_->resume_body(this);
 }
 
 void Exchange::finish_body() {
@@ -603,15 +600,17 @@ void Exchange::finish_body() {
   body_complete_ = true;
   if (state_ == State::kAdmitting) return;
   if (state_ == State::kCollecting) submit_batch();
-  else if (state_ == State::kRouting && awaiting_decode_) decode_for_routing();
+  else if (state_ == State::kDecoding) decode_for_routing();
   else if (state_ == State::kRouting) route();
-  else if (state_ == State::kUpstream) pool_->resume_body(this);
+  else if (on_upstream(state_)) pool_->resume_body(this);
 }
 
 bool Exchange::wants_body() const {
   if (state_ == State::kAdmitting) return false;
   // Routing and collecting read at most body_buffer bytes and then move on.
-  if (state_ == State::kDone || state_ == State::kRouting || state_ == State::kCollecting) return true;
+  if (state_ == State::kDone || state_ == State::kRouting || state_ == State::kDecoding ||
+      state_ == State::kCollecting)
+    return true;
   // A body no longer resendable holds sent bytes until half of it is sent:
   // count them too, so the body stays within its share.
   size_t held = body_rewindable_ ? body_.size() - body_sent_ : body_.size();
@@ -656,7 +655,7 @@ void Exchange::upstream_response_head(int status, std::string reason,
   reason_ = std::move(reason);
   response_headers_ = std::move(headers);
   if (holds_for_373()) {
-    held_head_ = true;
+    enter(State::kHoldingHead);
     return;
   }
   send_head();
@@ -686,17 +685,17 @@ void Exchange::send_data(const char* data, size_t size) {
 
 size_t Exchange::upstream_response_data(const char* data, size_t size) {
   if (connection_.closing() || state_ == State::kDone) return 0;
-  if (held_head_) {
+  if (state_ == State::kHoldingHead) {
     if (held_body_.size() + size < kCodePrefixBytes) {  // too short to tell yet
       held_body_.append(data, size);
       return size;
     }
     std::string probe = held_body_ + std::string(data, std::min(size, kCodePrefixBytes));
     if (is_373(probe)) {
-      retry_373_ = true;
+      enter(State::kAbortingFor373);
       return 0;  // abort the transfer; upstream_done() schedules the retry
     }
-    held_head_ = false;
+    enter(State::kUpstream);
     send_head();
     send_data(held_body_.data(), held_body_.size());
     held_body_.clear();
@@ -712,12 +711,12 @@ size_t Exchange::upstream_response_data(const char* data, size_t size) {
 }
 
 void Exchange::client_drained() {
-  if (state_ == State::kUpstream) pool_->resume_response(this);
+  if (on_upstream(state_)) pool_->resume_response(this);
 }
 
 void Exchange::upstream_done(const UpstreamOutcome& outcome) {
   if (state_ == State::kDone) return;
-  if (retry_373_) {
+  if (state_ == State::kAbortingFor373) {
     schedule_373_retry();
     return;
   }
@@ -730,7 +729,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
       log_event(LogLevel::kWarn, "upstream_failed_mid_response",
                 {{"upstream", pool_->display_name()}, {"error", outcome.error}});
       leave_session();
-      state_ = State::kDone;
+      enter(State::kDone);
       record(answer_status_);
       connection_.close_when_flushed();
       return;
@@ -761,8 +760,8 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
     }
     return;
   }
-  if (held_head_) {
-    held_head_ = false;
+  if (state_ == State::kHoldingHead) {
+    enter(State::kUpstream);
     send_head();
     send_data(held_body_.data(), held_body_.size());
   }
@@ -772,8 +771,7 @@ void Exchange::upstream_done(const UpstreamOutcome& outcome) {
 }
 
 void Exchange::schedule_373_retry() {
-  retry_373_ = false;
-  state_ = State::kRetryWait;
+  enter(State::kRetryWait);
   if (retry_timer_ == nullptr) {
     retry_timer_ = make_handle<uv_timer_t>();
     uv_timer_init(app_.loop(), retry_timer_);
@@ -794,7 +792,6 @@ void Exchange::schedule_373_retry() {
 void Exchange::on_retry_timer(uv_timer_t* timer) noexcept {
   auto* self = static_cast<Exchange*>(timer->data);
   if (self == nullptr || self->state_ != State::kRetryWait) return;
-  self->held_head_ = false;
   self->held_body_.clear();
   self->status_ = 0;
   self->body_sent_ = 0;
@@ -819,7 +816,7 @@ void Exchange::leave_session() {
 
 void Exchange::complete() {
   if (state_ == State::kDone) return;
-  state_ = State::kDone;
+  enter(State::kDone);
   body_.clear();
   body_.shrink_to_fit();
   release_share();
@@ -833,8 +830,7 @@ void Exchange::complete() {
 // Counts the request and writes its access line; once per exchange. The
 // path goes without its query string, which may hold a password.
 void Exchange::record(int status) {
-  if (recorded_) return;
-  recorded_ = true;
+  assert(state_ == State::kDone);  // entered once: recorded once
   ProxyMetrics& pm = app_.proxy_metrics();
   double seconds = static_cast<double>(uv_hrtime() - started_ns_) / 1e9;
   pm.requests.at({route_, status_label(status)}).inc();
@@ -858,11 +854,11 @@ void Exchange::record(int status) {
 void Exchange::abort() {
   if (state_ == State::kDone) return;
   State was = state_;
-  state_ = State::kDone;
+  enter(State::kDone);
   if (was == State::kAdmitting) app_.memory().cancel(this);
   release_share();
   record(head_sent_ ? answer_status_ : 499);  // 499: the client went away first
-  if (was == State::kUpstream && pool_ != nullptr) pool_->cancel(this);
+  if (on_upstream(was) && pool_ != nullptr) pool_->cancel(this);
   if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted
   if (retry_timer_ != nullptr) uv_timer_stop(retry_timer_);
   if (in_session_) {

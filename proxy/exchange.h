@@ -89,16 +89,35 @@ class Exchange final : public UpstreamClient,
   RequestHead take_head() { return std::move(head_); }
 
  private:
+  // Every move goes through enter(), which asserts it is one of these
+  // (kDone may follow any state but itself):
+  //   kRouting -> kAdmitting -> kRouting      memory first
+  //   kRouting -> kDecoding -> kRouting       the SQL is inside an encoded body
+  //   kRouting -> kWaitingTurn -> kUpstream   a stateful session's turn
+  //   kRouting -> kCollecting -> kBatched     rows into a batch (or the spool)
+  //   kRouting | kCollecting -> kUpstream     alone
+  //   kUpstream -> kUpstream                  failover to another replica
+  //   kUpstream -> kHoldingHead -> kUpstream  the answer is no 373
+  //   kHoldingHead -> kAbortingFor373 -> kRetryWait -> kUpstream
   enum class State {
-    kAdmitting,    // waiting for its share of the memory budget
-    kRouting,      // waiting for enough body to classify the statement
-    kWaitingTurn,  // queued behind another request of its session
-    kCollecting,   // a batchable INSERT: reading its whole body
-    kBatched,      // its rows wait in a batch for ClickHouse's answer
-    kUpstream,     // queued in or running on the pool
-    kRetryWait,    // 373 seen; waiting before sending again
+    kAdmitting,       // waiting for its share of the memory budget
+    kRouting,         // waiting for enough body to classify the statement
+    kDecoding,        // collecting the whole encoded body to decode it, then route again
+    kWaitingTurn,     // queued behind another request of its session
+    kCollecting,      // a batchable INSERT: reading its whole body
+    kBatched,         // its rows wait in a batch for ClickHouse's answer
+    kUpstream,        // queued in or running on the pool
+    kHoldingHead,     // on the pool; a session's 500 head held until the body shows a 373 or not
+    kAbortingFor373,  // on the pool; a 373 seen, the transfer aborted: upstream_done() retries
+    kRetryWait,       // 373 seen; waiting before sending again
     kDone,
   };
+  static bool can_enter(State from, State to);
+  void enter(State next);
+  // The request is on the pool: cancel, resume and pause apply.
+  static bool on_upstream(State s) {
+    return s == State::kUpstream || s == State::kHoldingHead || s == State::kAbortingFor373;
+  }
 
   // UpstreamClient
   size_t upstream_read_body(char* buf, size_t size) override;
@@ -128,7 +147,15 @@ class Exchange final : public UpstreamClient,
   bool use_plan();
   unsigned server_facts_bits() const;
   void use(std::shared_ptr<const BatchPlan> plan, size_t data_offset);
+  // A batchable INSERT's whole body is here: batch_data() (decoded),
+  // split_batchable(), key_by_chunk(), hand_over() to the spool or the
+  // batcher; or forward() alone.
+  struct MemoryCharge;
   void submit_batch();
+  bool batch_data(std::string& decoded, MemoryCharge& charge, std::string_view& data);
+  bool split_batchable(std::string_view data, RowChunk& chunk) const;
+  void key_by_chunk(const RowChunk& chunk);
+  void hand_over(const RowChunk& chunk);
   void spool_rows(const RowChunk& chunk);
   void respond_buffers_full();
   void send_head();
@@ -149,10 +176,9 @@ class Exchange final : public UpstreamClient,
 
   // Metrics and the access log: the route label (a string literal), when
   // the request began, the status answered, and the connection's byte
-  // count at the start.
+  // count at the start. Recorded once, on entering kDone.
   const char* route_ = "query";
-  bool sniff_insert_ = false;  // the SQL is in the body: look at its first bytes
-  bool recorded_ = false;
+  bool sniff_insert_ = false;  // the SQL is in the body: look at its first bytes (once)
   int answer_status_ = 0;
   uint64_t started_ns_ = 0;
   uint64_t bytes_at_start_ = 0;
@@ -162,6 +188,9 @@ class Exchange final : public UpstreamClient,
   size_t failovers_ = 0;          // replicas tried after one refused the connection
   std::string upstream_target_;
   std::string session_key_;  // set when the request runs in a tracked session
+  // Holds its place in the session table (SessionTable::admit until
+  // finished or cancel): through kWaitingTurn, kUpstream and the 373
+  // retries, whatever the state, so a flag beside it.
   bool in_session_ = false;
   uint64_t session_timeout_ms_ = 60'000;
 
@@ -176,15 +205,16 @@ class Exchange final : public UpstreamClient,
   uint64_t share_ = 0;
   uint64_t need_ = 0;
 
-  // An encoded body whose SQL is inside it: decoded whole, once, before it
-  // is routed again (router.h). body_ keeps the bytes as the client sent
-  // them, for a request that goes alone.
-  bool awaiting_decode_ = false;  // collecting the whole body to decode it
+  // An encoded body whose SQL is inside it (kDecoding): decoded whole,
+  // once, before it is routed again (router.h). body_ keeps the bytes as
+  // the client sent them, for a request that goes alone.
   BodyCoding decode_coding_ = BodyCoding::kIdentity;
   BodyDecoding decoding_ = BodyDecoding::kRaw;
   std::string decoded_;
 
-  // Request body.
+  // Request body. Its flags are facts of the body (all of it here, still
+  // resendable, 100 Continue sent) that change as bytes arrive, whatever
+  // the state: a body still streams while the request routes, waits or runs.
   std::string body_;
   size_t body_sent_ = 0;
   uint64_t body_received_ = 0;
@@ -192,17 +222,18 @@ class Exchange final : public UpstreamClient,
   bool body_rewindable_ = true;
   bool continue_sent_ = false;
 
-  // Response.
+  // Response. head_sent_, chunked_ and close_after_ are facts of the
+  // answer's framing, read while writing it and at the end.
   int status_ = 0;
   std::string reason_;
   std::vector<Header> response_headers_;
   bool head_sent_ = false;
   bool chunked_ = false;
   bool close_after_ = false;
-  bool held_head_ = false;  // head held back until the body shows whether it is a 373
-  std::string held_body_;
-  bool session_refused_ = false;  // ClickHouse answered 372 or 374: it holds no such session
-  bool retry_373_ = false;
+  std::string held_body_;  // in kHoldingHead: the body's first bytes
+  // ClickHouse answered 372 or 374: it holds no such session. A fact of
+  // the answer, read when the session is left.
+  bool session_refused_ = false;
   int retries_373_ = 0;
   uint64_t first_373_ns_ = 0;  // when the first 373 came; 0: none yet
   uv_timer_t* retry_timer_ = nullptr;

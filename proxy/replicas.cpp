@@ -106,6 +106,16 @@ size_t Replicas::choose_index(size_t avoid) {
 }
 
 UpstreamPool& Replicas::choose() { return at(choose_index()); }
+
+UpstreamPool::Submit Replicas::submit(UpstreamClient* client, UpstreamRequest request) {
+  return choose().submit(client, std::move(request));
+}
+
+void Replicas::cancel(UpstreamClient* client) {
+  if (UpstreamPool* pool = client->upstream_pool()) pool->cancel(client);
+}
+
+std::string Replicas::display_name() { return choose().display_name(); }
 UpstreamPool& Replicas::at(size_t index) { return *replicas_[index]->pool; }
 bool Replicas::healthy(size_t index) const { return replicas_[index]->healthy; }
 

@@ -11,6 +11,8 @@
 // left, choose() still returns the least loaded one: its error then reaches
 // the client (a 502) instead of a made-up one.
 //
+// The batching side sees it only as an UpstreamSink (upstream_sink.h).
+//
 // Loop thread only; owned by App.
 #pragma once
 
@@ -23,10 +25,11 @@
 
 #include "config.h"
 #include "upstream_pool.h"
+#include "upstream_sink.h"
 
 namespace chsidecar {
 
-class Replicas {
+class Replicas final : public UpstreamSink {
  public:
   // `config` must outlive the replicas.
   Replicas(uv_loop_t* loop, const Config& config);
@@ -39,6 +42,11 @@ class Replicas {
   void close();
 
   UpstreamPool& choose();
+  // UpstreamSink: work without state, on choose(); cancel() on the pool
+  // the client was submitted to.
+  UpstreamPool::Submit submit(UpstreamClient* client, UpstreamRequest request) override;
+  void cancel(UpstreamClient* client) override;
+  std::string display_name() override;
   // The least loaded healthy replica; `avoid` (an index) only if nothing
   // else is left.
   size_t choose_index(size_t avoid = SIZE_MAX);

@@ -74,10 +74,10 @@ TableFacts parse_table_check(std::string_view answer) {
 }
 
 TableCheck::~TableCheck() {
-  if (pool_ != nullptr) pool_->cancel(this);
+  if (sink_ != nullptr) sink_->cancel(this);
 }
 
-void TableCheck::start(UpstreamPool& pool, std::string_view table, std::string_view insert_target,
+void TableCheck::start(UpstreamSink& sink, std::string_view table, std::string_view insert_target,
                        const std::vector<Header>& headers, Done done) {
   done_ = std::move(done);
   status_ = 0;
@@ -97,8 +97,8 @@ void TableCheck::start(UpstreamPool& pool, std::string_view table, std::string_v
                    "query=" + url_encode(table_check_sql(table));
   request.headers = headers;
   request.tells_health = false;
-  pool_ = &pool;
-  if (pool.submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
+  sink_ = &sink;
+  if (sink.submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     UpstreamOutcome outcome;
     outcome.code = CURLE_COULDNT_CONNECT;
     upstream_done(outcome);
@@ -111,7 +111,7 @@ size_t TableCheck::upstream_response_data(const char* data, size_t size) {
 }
 
 void TableCheck::upstream_done(const UpstreamOutcome& outcome) {
-  pool_ = nullptr;
+  sink_ = nullptr;
   TableFacts facts;
   if (outcome.code == CURLE_OK && status_ == 200) facts = parse_table_check(body_);
   Done done = std::move(done_);

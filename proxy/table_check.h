@@ -25,6 +25,7 @@
 
 #include "http_headers.h"
 #include "upstream_pool.h"
+#include "upstream_sink.h"
 
 namespace chsidecar {
 
@@ -48,10 +49,10 @@ class TableCheck final : public UpstreamClient {
   TableCheck(const TableCheck&) = delete;
   TableCheck& operator=(const TableCheck&) = delete;
 
-  // Sends the check for `table` to `pool` with the INSERT's credentials:
+  // Sends the check for `table` to `sink` with the INSERT's credentials:
   // `insert_target` (its path and query string) and `headers`. `done` is
   // called once, unless the check is destroyed first.
-  void start(UpstreamPool& pool, std::string_view table, std::string_view insert_target,
+  void start(UpstreamSink& sink, std::string_view table, std::string_view insert_target,
              const std::vector<Header>& headers, Done done);
 
  private:
@@ -61,7 +62,7 @@ class TableCheck final : public UpstreamClient {
   size_t upstream_response_data(const char* data, size_t size) override;
   void upstream_done(const UpstreamOutcome& outcome) override;
 
-  UpstreamPool* pool_ = nullptr;  // while the check runs
+  UpstreamSink* sink_ = nullptr;  // while the check runs
   int status_ = 0;
   std::string body_;
   Done done_;
