@@ -563,6 +563,7 @@ void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
     code = outcome.exception_code;
     // An answer without a code (a proxy's 502/503) is not about the data.
     error_class = code != 0 ? classify_error(code) : ErrorClass::kTransient;
+    if (code != 0 && on_error_) on_error_(table.target, code);
   }
   if (committed) ++commits_;
   else done.note_failure(commits_);

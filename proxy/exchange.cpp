@@ -156,8 +156,11 @@ void Exchange::route() {
   context.server_async_insert = app_.server_facts().async_insert;
   context.server_any_case_encoding = app_.server_facts().modern_encodings;
   context.session_is_stateful = [this](const std::string& key) { return app_.sessions().is_stateful(key); };
+  context.server_row_binary_with_defaults = app_.server_facts().row_binary_with_defaults;
+  context.table_structure = [this](const std::string& key) { return app_.structures().find(key); };
   bool decoded = decoding_ == BodyDecoding::kDecoded;
   Route route = route_request(head_, decoded ? decoded_ : body_, body_complete_, context, decoding_);
+  if (!route.structure.key.empty()) app_.structures().use(route.structure);
   route_ = route.label;
   sniff_insert_ = route.sniff_insert;
   upstream_target_ = std::move(route.upstream_target);
@@ -303,6 +306,8 @@ void Exchange::submit_batch() {
   RowChunk chunk;
   RowError error;
   if (!split_rows(plan.format, data, chunk, error, plan.options)) {
+    // Rows that do not walk by a table's learnt columns: a column may have come.
+    if (!plan.target.structure_key.empty()) app_.structures().refresh(plan.target.structure_key);
     forward();
     return;
   }

@@ -1,0 +1,68 @@
+// The table structures learnt for RowBinary INSERTs (table_structure.h).
+//
+// An entry (one per structure_key()) lives through these states:
+// - unknown: a request of the key goes to ClickHouse alone while its
+//   DESCRIBE runs (one per key at a time); nothing waits for it;
+// - known: requests are walked by it; it is asked again, and used
+//   meanwhile, once older than --table-structure-ttl, after a request of
+//   the key did not walk by it (a column added: its rows went alone), and
+//   after a batch of the key failed with a structure error
+//   (structure_error());
+// - failed (an error answer, no answer, an answer not understood or over
+//   1 MiB): the key's requests go alone; asked again at the first request
+//   a second later.
+// The question is asked as the INSERT's user (user_query.h), on the
+// replica Replicas::choose() picks. At most --max-table-structures keys
+// are kept; past it the key asked longest ago (and not being asked) is
+// forgotten. Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "config.h"
+#include "table_structure.h"
+#include "user_query.h"
+
+namespace chsidecar {
+
+class StructureCache {
+ public:
+  // `loop`, `config` and `replicas` must outlive the cache.
+  StructureCache(uv_loop_t* loop, const Config& config, class Replicas& replicas);
+  ~StructureCache();
+  StructureCache(const StructureCache&) = delete;
+  StructureCache& operator=(const StructureCache&) = delete;
+
+  // The known structure of `key`, or null.
+  std::shared_ptr<const TableStructure> find(const std::string& key) const;
+  // A request of `source.key` was routed: asks when the key is unknown,
+  // failed a second ago or more, or known for longer than the TTL.
+  void use(const StructureSource& source);
+  // A request or batch of `key` did not fit its structure: asks again
+  // (unless a question runs), keeping the known one meanwhile.
+  void refresh(const std::string& key);
+
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    StructureSource source;
+    std::shared_ptr<const TableStructure> structure;  // null: unknown or failed
+    uint64_t asked_ms = 0;
+    UserQuery query;
+  };
+  void ask(Entry& entry);
+  void make_room();
+
+  uv_loop_t* loop_;
+  const Config& config_;
+  class Replicas& replicas_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+};
+
+}  // namespace chsidecar
