@@ -308,6 +308,10 @@ const std::vector<Flag>& flags() {
                     "how long a table's columns learnt with DESCRIBE (for RowBinary INSERTs) are "
                     "used before they are asked again (meanwhile still used)",
                     &Config::table_structure_ttl_ms, 1000),
+      duration_flag("Batching", "table-structure-timeout",
+                    "how long a RowBinary INSERT whose table's columns are not known yet waits for "
+                    "DESCRIBE; past it the INSERT goes to ClickHouse alone",
+                    &Config::table_structure_timeout_ms, 1),
       count_flag("Batching", "max-table-structures",
                  "tables (per user and database) whose columns are kept for RowBinary INSERTs; "
                  "beyond it the one asked longest ago is forgotten (its INSERTs go alone until asked again)",

@@ -63,6 +63,7 @@ Exchange::Exchange(App& app, Connection& connection, RequestHead head)
 }
 
 Exchange::~Exchange() {
+  if (structure_ticket_ != nullptr) structure_ticket_->done = nullptr;
   close_handle(retry_timer_);
   app_.memory().cancel(this);
   release_share();
@@ -297,6 +298,17 @@ void Exchange::submit_batch() {
   // is (lines are never fewer than rows in the line formats). ClickHouse
   // checks it, so checking it here first would only cost time.
   if (!binary_format(plan.format) && has_lines(data, app_.config().passthrough_rows)) {
+    forward();
+    return;
+  }
+  // RowBinary whose table's columns are being asked: wait once for the
+  // answer, then route again (structure_cache.h); none coming: alone.
+  if (needs_table_structure(plan.format) && plan.options.columns == nullptr) {
+    if (structure_ticket_ == nullptr) {
+      structure_ticket_ = std::make_shared<StructureTicket>();
+      structure_ticket_->done = [this] { route(); };
+      if (app_.structures().wait(plan.target.structure_key, structure_ticket_)) return;
+    }
     forward();
     return;
   }
@@ -885,6 +897,7 @@ void Exchange::abort() {
   record(head_sent_ ? answer_status_ : 499);  // 499: the client went away first
   if (was == State::kUpstream && pool_ != nullptr) pool_->cancel(this);
   if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted
+  if (structure_ticket_ != nullptr) structure_ticket_->done = nullptr;
   if (retry_timer_ != nullptr) uv_timer_stop(retry_timer_);
   if (in_session_) {
     in_session_ = false;

@@ -27,6 +27,10 @@
 // to the client (so each answer moves on as its client reads). The share
 // is given back once the rows are in a batch or the answer is complete.
 //
+// A RowBinary INSERT whose table's columns are not known yet waits, with
+// its whole body, for the DESCRIBE already asked (structure_cache.h), and
+// is routed again once it is answered.
+//
 // Loop thread only.
 #pragma once
 
@@ -43,6 +47,7 @@
 #include "result.h"
 #include "router.h"
 #include "sessions.h"
+#include "structure_cache.h"
 #include "upstream_pool.h"
 
 namespace chsidecar {
@@ -170,6 +175,8 @@ class Exchange final : public UpstreamClient,
   std::shared_ptr<const BatchTarget> target_;  // plan_'s, or a copy with a header line
   size_t data_offset_ = 0;                     // where the rows begin in the body
   std::shared_ptr<BatchTicket> ticket_;
+  // Set once it waited for its table's columns (structure_cache.h): it waits once.
+  std::shared_ptr<StructureTicket> structure_ticket_;
 
   // Memory budget: the bytes taken for this request (its share), and what
   // it waits for while kAdmitting.

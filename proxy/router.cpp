@@ -153,8 +153,9 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
   plan->format = *format;
   std::string columns_signature;
   if (needs_table_structure(*format)) {
-    // The rows are walked by the table's columns: learnt once per key
-    // (table_structure.h); until they are known the request goes alone.
+    // The rows are walked by the table's columns, learnt once per key
+    // (structure_cache.h). Not known yet: the plan has none, and Exchange
+    // waits for them and routes again.
     structure.key = structure_key(insert.table, params, head.headers);
     structure.table = insert.table;
     structure.target = head.target;
@@ -162,10 +163,13 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
       if (const Header* h = find_header(head.headers, name)) structure.headers.push_back(*h);
     std::shared_ptr<const TableStructure> table =
         context.table_structure ? context.table_structure(structure.key) : nullptr;
-    auto columns = std::make_shared<std::vector<RowBinaryColumn>>();
-    if (table == nullptr || !insert_columns(*table, insert.column_names, *columns, columns_signature))
-      return nullptr;
-    plan->options.columns = std::move(columns);
+    if (table != nullptr) {
+      auto columns = std::make_shared<std::vector<RowBinaryColumn>>();
+      if (!insert_columns(*table, insert.column_names, *columns, columns_signature)) return nullptr;
+      for (const RowBinaryColumn& c : *columns)
+        if (!c.known) return nullptr;  // a type the walker does not read
+      plan->options.columns = std::move(columns);
+    }
     plan->target.structure_key = structure.key;
   }
 

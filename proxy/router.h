@@ -60,7 +60,7 @@ struct RouteContext {
   bool server_row_binary_with_defaults = false;
   // The known columns of a table (table_structure.h) by structure_key(),
   // or null: RowBinary, RowBinaryWithNames and RowBinaryWithDefaults are
-  // batched only by them.
+  // batched only by them (a plan without them waits for them: exchange.h).
   std::function<std::shared_ptr<const TableStructure>(const std::string& key)> table_structure;
   // Whether the session with this key holds state already.
   std::function<bool(const std::string& session_key)> session_is_stateful;
@@ -89,9 +89,9 @@ struct Route {
   size_t data_offset = 0;      // where the rows begin in the body
   bool plan_reusable = false;  // a connection may reuse the plan (batch_plan.h)
   BodyCoding body_coding = BodyCoding::kIdentity;  // for kNeedDecodedBody
-  // A RowBinary INSERT that could be batched by its table's columns: where
-  // to learn them (TableStructures::use()), whether or not they are known
-  // yet (unknown: the request goes alone meanwhile). Empty key otherwise.
+  // A RowBinary INSERT batched by its table's columns: where to learn them
+  // (StructureCache::use()), whether or not they are known yet (then the
+  // plan's options.columns is null). Empty key otherwise.
   StructureSource structure;
 };
 

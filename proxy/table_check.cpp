@@ -60,7 +60,7 @@ TableFacts parse_table_check(std::string_view answer) {
 
 void TableCheck::start(UpstreamPool& pool, std::string_view table, std::string_view insert_target,
                        const std::vector<Header>& headers, Done done) {
-  query_.start(pool, table_check_sql(table), insert_target, headers, kMaxAnswer,
+  query_.start(pool, table_check_sql(table), insert_target, headers, kMaxAnswer, 0,
                [done = std::move(done)](bool ok, std::string_view answer) {
                  done(ok ? parse_table_check(answer) : TableFacts{});
                });

@@ -9,7 +9,8 @@ UserQuery::~UserQuery() {
 }
 
 void UserQuery::start(UpstreamPool& pool, std::string_view sql, std::string_view insert_target,
-                      const std::vector<Header>& headers, size_t max_answer, Done done) {
+                      const std::vector<Header>& headers, size_t max_answer, uint64_t timeout_ms,
+                      Done done) {
   done_ = std::move(done);
   status_ = 0;
   max_answer_ = max_answer;
@@ -28,6 +29,7 @@ void UserQuery::start(UpstreamPool& pool, std::string_view sql, std::string_view
                    "query=" + url_encode(sql);
   request.headers = headers;
   request.tells_health = false;
+  request.no_byte_timeout_ms = timeout_ms;
   pool_ = &pool;
   if (pool.submit(this, std::move(request)) == UpstreamPool::Submit::kQueueFull) {
     UpstreamOutcome outcome;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -36,10 +37,11 @@ class UserQuery final : public UpstreamClient {
   // Sends `sql` to `pool` (which must outlive the query) as the user of
   // the INSERT whose target (path and query string) is `insert_target`,
   // with `headers` (its credential headers). `done` is called once, maybe
-  // before start() returns (the pool's queue is full).
+  // before start() returns (the pool's queue is full); `timeout_ms` > 0
+  // ends the question after so long without a byte (0: --upstream-timeout).
   // REQUIRES: !running().
   void start(UpstreamPool& pool, std::string_view sql, std::string_view insert_target,
-             const std::vector<Header>& headers, size_t max_answer, Done done);
+             const std::vector<Header>& headers, size_t max_answer, uint64_t timeout_ms, Done done);
   bool running() const { return pool_ != nullptr; }
 
  private:

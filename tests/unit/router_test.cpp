@@ -77,7 +77,7 @@ TEST_CASE("router: what ClickHouse would read differently alone goes alone") {
       {"a tab as delimiter", post(kInsert + "&format_csv_delimiter=%09")},
       {"a client's dedup token", post(kInsert + "&insert_deduplication_token=x")},
       {"async_insert=0", post(kInsert + "&async_insert=0")},
-      {"RowBinary, its table's columns not known", post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinary")},
+      {"RowBinaryWithNames on a server without it", post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithNames")},
       {"RowBinaryWithNamesAndTypes on a server without it",
        post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithNamesAndTypes")},
       {"Native with types from the table",
@@ -248,8 +248,8 @@ TEST_CASE("router: SQL inside an encoded body is read once decoded") {
   // clickhouse-connect's own shape: Native in an lz4 body.
   r = route(lz4, "INSERT INTO t FORMAT Native\nxx", true, {}, false, BodyDecoding::kDecoded);
   CHECK(r.action == Action::kBatch);
-  // Not batchable after all (plain RowBinary, no columns known): alone, as sent.
-  r = route(lz4, "INSERT INTO t FORMAT RowBinary\nxx", true, {}, false, BodyDecoding::kDecoded);
+  // Not batchable after all (Parquet): alone, as sent.
+  r = route(lz4, "INSERT INTO t FORMAT Parquet\nxx", true, {}, false, BodyDecoding::kDecoded);
   CHECK(r.action == Action::kForward);
   CHECK(std::string(r.label) == "insert_passthrough");
   // decompress=1 with the SQL in the blocks.
@@ -298,10 +298,12 @@ TEST_CASE("router: RowBinary, RowBinaryWithNames, RowBinaryWithDefaults by the t
     CHECK(r.structure.table == "t");
     CHECK(r.plan->target.structure_key == r.structure.key);
     CHECK_FALSE(r.plan_reusable);  // made again, with the newest columns
-    // Not known yet: alone, and the router says where to learn them.
+    // Not known yet: a plan without columns (it waits for them), and where to learn them.
     r = route_described(post(target), "");
-    CHECK(r.action == Action::kForward);
+    REQUIRE(r.action == Action::kBatch);
+    CHECK(r.plan->options.columns == nullptr);
     CHECK(r.structure.key == structure_key("t", {}, {}));
+    CHECK(r.structure.target == target);
   }
   // A column list: its columns; one the table does not take: alone.
   Route r = route_described(post("/?query=INSERT%20INTO%20t%20(%60b%60)%20FORMAT%20RowBinary"), kTable);
@@ -326,6 +328,10 @@ TEST_CASE("router: RowBinary, RowBinaryWithNames, RowBinaryWithDefaults by the t
                               "format_binary_max_string_size=10"})
     CHECK(route_described(post(rb + "&" + setting), kTable).action == Action::kForward);
   // Another user's or database's key is not this one's.
-  CHECK(route_described(post(rb + "&user=alice"), kTable).action == Action::kForward);
-  CHECK(route_described(post(rb, {{"X-ClickHouse-Database", "d"}}), kTable).action == Action::kForward);
+  CHECK(route_described(post(rb + "&user=alice"), kTable).plan->options.columns == nullptr);
+  CHECK(route_described(post(rb, {{"X-ClickHouse-Database", "d"}}), kTable).plan->options.columns == nullptr);
+  // A written column of a type the walker does not read: alone.
+  CHECK(route_described(post(rb), kTable + "j\tJSON\t\t\t\t\t\n").action == Action::kForward);
+  CHECK(route_described(post("/?query=INSERT%20INTO%20t%20(a)%20FORMAT%20RowBinary"),
+                        kTable + "j\tJSON\t\t\t\t\t\n").action == Action::kBatch);
 }
