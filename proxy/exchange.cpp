@@ -301,11 +301,15 @@ void Exchange::submit_batch() {
     forward();
     return;
   }
-  // RowBinary whose table's columns are being asked: wait once for the
-  // answer, then route again (structure_cache.h); none coming: alone.
+  // RowBinary whose table's columns were not known when it was routed:
+  // route again once they are (structure_cache.h), at most once; none: alone.
   if (needs_table_structure(plan.format) && plan.options.columns == nullptr) {
     if (structure_ticket_ == nullptr) {
       structure_ticket_ = std::make_shared<StructureTicket>();
+      if (app_.structures().find(plan.target.structure_key) != nullptr) {
+        route();  // answered while the body came
+        return;
+      }
       structure_ticket_->done = [this] { route(); };
       if (app_.structures().wait(plan.target.structure_key, structure_ticket_)) return;
     }
