@@ -92,7 +92,7 @@ def test_spooled_early_answers_land_as_direct(clickhouse, start_sidecar, tmp_pat
     for b in bs:
         assert send_direct(clickhouse, req(f"INSERT INTO {direct} FORMAT {fmt}", b))[0] == 200
     fl = wait_flush_lines(sc, via, n)
-    assert len(fl) < n / 3, fl
+    assert sum(f[1] for f in fl) == n and len(fl) < n / 3, fl
     assert wait_until(lambda: count(clickhouse, via) == n, 10), count(clickhouse, via)
     compare(clickhouse, via, direct)
 
@@ -134,6 +134,7 @@ def test_column_lists_and_default_columns(clickhouse, start_sidecar):
     assert clickhouse.query(q.format(cols, via)) == clickhouse.query(q.format(cols, direct))
     assert count(clickhouse, via) == len(reqs)
     fl = wait_flush_lines(sc, via, len(reqs))
+    assert sum(f[1] for f in fl) == len(reqs), fl
     assert len(fl) <= 3 * len(cases), fl  # each column list is its own key
     if MODERN:  # RowBinaryWithNames: a header naming some of the columns
         names = [clickhouse.query(f"SELECT toUInt32({i} + 4000) id, toUInt32({i}) d FORMAT RowBinaryWithNames")
