@@ -17,11 +17,14 @@ import re
 
 import pytest
 
-from clickhouse_server import TEST_SERVER
-from rawhttp import report, uniq, wait_until
-from test_batching import (assert_all_ok, count, dump, flushes, parts_created, req, send_all,
-                           send_direct, start, wait_flush_lines)
-from test_binary_formats import COLUMNS, MODERN, compare, make_tables, source
+import time
+
+from fault_relay import FaultRelay
+from rawhttp import uniq, wait_until
+from test_batching import (assert_all_ok, count, flushes, req, send_all, send_direct, start,
+                           wait_flush_lines)
+from test_binary_formats import (COLUMNS, MODERN, assert_batched_in_few_parts, compare, make_tables,
+                                 source, unknown_type_goes_alone)
 
 # 18.16 knows plain RowBinary only (RowBinaryWithNames: code 73);
 # RowBinaryWithDefaults came in 23.7.
@@ -68,12 +71,7 @@ def test_single_rows_batch_and_land_as_direct(clickhouse, start_sidecar, capsys,
     for b in bs:
         assert send_direct(clickhouse, req(f"INSERT INTO {direct} FORMAT {fmt}", b))[0] == 200
     compare(clickhouse, via, direct)
-    fl = wait_flush_lines(sc, via, n)
-    assert sum(f[0] for f in fl) == n, fl
-    parts = parts_created(clickhouse, via)
-    report(capsys, f"{TEST_SERVER}: {n} single-row {fmt} INSERTs ({len(COLUMNS)} columns), "
-                   f"64 writers: {len(fl)} batches, {parts} parts, DESCRIBE {learnt(sc, via)}x")
-    assert parts <= n / 10 and len(fl) <= n / 10, (parts, fl)
+    assert_batched_in_few_parts(clickhouse, sc, capsys, via, n, fmt, f", DESCRIBE {learnt(sc, via)}x")
     assert learnt(sc, via) == 1
 
 
@@ -147,21 +145,7 @@ def test_column_lists_and_default_columns(clickhouse, start_sidecar):
 
 def test_unknown_type_goes_alone(clickhouse, start_sidecar):
     sc = start(start_sidecar, clickhouse)
-    tables = []
-    for _ in range(2):
-        t = uniq("rb_agg")
-        clickhouse.query(f"CREATE TABLE {t} (id UInt32, c AggregateFunction(count)) "
-                         "ENGINE = AggregatingMergeTree ORDER BY id")
-        tables.append(t)
-    via, direct = tables
-    bs = [clickhouse.query(f"SELECT toUInt32({i}) id, countState() c FROM numbers(3) FORMAT RowBinary")
-          for i in range(5)]
-    assert_all_ok(send_all(sc.url, [req(f"INSERT INTO {via} FORMAT RowBinary", b) for b in bs]))
-    for b in bs:
-        assert send_direct(clickhouse, req(f"INSERT INTO {direct} FORMAT RowBinary", b))[0] == 200
-    q = "SELECT id, countMerge(c) FROM {} GROUP BY id ORDER BY id FORMAT TSV"
-    assert clickhouse.query(q.format(via)) == clickhouse.query(q.format(direct))
-    assert flushes(sc, via) == []  # never batched
+    via = unknown_type_goes_alone(clickhouse, sc, "RowBinary")
     # Listing only walked columns batches (the other takes its default).
     bs = [clickhouse.query(f"SELECT toUInt32({i} + 10) FORMAT RowBinary") for i in range(10)]
     assert_all_ok(send_all(sc.url, [req(f"INSERT INTO {via} (id) FORMAT RowBinary", b) for b in bs]))
@@ -204,7 +188,6 @@ def test_missing_table_and_unknown_format_get_clickhouses_answer(clickhouse, sta
         answers_alike((got[0], dict(got[1]), got[2]), direct_answer(clickhouse, r))
     # A table made later is learnt at a later request (a second on).
     clickhouse.query(f"CREATE TABLE {missing} (id UInt32) ENGINE = MergeTree ORDER BY id")
-    import time
     time.sleep(1.1)
     assert_all_ok(send_all(sc.url, [req(f"INSERT INTO {missing} FORMAT RowBinary", body)] * 5))
     assert count(clickhouse, missing) == 5
@@ -221,7 +204,7 @@ def test_columns_asked_again_after_add_column(clickhouse, start_sidecar):
     via, direct = tables
 
     def rows(select: str, ids) -> list[dict]:
-        return [req(f"INSERT INTO {{t}} FORMAT RowBinary",
+        return [req("INSERT INTO {t} FORMAT RowBinary",
                     clickhouse.query(select.format(i=i) + " FORMAT RowBinary")) for i in ids]
 
     def send(reqs):
@@ -245,3 +228,47 @@ def test_columns_asked_again_after_add_column(clickhouse, start_sidecar):
     q = "SELECT id, s, x FROM {} ORDER BY id FORMAT TSV"
     assert clickhouse.query(q.format(via)) == clickhouse.query(q.format(direct))
     assert count(clickhouse, via) == 51
+
+
+def id_rows(ch, table: str, ids) -> list[dict]:
+    return [req(f"INSERT INTO {table} FORMAT RowBinary", ch.query(f"SELECT toUInt32({i}) FORMAT RowBinary"))
+            for i in ids]
+
+
+def id_table(ch) -> str:
+    t = uniq("rb_id")
+    ch.query(f"CREATE TABLE {t} (id UInt32) ENGINE = MergeTree ORDER BY id")
+    return t
+
+
+def test_table_structure_timeout_sends_alone(clickhouse, start_sidecar):
+    """A DESCRIBE that never answers holds the INSERTs only
+    --table-structure-timeout; then they go alone, and land."""
+    with FaultRelay("127.0.0.1", clickhouse.http_port).start() as relay:
+        sc = start_sidecar(relay.url, "--log-level", "debug", "--table-structure-timeout", "300ms")
+        t = id_table(clickhouse)
+        relay.set("blackhole", only=b"DESCRIBE")
+        t0 = time.monotonic()
+        assert_all_ok(send_all(sc.url, id_rows(clickhouse, t, range(5))))
+        took = time.monotonic() - t0
+    assert 0.3 <= took < 5, took
+    assert count(clickhouse, t) == 5
+    assert flushes(sc, t) == []
+    assert "table_structure_unknown table=" + t in sc.stderr_text()
+
+
+def test_table_structure_ttl_and_max_table_structures(clickhouse, start_sidecar):
+    sc = start(start_sidecar, clickhouse, "--table-structure-ttl", "1s", "--max-table-structures", "1")
+    a, b = id_table(clickhouse), id_table(clickhouse)
+    assert_all_ok(send_all(sc.url, id_rows(clickhouse, a, range(10))))
+    assert learnt(sc, a) == 1
+    # A second table: the first one's columns are forgotten (one kept) ...
+    assert_all_ok(send_all(sc.url, id_rows(clickhouse, b, range(10))))
+    assert_all_ok(send_all(sc.url, id_rows(clickhouse, a, range(10, 20))))
+    assert learnt(sc, a) == 2 and learnt(sc, b) == 1
+    # ... and after the TTL they are asked again, while still used.
+    time.sleep(1.1)
+    assert_all_ok(send_all(sc.url, id_rows(clickhouse, a, range(20, 30))))
+    assert wait_until(lambda: learnt(sc, a) == 3, 5)
+    assert count(clickhouse, a) == 30 and count(clickhouse, b) == 10
+    assert sum(f[1] for f in wait_flush_lines(sc, a, 30)) == 30
