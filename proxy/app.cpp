@@ -30,6 +30,10 @@ App::App(uv_loop_t* loop, const Config& config)
   batcher_ = std::make_unique<Batcher>(loop, config, *replicas_);
   batcher_->set_memory(&memory_);
   batcher_->set_idle_callback([this] { maybe_finish_shutdown(); });
+  structures_ = std::make_unique<StructureCache>(loop, config, *replicas_);
+  batcher_->set_error_callback([this](const BatchTarget& target, int code) {
+    if (!target.structure_key.empty() && structure_error(code)) structures_->refresh(target.structure_key);
+  });
   // A coding that does not depend on the server is set before the spool is
   // replayed, so a replayed batch goes out as the same bytes as before the
   // restart (one that does waits for the probe; until then batches go plain).
@@ -62,9 +66,12 @@ void App::replica_probed(size_t replica, const ServerFacts& facts) {
       combined->dedup_token &= f->dedup_token;
       combined->async_insert &= f->async_insert;
       combined->modern_encodings &= f->modern_encodings;
+      combined->row_binary_with_defaults &= f->row_binary_with_defaults;
     }
   }
-  if (!all_known) combined->dedup_token = combined->async_insert = combined->modern_encodings = false;
+  if (!all_known)
+    combined->dedup_token = combined->async_insert = combined->modern_encodings =
+        combined->row_binary_with_defaults = false;
   server_facts_ = *combined;
   batcher_->set_dedup_token(server_facts_.dedup_token);
   batcher_->set_async_insert_known(server_facts_.async_insert);

@@ -27,6 +27,7 @@
 #include "server_probe.h"
 #include "sessions.h"
 #include "spool.h"
+#include "structure_cache.h"
 
 namespace chsidecar {
 
@@ -54,6 +55,7 @@ class App {
   Replicas& replicas() { return *replicas_; }
   SessionTable& sessions() { return sessions_; }
   Batcher& batcher() { return *batcher_; }
+  StructureCache& structures() { return *structures_; }
   Spool& spool() { return *spool_; }
   // The --max-memory budget every request, answer and batch draws from.
   MemoryBudget& memory() { return memory_; }
@@ -132,6 +134,7 @@ class App {
   MemoryBudget memory_;  // before the subsystems whose objects give bytes back as they go
   std::unique_ptr<Replicas> replicas_;
   std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<StructureCache> structures_;  // its questions run on replicas_' pools
   std::unique_ptr<Spool> spool_;
   SpoolReplay replay_;  // read by open_spool(), sent once start() succeeded
   std::vector<std::unique_ptr<ServerProbe>> probes_;  // one per replica

@@ -44,6 +44,9 @@ struct BatchTarget {
   std::vector<Header> headers;  // credential and database headers
   RowFormat format = RowFormat::kJSONEachRow;
   std::string header_lines;     // *WithNames header, sent once per batch
+  // RowBinary walked by the table's learnt columns: their cache key
+  // (table_structure.h), asked again when a batch fails on them; else empty.
+  std::string structure_key;
 };
 
 // An error answer in ClickHouse's format, with X-ClickHouse-Exception-Code

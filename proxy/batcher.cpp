@@ -567,7 +567,10 @@ FlushTry Batcher::try_facts(const Flush& done, const UpstreamOutcome& outcome) c
 
 void Batcher::flush_done(Flush& done, const UpstreamOutcome& outcome) {
   FlushVerdict verdict = classify_flush(try_facts(done, outcome));
-  if (verdict.action != FlushAction::kCheckTable) note_try(done, verdict);
+  if (verdict.action != FlushAction::kCheckTable) {
+    note_try(done, verdict);
+    if (verdict.code != 0 && on_error_) on_error_(done.key_buffer().target, verdict.code);
+  }
   switch (verdict.action) {
     case FlushAction::kCheckTable:
       done.check_table(upstream_, outcome);  // comes back here with the facts

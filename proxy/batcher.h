@@ -120,6 +120,12 @@ class Batcher {
   // True when no row is buffered or in flight.
   bool idle() const { return buffered_bytes_ == 0 && flushes_.empty(); }
 
+  // Called with ClickHouse's code whenever a batch of `target` failed with
+  // an answer that has one (before it is split, retried or answered).
+  void set_error_callback(std::function<void(const BatchTarget& target, int code)> callback) {
+    on_error_ = std::move(callback);
+  }
+
   // Called once whenever the batcher becomes idle while draining.
   void set_idle_callback(std::function<void()> callback) { on_idle_ = std::move(callback); }
 
@@ -211,6 +217,7 @@ class Batcher {
   MemoryBudget* memory_ = nullptr;
   struct BatchMetrics* metrics_ = nullptr;
   std::function<void()> on_idle_;
+  std::function<void(const BatchTarget&, int)> on_error_;
 };
 
 }  // namespace chsidecar

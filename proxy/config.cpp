@@ -304,6 +304,18 @@ const std::vector<Flag>& flags() {
       count_flag("Batching", "max-compression-ratio",
                  "decoded/encoded size beyond which the sidecar stops decoding a compressed INSERT; it then passes through unbatched",
                  &Config::max_compression_ratio, 2, 1'000'000),
+      duration_flag("Batching", "table-structure-ttl",
+                    "how long a table's columns learnt with DESCRIBE (for RowBinary INSERTs) are "
+                    "used before they are asked again (meanwhile still used)",
+                    &Config::table_structure_ttl_ms, 1000),
+      duration_flag("Batching", "table-structure-timeout",
+                    "how long a RowBinary INSERT whose table's columns are not known yet waits for "
+                    "DESCRIBE; past it the INSERT goes to ClickHouse alone",
+                    &Config::table_structure_timeout_ms, 1),
+      count_flag("Batching", "max-table-structures",
+                 "tables (per user and database) whose columns are kept for RowBinary INSERTs; "
+                 "beyond it the one asked longest ago is forgotten (its INSERTs go alone until asked again)",
+                 &Config::max_table_structures, 1, 10'000'000),
       choice_flag<UpstreamCompression>(
           "Batching", "upstream-compression",
           "how merged batches are compressed for ClickHouse: auto (zstd level 1 when the server "

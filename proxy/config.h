@@ -79,6 +79,9 @@ struct Config {
   uint64_t max_decompressed_bytes = 16 * 1024 * 1024;
   uint64_t max_compression_ratio = 1000;
   UpstreamCompression upstream_compression = UpstreamCompression::kAuto;
+  uint64_t table_structure_ttl_ms = 60'000;  // RowBinary: DESCRIBE asked again after
+  uint64_t max_table_structures = 10'000;
+  uint64_t table_structure_timeout_ms = 1'000;
 
   // Acknowledgement and the spool.
   AckMode ack_mode = AckMode::kCommit;

@@ -84,7 +84,7 @@ void DeadLetters::add(const SpoolData& data, std::string_view error) {
   if (binary_format(data.target.format)) {
     // Bytes, not text: the whole body (header and rows) as base64.
     line += ",\"format\":";
-    append_json_string(line, data.target.format == RowFormat::kNative ? "Native" : "RowBinaryWithNamesAndTypes");
+    append_json_string(line, row_format_name(data.target.format));
     line += ",\"data_base64\":";
     append_json_base64(line, data.target.header_lines + data.rows);
   } else {

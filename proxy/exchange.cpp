@@ -69,6 +69,7 @@ Exchange::Exchange(App& app, Connection& connection, RequestHead head)
 }
 
 Exchange::~Exchange() {
+  if (structure_ticket_ != nullptr) structure_ticket_->done = nullptr;
   close_handle(retry_timer_);
   app_.memory().cancel(this);
   release_share();
@@ -88,7 +89,10 @@ bool Exchange::can_enter(State from, State to) {
     case State::kWaitingTurn:
       return to == State::kUpstream;
     case State::kCollecting:
-      return to == State::kBatched || to == State::kUpstream;
+      return to == State::kBatched || to == State::kUpstream || to == State::kAwaitingColumns ||
+             to == State::kRouting;
+    case State::kAwaitingColumns:
+      return to == State::kRouting;
     case State::kBatched:
       return false;
     case State::kUpstream:  // again: failover to another replica
@@ -197,8 +201,11 @@ void Exchange::route() {
   context.server_async_insert = app_.server_facts().async_insert;
   context.server_any_case_encoding = app_.server_facts().modern_encodings;
   context.session_is_stateful = [this](const std::string& key) { return app_.sessions().is_stateful(key); };
+  context.server_row_binary_with_defaults = app_.server_facts().row_binary_with_defaults;
+  context.table_structure = [this](const std::string& key) { return app_.structures().find(key); };
   bool decoded = decoding_ == BodyDecoding::kDecoded;
   Route route = route_request(head_, decoded ? decoded_ : body_, body_complete_, context, decoding_);
+  if (!route.structure.key.empty()) app_.structures().use(route.structure);
   route_ = route.label;
   sniff_insert_ = route.sniff_insert;
   upstream_target_ = std::move(route.upstream_target);
@@ -343,6 +350,7 @@ struct Exchange::MemoryCharge {
 
 // The whole body is here: its rows join a batch, or it goes alone.
 void Exchange::submit_batch() {
+  if (wait_for_columns()) return;
   // A decoded copy of the body lives until this function returns; it
   // counts in the memory budget meanwhile.
   std::string decoded;
@@ -360,6 +368,29 @@ void Exchange::submit_batch() {
   decoded_charge.release();
   release_share();
   hand_over(chunk);
+}
+
+// RowBinary whose table's columns were not known when it was routed:
+// routed again once they are (structure_cache.h), at most once, waiting in
+// kAwaitingColumns meanwhile; alone if they do not come. False when the
+// plan needs no columns or has them.
+bool Exchange::wait_for_columns() {
+  const BatchPlan& plan = *plan_;
+  if (!needs_table_structure(plan.format) || plan.options.columns != nullptr) return false;
+  if (structure_ticket_ == nullptr) {
+    structure_ticket_ = std::make_shared<StructureTicket>();
+    if (app_.structures().find(plan.target.structure_key) != nullptr) {
+      route();  // answered while the body came
+      return true;
+    }
+    structure_ticket_->done = [this] { route(); };
+    if (app_.structures().wait(plan.target.structure_key, structure_ticket_)) {
+      enter(State::kAwaitingColumns);
+      return true;
+    }
+  }
+  forward();
+  return true;
 }
 
 // The rows' bytes, decoded when the plan says the body is compressed
@@ -386,7 +417,7 @@ bool Exchange::batch_data(std::string& decoded, MemoryCharge& charge, std::strin
 
 // Splits `data` into `chunk`. False when the rows go alone: a batch
 // already, or rows the splitter cannot read exactly as ClickHouse would.
-bool Exchange::split_batchable(std::string_view data, RowChunk& chunk) const {
+bool Exchange::split_batchable(std::string_view data, RowChunk& chunk) {
   const BatchPlan& plan = *plan_;
   // At least as many lines as --passthrough-rows: a batch already, sent as it
   // is (lines are never fewer than rows in the line formats). ClickHouse
@@ -395,7 +426,11 @@ bool Exchange::split_batchable(std::string_view data, RowChunk& chunk) const {
   // Malformed rows included: the client gets ClickHouse's own answer, and
   // in a batch they could not change what other requests' rows become.
   RowError error;
-  if (!split_rows(plan.format, data, chunk, error, plan.options)) return false;
+  if (!split_rows(plan.format, data, chunk, error, plan.options)) {
+    // Rows that do not walk by a table's learnt columns: a column may have come.
+    if (!plan.target.structure_key.empty()) app_.structures().refresh(plan.target.structure_key);
+    return false;
+  }
   // Nothing to batch (ClickHouse still checks the table), or a batch already:
   // waiting for others would only slow it down.
   if (chunk.row_count == 0 || chunk.row_count >= app_.config().passthrough_rows) return false;
@@ -860,6 +895,7 @@ void Exchange::abort() {
   record(head_sent_ ? answer_status_ : 499);  // 499: the client went away first
   if (on_upstream(was) && pool_ != nullptr) pool_->cancel(this);
   if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted
+  if (structure_ticket_ != nullptr) structure_ticket_->done = nullptr;
   if (retry_timer_ != nullptr) uv_timer_stop(retry_timer_);
   if (in_session_) {
     in_session_ = false;

@@ -27,6 +27,10 @@
 // to the client (so each answer moves on as its client reads). The share
 // is given back once the rows are in a batch or the answer is complete.
 //
+// A RowBinary INSERT whose table's columns are not known yet waits, with
+// its whole body, for the DESCRIBE already asked (structure_cache.h), and
+// is routed again once it is answered.
+//
 // Loop thread only.
 #pragma once
 
@@ -43,6 +47,7 @@
 #include "result.h"
 #include "router.h"
 #include "sessions.h"
+#include "structure_cache.h"
 #include "upstream_pool.h"
 
 namespace chsidecar {
@@ -96,6 +101,7 @@ class Exchange final : public UpstreamClient,
   //   kRouting -> kWaitingTurn -> kUpstream   a stateful session's turn
   //   kRouting -> kCollecting -> kBatched     rows into a batch (or the spool)
   //   kRouting | kCollecting -> kUpstream     alone
+  //   kCollecting [-> kAwaitingColumns] -> kRouting   RowBinary, its table's columns learnt
   //   kUpstream -> kUpstream                  failover to another replica
   //   kUpstream -> kHoldingHead -> kUpstream  the answer is no 373
   //   kHoldingHead -> kAbortingFor373 -> kRetryWait -> kUpstream
@@ -105,6 +111,7 @@ class Exchange final : public UpstreamClient,
     kDecoding,        // collecting the whole encoded body to decode it, then route again
     kWaitingTurn,     // queued behind another request of its session
     kCollecting,      // a batchable INSERT: reading its whole body
+    kAwaitingColumns, // RowBinary: the whole body is here, its table's DESCRIBE runs
     kBatched,         // its rows wait in a batch for ClickHouse's answer
     kUpstream,        // queued in or running on the pool
     kHoldingHead,     // on the pool; a session's 500 head held until the body shows a 373 or not
@@ -147,13 +154,14 @@ class Exchange final : public UpstreamClient,
   bool use_plan();
   unsigned server_facts_bits() const;
   void use(std::shared_ptr<const BatchPlan> plan, size_t data_offset);
-  // A batchable INSERT's whole body is here: batch_data() (decoded),
-  // split_batchable(), key_by_chunk(), hand_over() to the spool or the
-  // batcher; or forward() alone.
+  // A batchable INSERT's whole body is here: wait_for_columns() (RowBinary),
+  // batch_data() (decoded), split_batchable(), key_by_chunk(), hand_over()
+  // to the spool or the batcher; or forward() alone.
   struct MemoryCharge;
   void submit_batch();
+  bool wait_for_columns();
   bool batch_data(std::string& decoded, MemoryCharge& charge, std::string_view& data);
-  bool split_batchable(std::string_view data, RowChunk& chunk) const;
+  bool split_batchable(std::string_view data, RowChunk& chunk);
   void key_by_chunk(const RowChunk& chunk);
   void hand_over(const RowChunk& chunk);
   void spool_rows(const RowChunk& chunk);
@@ -199,6 +207,8 @@ class Exchange final : public UpstreamClient,
   std::shared_ptr<const BatchTarget> target_;  // plan_'s, or a copy with a header line
   size_t data_offset_ = 0;                     // where the rows begin in the body
   std::shared_ptr<BatchTicket> ticket_;
+  // Set once it waited for its table's columns (structure_cache.h): it waits once.
+  std::shared_ptr<StructureTicket> structure_ticket_;
 
   // Memory budget: the bytes taken for this request (its share), and what
   // it waits for while kAdmitting.

@@ -117,6 +117,7 @@ InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) 
   if (!lex.skip_blank()) return need_more_or_not();
   std::string columns;
   size_t column_count = 0;
+  std::vector<std::string> column_names;
   if (lex.peek() == '(') {
     size_t start = lex.pos();
     // Find the closing parenthesis and the commas between names, outside
@@ -152,6 +153,7 @@ InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) 
       while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.remove_suffix(1);
       if (i != 0) columns += ", ";
       columns += name;
+      column_names.push_back(unquote_identifier(name));
     }
     columns += ")";
     column_count = names.size();
@@ -179,8 +181,23 @@ InsertParse parse_insert(std::string_view sql, bool complete, InsertQuery& out) 
   out.table = std::move(table);
   out.columns = std::move(columns);
   out.column_count = column_count;
+  out.column_names = std::move(column_names);
   out.format = std::move(format);
   return InsertParse::kInsert;
+}
+
+std::string unquote_identifier(std::string_view name) {
+  if (name.size() < 2 || (name.front() != '`' && name.front() != '"')) return std::string(name);
+  char quote = name.front();
+  name = name.substr(1, name.size() - 2);
+  std::string out;
+  for (size_t i = 0; i < name.size(); ++i) {
+    if ((name[i] == '\\' || (name[i] == quote && i + 1 < name.size() && name[i + 1] == quote)) &&
+        i + 1 < name.size())
+      ++i;
+    out += name[i];
+  }
+  return out;
 }
 
 std::string insert_sql(const InsertQuery& query) {

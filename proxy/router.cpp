@@ -93,7 +93,7 @@ bool repeated_header(const std::vector<Header>& headers, std::string_view name) 
 std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view sql,
                                       bool sql_complete, bool sql_in_body, bool body_decoded,
                                       const std::vector<QueryParam>& params,
-                                      const RouteContext& context) {
+                                      const RouteContext& context, StructureSource& structure) {
   // ClickHouse resolves a repeated parameter in its own order (the first
   // query, user, database; settings in turn): such a request goes alone.
   if (has_repeated_param(params)) return nullptr;
@@ -118,7 +118,11 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
   // ClickHouse reads RowBinaryWithNamesAndTypes from 19.x on; 18.16 refuses
   // the name (code 73): only where the server has async inserts (21.11+)
   // is it surely known, elsewhere it goes alone.
-  if (*format == RowFormat::kRowBinaryWithNamesAndTypes && !context.server_async_insert)
+  // RowBinaryWithNames came with it too (18.16: code 73); RowBinaryWithDefaults in 23.7.
+  if ((*format == RowFormat::kRowBinaryWithNamesAndTypes || *format == RowFormat::kRowBinaryWithNames) &&
+      !context.server_async_insert)
+    return nullptr;
+  if (*format == RowFormat::kRowBinaryWithDefaults && !context.server_row_binary_with_defaults)
     return nullptr;
   if (!sql_in_body && sql.find_first_not_of(*format == RowFormat::kValues ? " \t\r\n\f" : "",
                                             insert.data_offset) != std::string_view::npos)
@@ -132,6 +136,8 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
       plan->options.csv_delimiter = p.value[0];
     } else if (changes_row_reading(p.name)) {
       return nullptr;
+    } else if (needs_table_structure(*format) && p.name == "insert_allow_materialized_columns") {
+      return nullptr;  // other columns than the walker's
     } else if (*format == RowFormat::kNative && p.name.substr(0, 21) == "min_insert_block_size") {
       // A batch's blocks are squashed into one part (all or none) only
       // below the default thresholds, which --flush-rows stays under.
@@ -145,6 +151,27 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
   if (*coding != BodyCoding::kIdentity && sql_in_body && !body_decoded) return nullptr;
   plan->coding = *coding;
   plan->format = *format;
+  std::string columns_signature;
+  if (needs_table_structure(*format)) {
+    // The rows are walked by the table's columns, learnt once per key
+    // (structure_cache.h). Not known yet: the plan has none, and Exchange
+    // waits for them and routes again.
+    structure.key = structure_key(insert.table, params, head.headers);
+    structure.table = insert.table;
+    structure.target = head.target;
+    for (const char* name : kBatchKeyHeaders)
+      if (const Header* h = find_header(head.headers, name)) structure.headers.push_back(*h);
+    std::shared_ptr<const TableStructure> table =
+        context.table_structure ? context.table_structure(structure.key) : nullptr;
+    if (table != nullptr) {
+      auto columns = std::make_shared<std::vector<RowBinaryColumn>>();
+      if (!insert_columns(*table, insert.column_names, *columns, columns_signature)) return nullptr;
+      for (const RowBinaryColumn& c : *columns)
+        if (!c.known) return nullptr;  // a type the walker does not read
+      plan->options.columns = std::move(columns);
+    }
+    plan->target.structure_key = structure.key;
+  }
 
   // The key: everything that must match for two INSERTs to share a batch.
   Target target = split_target(head.target);
@@ -174,6 +201,7 @@ std::shared_ptr<BatchPlan> batch_plan(const RequestHead& head, std::string_view 
   for (const std::string& k : kept) add(k);
   std::string sql_text = insert_sql(insert);
   add(sql_text);
+  add(columns_signature);  // rows walked by other types do not mix
   std::string rest = remove_params(target.query, params, consumed);
   bt.upstream_target = std::string(target.path) + "?" + rest + (rest.empty() ? "" : "&") +
                        "query=" + url_encode(sql_text);
@@ -292,14 +320,17 @@ Route route_request(const RequestHead& head, std::string_view body, bool body_co
     return route;
   }
   if (batching) {
-    if (auto plan = batch_plan(head, sql, sql_complete, sql_in_body, decoded, params, context)) {
+    auto plan = batch_plan(head, sql, sql_complete, sql_in_body, decoded, params, context, route.structure);
+    if (plan != nullptr) {
       plan->passthrough_target = route.upstream_target;
       route.action = Route::Action::kBatch;
       route.label = "insert_batched";
       route.data_offset = sql_in_body ? plan->insert.data_offset : 0;
       // SQL in the body: reusable when it ends with a newline, after which
-      // every byte is data (batch_plan.h).
-      route.plan_reusable = !sql_in_body || (route.data_offset > 0 && sql[route.data_offset - 1] == '\n');
+      // every byte is data (batch_plan.h). A plan walked by learnt columns
+      // is made again for each request, so that it takes the newest.
+      route.plan_reusable = route.structure.key.empty() &&
+                            (!sql_in_body || (route.data_offset > 0 && sql[route.data_offset - 1] == '\n'));
       route.plan = std::move(plan);
       return route;
     }

@@ -31,6 +31,7 @@
 #include "body_decoder.h"
 #include "config.h"
 #include "request.h"
+#include "table_structure.h"
 
 namespace chsidecar {
 
@@ -55,6 +56,12 @@ struct RouteContext {
   // ...; 22 and later). 18.16 takes only exactly "gzip" and "deflate" and
   // refuses the rest with code 89: such a body goes alone, for its answer.
   bool server_any_case_encoding = false;
+  // The server reads RowBinaryWithDefaults (23.7 and later).
+  bool server_row_binary_with_defaults = false;
+  // The known columns of a table (table_structure.h) by structure_key(),
+  // or null: RowBinary, RowBinaryWithNames and RowBinaryWithDefaults are
+  // batched only by them (a plan without them waits for them: exchange.h).
+  std::function<std::shared_ptr<const TableStructure>(const std::string& key)> table_structure;
   // Whether the session with this key holds state already.
   std::function<bool(const std::string& session_key)> session_is_stateful;
 };
@@ -82,6 +89,10 @@ struct Route {
   size_t data_offset = 0;      // where the rows begin in the body
   bool plan_reusable = false;  // a connection may reuse the plan (batch_plan.h)
   BodyCoding body_coding = BodyCoding::kIdentity;  // for kNeedDecodedBody
+  // A RowBinary INSERT batched by its table's columns: where to learn them
+  // (StructureCache::use()), whether or not they are known yet (then the
+  // plan's options.columns is null). Empty key otherwise.
+  StructureSource structure;
 };
 
 // What the `body` given to route_request() is.

@@ -277,10 +277,22 @@ bool split_native(std::string_view data, RowChunk& chunk, RowError& error) {
   return true;
 }
 
-bool split_row_binary(std::string_view data, RowChunk& chunk, RowError& error) {
+bool split_row_binary(std::string_view data, RowFormat format, const RowOptions& options,
+                      RowChunk& chunk, RowError& error) {
   RowBinaryBody body;
   RowBinaryError why;
-  if (!walk_row_binary(data, body, why)) {
+  bool walked = false;
+  if (format == RowFormat::kRowBinaryWithNamesAndTypes) {
+    walked = walk_row_binary(data, body, why);
+  } else if (options.columns == nullptr) {
+    why = {0, "the table's columns are not known"};
+  } else {
+    RowBinaryLayout layout = format == RowFormat::kRowBinary           ? RowBinaryLayout::kPlain
+                             : format == RowFormat::kRowBinaryWithNames ? RowBinaryLayout::kWithNames
+                                                                        : RowBinaryLayout::kWithDefaults;
+    walked = walk_row_binary_described(data, *options.columns, layout, body, why);
+  }
+  if (!walked) {
     error = {why.row == 0 ? 1 : why.row, why.row == 0 ? "header: " + why.message : why.message};
     return false;
   }
@@ -293,7 +305,13 @@ bool split_row_binary(std::string_view data, RowChunk& chunk, RowError& error) {
 }  // namespace
 
 bool binary_format(RowFormat format) {
-  return format == RowFormat::kNative || format == RowFormat::kRowBinaryWithNamesAndTypes;
+  return format == RowFormat::kNative || format == RowFormat::kRowBinaryWithNamesAndTypes ||
+         needs_table_structure(format);
+}
+
+bool needs_table_structure(RowFormat format) {
+  return format == RowFormat::kRowBinary || format == RowFormat::kRowBinaryWithNames ||
+         format == RowFormat::kRowBinaryWithDefaults;
 }
 
 std::optional<RowFormat> row_format(std::string_view name) {
@@ -308,7 +326,29 @@ std::optional<RowFormat> row_format(std::string_view name) {
   if (name == "Values") return RowFormat::kValues;
   if (name == "Native") return RowFormat::kNative;
   if (name == "RowBinaryWithNamesAndTypes") return RowFormat::kRowBinaryWithNamesAndTypes;
+  if (name == "RowBinary") return RowFormat::kRowBinary;
+  if (name == "RowBinaryWithNames") return RowFormat::kRowBinaryWithNames;
+  if (name == "RowBinaryWithDefaults") return RowFormat::kRowBinaryWithDefaults;
   return std::nullopt;
+}
+
+std::string_view row_format_name(RowFormat format) {
+  switch (format) {
+    case RowFormat::kJSONEachRow: return "JSONEachRow";
+    case RowFormat::kCSV: return "CSV";
+    case RowFormat::kCSVWithNames: return "CSVWithNames";
+    case RowFormat::kCSVWithNamesAndTypes: return "CSVWithNamesAndTypes";
+    case RowFormat::kTSV: return "TSV";
+    case RowFormat::kTSVWithNames: return "TSVWithNames";
+    case RowFormat::kTSVWithNamesAndTypes: return "TSVWithNamesAndTypes";
+    case RowFormat::kValues: return "Values";
+    case RowFormat::kNative: return "Native";
+    case RowFormat::kRowBinaryWithNamesAndTypes: return "RowBinaryWithNamesAndTypes";
+    case RowFormat::kRowBinary: return "RowBinary";
+    case RowFormat::kRowBinaryWithNames: return "RowBinaryWithNames";
+    case RowFormat::kRowBinaryWithDefaults: return "RowBinaryWithDefaults";
+  }
+  return "";
 }
 
 bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowError& error,
@@ -330,13 +370,16 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
     case RowFormat::kTSVWithNamesAndTypes: return split_lines(data, 2, false, chunk, error);
     case RowFormat::kValues: return split_values(data, chunk, error);
     case RowFormat::kNative: return split_native(data, chunk, error);
-    case RowFormat::kRowBinaryWithNamesAndTypes: return split_row_binary(data, chunk, error);
+    case RowFormat::kRowBinaryWithNamesAndTypes:
+    case RowFormat::kRowBinary:
+    case RowFormat::kRowBinaryWithNames:
+    case RowFormat::kRowBinaryWithDefaults: return split_row_binary(data, format, options, chunk, error);
   }
   return false;
 }
 
 size_t header_name_count(RowFormat format, std::string_view header, const RowOptions& options) {
-  if (format == RowFormat::kRowBinaryWithNamesAndTypes) return row_binary_column_count(header);
+  if (binary_format(format)) return row_binary_column_count(header);
   bool csv = format == RowFormat::kCSVWithNames || format == RowFormat::kCSVWithNamesAndTypes;
   size_t count = 1;
   if (csv) {  // the splitter's own reading; it took this header already

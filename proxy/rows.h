@@ -9,8 +9,9 @@
 // not reshaped); CSV records are read as ClickHouse's CSV reader reads them
 // (blanks before a quote, "\r\n"), TSV with its escapes; *WithNames header
 // lines are separated out; Values tuples must balance; Native and
-// RowBinaryWithNamesAndTypes bodies are walked byte for byte by their
-// column types (native_format.h, row_binary.h). Whether a value
+// RowBinary* bodies are walked byte for byte by their column types
+// (native_format.h, row_binary.h), which RowBinary, RowBinaryWithNames and
+// RowBinaryWithDefaults take from the table (RowOptions::columns). Whether a value
 // fits its column is for ClickHouse to say (the batcher isolates such rows
 // by bisection).
 //
@@ -18,9 +19,13 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "row_binary.h"
 
 namespace chsidecar {
 
@@ -35,16 +40,25 @@ enum class RowFormat {
   kValues,
   kNative,                      // blocks concatenate; names and types are in the key
   kRowBinaryWithNamesAndTypes,  // the header is taken once per batch
+  // Walked by the table's types (RowOptions::columns; table_structure.h).
+  kRowBinary,
+  kRowBinaryWithNames,  // the header (count, names) is taken once per batch
+  kRowBinaryWithDefaults,
 };
-inline constexpr RowFormat kLastRowFormat = RowFormat::kRowBinaryWithNamesAndTypes;
+inline constexpr RowFormat kLastRowFormat = RowFormat::kRowBinaryWithDefaults;
 
 // Native and RowBinary*: bytes, not lines.
 bool binary_format(RowFormat format);
 
+// RowBinary, RowBinaryWithNames, RowBinaryWithDefaults: the rows are
+// walked by the table's types, which the request does not carry.
+bool needs_table_structure(RowFormat format);
+
 // The format for a ClickHouse format name (TabSeparated and TSV alike);
-// nullopt for formats that are not batched (RowBinary, RowBinaryWithNames:
-// no types to walk the rows by; Parquet, ...).
+// nullopt for formats that are not batched (Parquet, ...).
 std::optional<RowFormat> row_format(std::string_view name);
+// The name ClickHouse knows `format` by (TSV for both spellings).
+std::string_view row_format_name(RowFormat format);
 
 struct RowChunk {
   std::string_view header;  // the *WithNames header lines, each ending in '\n';
@@ -67,6 +81,9 @@ struct RowError {
 
 struct RowOptions {
   char csv_delimiter = ',';  // format_csv_delimiter
+  // needs_table_structure() formats: the columns the INSERT writes, with
+  // the table's types (table_structure.h); without them nothing splits.
+  std::shared_ptr<const std::vector<RowBinaryColumn>> columns;
 };
 
 // Splits `data` in `format`. Returns false and fills `error` on the first
@@ -76,7 +93,7 @@ bool split_rows(RowFormat format, std::string_view data, RowChunk& chunk, RowErr
                 const RowOptions& options = {});
 
 // The number of names in the first header line of a *WithNames chunk (the
-// column count of a RowBinaryWithNamesAndTypes header).
+// column count of a RowBinaryWithNames* header).
 size_t header_name_count(RowFormat format, std::string_view header, const RowOptions& options = {});
 
 // What goes between two chunks of `format` in a batch.

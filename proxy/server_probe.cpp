@@ -20,6 +20,16 @@ bool version_has_modern_encodings(std::string_view version) {
   return parse_u64(version.substr(0, version.find('.')), major) && major >= kFirstMajor;
 }
 
+bool version_at_least(std::string_view version, uint64_t major, uint64_t minor) {
+  size_t dot = version.find('.');
+  size_t end = dot == std::string_view::npos ? dot : version.find('.', dot + 1);
+  uint64_t got_major = 0, got_minor = 0;
+  if (dot == std::string_view::npos || !parse_u64(version.substr(0, dot), got_major) ||
+      !parse_u64(version.substr(dot + 1, end == std::string_view::npos ? end : end - dot - 1), got_minor))
+    return false;
+  return got_major > major || (got_major == major && got_minor >= minor);
+}
+
 ServerProbe::ServerProbe(uv_loop_t* loop, UpstreamPool& pool, Done done)
     : pool_(&pool), done_(std::move(done)) {
   timer_ = make_handle<uv_timer_t>();
@@ -90,6 +100,7 @@ void ServerProbe::upstream_done(const UpstreamOutcome& outcome) {
   facts.dedup_token = tab1 != std::string::npos && body_.compare(tab1 + 1, 1, "1") == 0;
   facts.async_insert = tab2 != std::string::npos && body_.compare(tab2 + 1, 1, "1") == 0;
   facts.modern_encodings = version_has_modern_encodings(facts.version);
+  facts.row_binary_with_defaults = version_at_least(facts.version, 23, 7);
   // The same replica's own /ping answer, for the local one.
   UpstreamRequest ping;
   ping.method = "GET";

@@ -26,6 +26,7 @@ struct ServerFacts {
   // Content-Encoding in any letter case (22 and later; measured on 26.7).
   // Before that (18.16): only exactly "gzip" and "deflate", code 89 else.
   bool modern_encodings = false;
+  bool row_binary_with_defaults = false;  // it reads RowBinaryWithDefaults (23.7 and later)
   // The headers of its own answer to GET /ping, in order (empty when that
   // request failed): the sidecar's /ping answer is rebuilt from them.
   std::vector<Header> ping_headers;
@@ -33,6 +34,8 @@ struct ServerFacts {
 
 // Whether a server of `version` ("26.7.2.1") has modern_encodings.
 bool version_has_modern_encodings(std::string_view version);
+// Whether a server of `version` is `major`.`minor` or later.
+bool version_at_least(std::string_view version, uint64_t major, uint64_t minor);
 
 class ServerProbe final : public UpstreamClient {
  public:

@@ -15,7 +15,8 @@
 // A table deduplicates a retry when it is Replicated*, or a plain MergeTree
 // with non_replicated_deduplication_window > 0. Any answer but a row (an
 // error, no table, no connection) counts as "has views, does not
-// deduplicate": nothing is resent on a guess. Loop thread only.
+// deduplicate": nothing is resent on a guess. The question is asked as
+// the INSERT's user (user_query.h). Loop thread only.
 #pragma once
 
 #include <functional>
@@ -24,8 +25,8 @@
 #include <vector>
 
 #include "http_headers.h"
-#include "upstream_pool.h"
 #include "upstream_sink.h"
+#include "user_query.h"
 
 namespace chsidecar {
 
@@ -40,14 +41,9 @@ std::string table_check_sql(std::string_view table);
 // Reads the check's answer ("1\t0\n"); anything else gives the defaults.
 TableFacts parse_table_check(std::string_view answer);
 
-class TableCheck final : public UpstreamClient {
+class TableCheck {
  public:
   using Done = std::function<void(const TableFacts&)>;
-
-  TableCheck() = default;
-  ~TableCheck();
-  TableCheck(const TableCheck&) = delete;
-  TableCheck& operator=(const TableCheck&) = delete;
 
   // Sends the check for `table` to `sink` with the INSERT's credentials:
   // `insert_target` (its path and query string) and `headers`. `done` is
@@ -56,16 +52,7 @@ class TableCheck final : public UpstreamClient {
              const std::vector<Header>& headers, Done done);
 
  private:
-  size_t upstream_read_body(char*, size_t) override { return 0; }
-  bool upstream_rewind_body() override { return true; }
-  void upstream_response_head(int status, std::string, std::vector<Header>) override { status_ = status; }
-  size_t upstream_response_data(const char* data, size_t size) override;
-  void upstream_done(const UpstreamOutcome& outcome) override;
-
-  UpstreamSink* sink_ = nullptr;  // while the check runs
-  int status_ = 0;
-  std::string body_;
-  Done done_;
+  UserQuery query_;
 };
 
 }  // namespace chsidecar

@@ -112,11 +112,17 @@ def test_native_single_rows_batch_and_land_as_direct(clickhouse, start_sidecar, 
             r2["params"] = {"query": r["params"]["query"].replace(via, direct)}
         assert send_direct(clickhouse, r2)[0] == 200
     compare(clickhouse, via, direct)
+    assert_batched_in_few_parts(clickhouse, sc, capsys, via, n, "Native")
+
+
+def assert_batched_in_few_parts(ch, sc, capsys, via: str, n: int, fmt: str, note: str = "") -> None:
+    """`n` single-row requests into `via` were all batched, in at most a
+    tenth as many batches and parts."""
     fl = wait_flush_lines(sc, via, n)
     assert sum(f[0] for f in fl) == n, fl
-    parts = parts_created(clickhouse, via)
-    report(capsys, f"{TEST_SERVER}: {n} single-row Native INSERTs ({len(COLUMNS)} columns), "
-                   f"64 writers: {len(fl)} batches, {parts} parts")
+    parts = parts_created(ch, via)
+    report(capsys, f"{TEST_SERVER}: {n} single-row {fmt} INSERTs ({len(COLUMNS)} columns), "
+                   f"64 writers: {len(fl)} batches, {parts} parts{note}")
     assert parts <= n / 10 and len(fl) <= n / 10, (parts, fl)
 
 
@@ -164,23 +170,29 @@ def test_row_binary_on_a_server_without_it_gets_its_answer(clickhouse, start_sid
     assert dump(clickhouse, via) == dump(clickhouse, direct)
 
 
-def test_native_unknown_type_goes_alone(clickhouse, start_sidecar):
-    sc = start(start_sidecar, clickhouse)
+def unknown_type_goes_alone(ch, sc, fmt: str) -> str:
+    """AggregateFunction rows in `fmt`, through the sidecar and direct:
+    they land alike and are never batched. Returns the sidecar's table."""
     tables = []
     for _ in range(2):
         t = uniq("bin_agg")
-        clickhouse.query(f"CREATE TABLE {t} (id UInt32, c AggregateFunction(count)) "
-                         "ENGINE = AggregatingMergeTree ORDER BY id")
+        ch.query(f"CREATE TABLE {t} (id UInt32, c AggregateFunction(count)) "
+                 "ENGINE = AggregatingMergeTree ORDER BY id")
         tables.append(t)
     via, direct = tables
-    bs = [clickhouse.query(f"SELECT toUInt32({i}) id, countState() c FROM numbers(3) FORMAT Native")
+    bs = [ch.query(f"SELECT toUInt32({i}) id, countState() c FROM numbers(3) FORMAT {fmt}")
           for i in range(5)]
-    assert_all_ok(send_all(sc.url, [req(f"INSERT INTO {via} FORMAT Native", b) for b in bs]))
+    assert_all_ok(send_all(sc.url, [req(f"INSERT INTO {via} FORMAT {fmt}", b) for b in bs]))
     for b in bs:
-        assert send_direct(clickhouse, req(f"INSERT INTO {direct} FORMAT Native", b))[0] == 200
+        assert send_direct(ch, req(f"INSERT INTO {direct} FORMAT {fmt}", b))[0] == 200
     q = "SELECT id, countMerge(c) FROM {} GROUP BY id ORDER BY id FORMAT TSV"
-    assert clickhouse.query(q.format(via)) == clickhouse.query(q.format(direct))
+    assert ch.query(q.format(via)) == ch.query(q.format(direct))
     assert flushes(sc, via) == []  # never batched
+    return via
+
+
+def test_native_unknown_type_goes_alone(clickhouse, start_sidecar):
+    unknown_type_goes_alone(clickhouse, start(start_sidecar, clickhouse), "Native")
 
 
 def test_native_truncated_body_gets_clickhouses_answer(clickhouse, start_sidecar):

@@ -247,8 +247,9 @@ TEST_CASE("split_rows: Native and RowBinaryWithNamesAndTypes chunks") {
   RowError error;
   CHECK(row_format("Native") == RowFormat::kNative);
   CHECK(row_format("RowBinaryWithNamesAndTypes") == RowFormat::kRowBinaryWithNamesAndTypes);
-  CHECK(!row_format("RowBinary"));
-  CHECK(!row_format("RowBinaryWithNames"));
+  CHECK(row_format("RowBinary") == RowFormat::kRowBinary);
+  CHECK(row_format("RowBinaryWithNames") == RowFormat::kRowBinaryWithNames);
+  CHECK(row_format("RowBinaryWithDefaults") == RowFormat::kRowBinaryWithDefaults);
   std::string native = fixture("nullable.18.native");
   REQUIRE(split_rows(RowFormat::kNative, native, chunk, error));
   CHECK(chunk.rows == native);

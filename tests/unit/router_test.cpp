@@ -77,7 +77,7 @@ TEST_CASE("router: what ClickHouse would read differently alone goes alone") {
       {"a tab as delimiter", post(kInsert + "&format_csv_delimiter=%09")},
       {"a client's dedup token", post(kInsert + "&insert_deduplication_token=x")},
       {"async_insert=0", post(kInsert + "&async_insert=0")},
-      {"RowBinary (no types)", post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinary")},
+      {"RowBinaryWithNames on a server without it", post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithNames")},
       {"RowBinaryWithNamesAndTypes on a server without it",
        post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithNamesAndTypes")},
       {"Native with types from the table",
@@ -249,8 +249,8 @@ TEST_CASE("router: SQL inside an encoded body is read once decoded") {
   // clickhouse-connect's own shape: Native in an lz4 body.
   r = route(lz4, "INSERT INTO t FORMAT Native\nxx", true, {}, false, BodyDecoding::kDecoded);
   CHECK(r.action == Action::kBatch);
-  // Not batchable after all (plain RowBinary): alone, as sent.
-  r = route(lz4, "INSERT INTO t FORMAT RowBinary\nxx", true, {}, false, BodyDecoding::kDecoded);
+  // Not batchable after all (Parquet): alone, as sent.
+  r = route(lz4, "INSERT INTO t FORMAT Parquet\nxx", true, {}, false, BodyDecoding::kDecoded);
   CHECK(r.action == Action::kForward);
   CHECK(std::string(r.label) == "insert_passthrough");
   // decompress=1 with the SQL in the blocks.
@@ -264,4 +264,75 @@ TEST_CASE("router: SQL inside an encoded body is read once decoded") {
   RequestHead get = lz4;
   get.method = "GET";
   CHECK(route(get, "", false).action != Action::kNeedDecodedBody);
+}
+
+namespace {
+
+Route route_described(const RequestHead& head, const std::string& describe, bool async_insert = true,
+                      bool with_defaults = true) {
+  RouteContext context;
+  context.server_async_insert = async_insert;
+  context.server_row_binary_with_defaults = with_defaults;
+  auto table = std::make_shared<TableStructure>();
+  if (!describe.empty()) REQUIRE(parse_describe(describe, *table));
+  context.table_structure = [table, known = !describe.empty()](const std::string& key) {
+    return known && key == structure_key("t", {}, {}) ? table : nullptr;
+  };
+  return route_request(head, "", true, context);
+}
+
+const std::string kTable = "a\tUInt32\t\t\t\t\t\nb\tString\tDEFAULT\t\\'x\\'\t\t\t\n"
+                           "c\tUInt32\tMATERIALIZED\ta\t\t\t\n";
+
+}  // namespace
+
+TEST_CASE("router: RowBinary, RowBinaryWithNames, RowBinaryWithDefaults by the table's columns") {
+  for (const char* format : {"RowBinary", "RowBinaryWithNames", "RowBinaryWithDefaults"}) {
+    CAPTURE(format);
+    std::string target = std::string("/?query=INSERT%20INTO%20t%20FORMAT%20") + format;
+    Route r = route_described(post(target), kTable);
+    REQUIRE(r.action == Action::kBatch);
+    CHECK(r.plan->format == *row_format(format));
+    REQUIRE(r.plan->options.columns != nullptr);
+    CHECK(r.plan->options.columns->size() == 2);  // a, b: not the MATERIALIZED c
+    CHECK(r.structure.key == structure_key("t", {}, {}));
+    CHECK(r.structure.table == "t");
+    CHECK(r.plan->target.structure_key == r.structure.key);
+    CHECK_FALSE(r.plan_reusable);  // made again, with the newest columns
+    // Not known yet: a plan without columns (it waits for them), and where to learn them.
+    r = route_described(post(target), "");
+    REQUIRE(r.action == Action::kBatch);
+    CHECK(r.plan->options.columns == nullptr);
+    CHECK(r.structure.key == structure_key("t", {}, {}));
+    CHECK(r.structure.target == target);
+  }
+  // A column list: its columns; one the table does not take: alone.
+  Route r = route_described(post("/?query=INSERT%20INTO%20t%20(%60b%60)%20FORMAT%20RowBinary"), kTable);
+  REQUIRE(r.action == Action::kBatch);
+  REQUIRE(r.plan->options.columns->size() == 1);
+  CHECK((*r.plan->options.columns)[0].name == "b");
+  CHECK(route_described(post("/?query=INSERT%20INTO%20t%20(a,c)%20FORMAT%20RowBinary"), kTable).action ==
+        Action::kForward);
+  // Other columns' types, another key.
+  std::string other = "a\tUInt64\t\t\t\t\t\nb\tString\tDEFAULT\t\\'x\\'\t\t\t\n";
+  const std::string rb = "/?query=INSERT%20INTO%20t%20FORMAT%20RowBinary";
+  CHECK(route_described(post(rb), kTable).plan->target.key !=
+        route_described(post(rb), other).plan->target.key);
+  // Servers without the format: alone, for ClickHouse's own answer.
+  CHECK(route_described(post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithNames"), kTable, false)
+            .action == Action::kForward);
+  CHECK(route_described(post("/?query=INSERT%20INTO%20t%20FORMAT%20RowBinaryWithDefaults"), kTable, true, false)
+            .action == Action::kForward);
+  CHECK(route_described(post(rb), kTable, false, false).action == Action::kBatch);  // 18.16 has RowBinary
+  // Settings that change which columns or how they are read: alone.
+  for (const char* setting : {"insert_allow_materialized_columns=1", "input_format_binary_read_json_as_string=1",
+                              "format_binary_max_string_size=10"})
+    CHECK(route_described(post(rb + "&" + setting), kTable).action == Action::kForward);
+  // Another user's or database's key is not this one's.
+  CHECK(route_described(post(rb + "&user=alice"), kTable).plan->options.columns == nullptr);
+  CHECK(route_described(post(rb, {{"X-ClickHouse-Database", "d"}}), kTable).plan->options.columns == nullptr);
+  // A written column of a type the walker does not read: alone.
+  CHECK(route_described(post(rb), kTable + "j\tJSON\t\t\t\t\t\n").action == Action::kForward);
+  CHECK(route_described(post("/?query=INSERT%20INTO%20t%20(a)%20FORMAT%20RowBinary"),
+                        kTable + "j\tJSON\t\t\t\t\t\n").action == Action::kBatch);
 }

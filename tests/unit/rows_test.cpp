@@ -48,8 +48,7 @@ TEST_CASE("row_format maps ClickHouse format names") {
   CHECK(row_format("TSVWithNamesAndTypes") == RowFormat::kTSVWithNamesAndTypes);
   CHECK(row_format("TabSeparatedWithNamesAndTypes") == RowFormat::kTSVWithNamesAndTypes);
   CHECK(row_format("Values") == RowFormat::kValues);
-  CHECK_FALSE(row_format("RowBinary").has_value());
-  CHECK_FALSE(row_format("RowBinaryWithNames").has_value());
+  CHECK_FALSE(row_format("RowBinaryWithNamesAndTypesAndDefaults").has_value());
   CHECK_FALSE(row_format("Parquet").has_value());
   CHECK_FALSE(row_format("").has_value());
   CHECK_FALSE(row_format("CSV ").has_value());

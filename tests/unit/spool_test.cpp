@@ -79,7 +79,8 @@ class SpoolRig {
                       .upstream_target = "/?query=INSERT%20INTO%20t%20FORMAT%20JSONEachRow",
                       .headers = {},
                       .format = RowFormat::kJSONEachRow,
-                      .header_lines = ""};
+                      .header_lines = "",
+                      .structure_key = ""};
 };
 
 }  // namespace
