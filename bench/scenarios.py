@@ -4,9 +4,10 @@ plus optional `@plot(name)` (result, png_path) and `@table(name)` (result)
 -> markdown. Adding a scenario (batching, spool) is adding three functions
 here; scripts/bench picks them up in registration order.
 
-Every measurement: warm-up first (not recorded), then ctx.runs runs with
-direct and sidecar interleaved (A B A B ...) so drift hits both sides,
-summarized as median / min / max (benchlib.summarize).
+Every measurement: warm-up first (not recorded), then ctx.runs rounds with
+the sides interleaved (A B A B ..., or rotated A B C, B C A, ...: _interleave)
+so drift hits every side, summarized as median / min / max with the ratios
+of medians (_sides).
 """
 
 from __future__ import annotations
