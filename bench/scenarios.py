@@ -861,12 +861,15 @@ def _checks_cell(ch: dict) -> str:
 @table("insert_commit")
 def table_insert_commit(res: dict) -> str:
     out = _head("| writers | target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
-                "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | count check |")
+                "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | sidecar CPU µs/request "
+                "| count check |")
     for c, s in res["by_connections"].items():
         for t in ("direct", "sidecar"):
-            out.append(_insert_row(c, t, s[t], f" {_checks_cell(s['checks'][t])} |"))
+            us = (_md_cell(s[t]["sidecar_cpu_us_per_req"], "{:.1f}")
+                  if "sidecar_cpu_us_per_req" in s[t] else "–")
+            out.append(_insert_row(c, t, s[t], f" {us} | {_checks_cell(s['checks'][t])} |"))
         out.append(f"| {c} | **sidecar / direct** | **{s['ratio_rows']:.2f}×** | "
-                   f"**{s['ratio_parts']:.3f}×** | | | | | | | |")
+                   f"**{s['ratio_parts']:.3f}×** | | | | | | | | |")
     extra = []
     for c, s in res["by_connections"].items():
         d = s["sidecar"]
