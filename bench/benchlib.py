@@ -134,6 +134,7 @@ class ProcSampler:
                 continue
             self.result[k] = {
                 "cpu_pct": round(100.0 * ticks / CLK_TCK / wall, 1),
+                "cpu_s": round(ticks / CLK_TCK, 2),  # utime + stime, for CPU per request
                 "rss_start_kib": self.rss_start[k],
                 "rss_end_kib": rss,
                 "rss_peak_kib": max(self._peak[k], hwm),
@@ -149,8 +150,56 @@ class ProcSampler:
 
 # -- processes ------------------------------------------------------------------
 
-class Sidecar:
+class Served:
+    """A server process listening on self.port, its output in a log file
+    under log_dir; stop() sends SIGTERM and waits."""
+
+    what = "server"
+
+    def _start(self, cmd: list[str], log_dir: str, name: str) -> None:
+        self.cmd = cmd
+        self.log_path = os.path.join(
+            log_dir, f"{self.what}-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", name)
+            + f"-{self.port}.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=self._log, start_new_session=True)
+        if not wait_port(HOST, self.port, 10, alive=lambda: self.proc.poll() is None):
+            self.stop()
+            raise RuntimeError(f"{self.what} did not start: {cmd}\n{self.log_text()}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 30) -> Optional[int]:
+        """SIGTERM, wait; returns the exit code (negative: killed by signal).
+        A server that died on its own is reported by the caller."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class Sidecar(Served):
     """A chsidecar process on a free port, pinned to cpus.sidecar."""
+
+    what = "sidecar"
 
     def __init__(self, binary: str, upstream: str, args: list[str], cpus: Cpus,
                  log_dir: str, name: str):
@@ -164,49 +213,13 @@ class Sidecar:
         admin = next((args[i + 1] for i, a in enumerate(args[:-1])
                       if a == "--admin-listen"), None)
         self.admin_url = f"http://{admin}" if admin and admin != "off" else None
-        self.stderr_path = os.path.join(
-            log_dir, "sidecar-" + re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) + f"-{self.port}.log")
-        self.cmd = cpus.prefix(cpus.sidecar) + [
+        self._start(cpus.prefix(cpus.sidecar) + [
             binary, "--listen", f"{HOST}:{self.port}", "--upstream", upstream,
-            "--log-level", "warn"] + list(args)
-        self._err = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
-                                     stdout=self._err, stderr=self._err,
-                                     start_new_session=True)
-        if not wait_port(HOST, self.port, 10, alive=lambda: self.proc.poll() is None):
-            self.stop()
-            raise RuntimeError(f"sidecar did not start: {self.cmd}\n{self.log_text()}")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log_text(self) -> str:
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+            "--log-level", "warn"] + list(args), log_dir, name)
 
     def metrics(self) -> dict[str, float]:
         """GET /metrics from the admin listener: {"name{labels}": value}."""
         return fetch_metrics(self.admin_url + "/metrics")
-
-    def stop(self, timeout: float = 30) -> Optional[int]:
-        """SIGTERM, wait; returns the exit code (negative: killed by signal).
-        A sidecar that died on its own is reported by the caller."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._err.close()
-        return self.proc.returncode
 
 
 class BareServer:
@@ -250,6 +263,65 @@ class BareServer:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+class Peer(Served):
+    """clickhouse-bulk, the batching proxy most users pick, measured beside
+    the sidecar. It is not part of this repository: PEERS_DIR/build.sh builds
+    it from sources kept beside the script (outside the repository), and the
+    binary is cached in results/.bin. Pinned to cpus.sidecar, the core the
+    sidecar gets. It acknowledges an INSERT before the row is even buffered
+    (no disk), and flushes every FLUSH_COUNT rows or FLUSH_INTERVAL_MS."""
+
+    what = "peer"
+    PEERS_DIR = os.environ.get("CHSIDECAR_PEERS_DIR",
+                               os.path.join(os.path.dirname(REPO), "shared", "peers"))
+    FLUSH_COUNT = 10000
+    FLUSH_INTERVAL_MS = 1000
+
+    @staticmethod
+    def build(out_dir: str) -> tuple[Optional[str], str]:
+        """(path of the binary, how it was had) or (None, why not). Rebuilt
+        when build.sh or a source tarball is newer than the cached binary."""
+        script = os.path.join(Peer.PEERS_DIR, "build.sh")
+        if not os.path.isfile(script):
+            return None, (f"peer not available: no {script} "
+                          "(set CHSIDECAR_PEERS_DIR to the folder holding build.sh)")
+        exe = os.path.join(out_dir, "clickhouse-bulk")
+        srcs = [os.path.join(Peer.PEERS_DIR, n) for n in os.listdir(Peer.PEERS_DIR)]
+        if (os.path.exists(exe) and os.path.getmtime(exe)
+                >= max(os.path.getmtime(s) for s in srcs)):
+            return exe, f"cached {exe}"
+        os.makedirs(out_dir, exist_ok=True)
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        log(f"building the peer: {script} {exe}")
+        try:
+            p = subprocess.run(sudo + [script, exe], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return None, f"peer not available: {script} failed: {e}"
+        if p.returncode != 0 or not os.path.exists(exe):
+            tail = " | ".join(p.stdout.strip().splitlines()[-3:])
+            return None, f"peer not available: {script} exited {p.returncode}: {tail}"
+        return exe, f"built {exe} with {script}"
+
+    def __init__(self, exe: str, upstream: str, cpus: Cpus, work_dir: str, log_dir: str,
+                 name: str):
+        self.port = free_port(HOST)
+        self.url = f"http://{HOST}:{self.port}"
+        os.makedirs(work_dir, exist_ok=True)
+        base = os.path.join(work_dir, f"peer-{self.port}")
+        cfg = {"listen": f"{HOST}:{self.port}", "flush_count": self.FLUSH_COUNT,
+               "flush_interval": self.FLUSH_INTERVAL_MS, "clean_interval": 0,
+               "remove_query_id": True, "dump_check_interval": 300,
+               "dump_dir": base + "-dumps",
+               "clickhouse": {"down_timeout": 60, "connect_timeout": 10,
+                              "servers": [upstream]}}
+        self.config = cfg
+        with open(base + ".json", "w") as f:
+            json.dump(cfg, f)
+        self._start(cpus.prefix(cpus.sidecar) + [exe, "-config", base + ".json"],
+                    log_dir, name)
 
 
 def fetch_metrics(url: str, timeout: float = 5) -> dict[str, float]:

@@ -4,9 +4,10 @@ plus optional `@plot(name)` (result, png_path) and `@table(name)` (result)
 -> markdown. Adding a scenario (batching, spool) is adding three functions
 here; scripts/bench picks them up in registration order.
 
-Every measurement: warm-up first (not recorded), then ctx.runs runs with
-direct and sidecar interleaved (A B A B ...) so drift hits both sides,
-summarized as median / min / max (benchlib.summarize).
+Every measurement: warm-up first (not recorded), then ctx.runs rounds with
+the sides interleaved (A B A B ..., or rotated A B C, B C A, ...: _interleave)
+so drift hits every side, summarized as median / min / max with the ratios
+of medians (_sides).
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ class Scenario:
     run: Callable
     plot: Optional[Callable] = None
     table: Optional[Callable] = None
+    peer: bool = False  # measures clickhouse-bulk too: scripts/bench builds it first
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(name: str, title: str):
+def scenario(name: str, title: str, peer: bool = False):
     def deco(fn):
-        SCENARIOS[name] = Scenario(name, title, fn)
+        SCENARIOS[name] = Scenario(name, title, fn, peer=peer)
         return fn
     return deco
 
@@ -74,6 +76,8 @@ class Context:
     log_dir: str
     sidecar_bin: str
     bare_exe: str
+    peer_exe: Optional[str] = None  # clickhouse-bulk; None: not available
+    peer_note: str = "peer not built (no scenario of this run needs it)"
     anomalies: list = field(default_factory=list)
     _ch: Optional[bl.ClickHouseServer] = None
 
@@ -117,6 +121,21 @@ class Context:
                     "scenario": name, "what": f"{len(bad)} warn/error log lines",
                     "cmd": " ".join(sc.cmd), "first_lines": bad[:10]})
 
+    @contextlib.contextmanager
+    def peer(self, upstream: str, name: str):
+        p = bl.Peer(self.peer_exe, upstream, self.cpus, os.path.join(self.out_dir, "tmp"),
+                    self.log_dir, name)
+        try:
+            yield p
+        finally:
+            died = not p.alive()
+            rc = p.stop()
+            # it exits 1 after a clean SIGTERM shutdown
+            if died or rc not in (0, 1, -15):
+                self.anomalies.append({"scenario": name, "what": f"peer exit code {rc}"
+                                       + (" (died during the run)" if died else ""),
+                                       "cmd": " ".join(p.cmd)})
+
     def close(self) -> None:
         if self._ch is not None:
             self._ch.close()
@@ -131,9 +150,31 @@ def _plt():
     return plt
 
 
-def _bars(ax, groups, series, get, colors=None, fmt="{:.0f}"):
+def _save(plt, fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _head(header: str) -> list:
+    """A markdown table's header line and the separator under it."""
+    return [header, "|" + "---|" * (header.count("|") - 1)]
+
+
+def _group_rows(groups: dict, sides, cells: Callable, ratio: Callable) -> list:
+    """Table rows for groups (connections, modes, readers): a row per side,
+    | group | side | cells(side, its summary) |, then | group | ratio(group's summary) |."""
+    out = []
+    for g, s in groups.items():
+        out += [f"| {g} | {t} | {cells(t, s[t])} |" for t in sides]
+        out.append(f"| {g} | {ratio(s)} |")
+    return out
+
+
+def _bars(ax, groups, series, get, colors=None, fmt="{:.0f}", labels=None):
     """Grouped bars: groups on x, one bar per series, value = median with a
-    min..max error bar. get(group, series) -> summary dict {median,min,max}."""
+    min..max error bar. get(group, series) -> summary dict {median,min,max};
+    labels: legend names for some series."""
     colors = colors or ["#888888", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                         "#8c564b"]
     width = 0.8 / len(series)
@@ -147,7 +188,7 @@ def _bars(ax, groups, series, get, colors=None, fmt="{:.0f}"):
             ys.append(d["median"])
             lo.append(d["median"] - d["min"])
             hi.append(d["max"] - d["median"])
-        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=s,
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=(labels or {}).get(s, s),
                       color=colors[i % len(colors)])
         for x, y in zip(xs, ys):
             ax.annotate(fmt.format(y), (x, y), ha="center", va="bottom",
@@ -160,6 +201,48 @@ def _bars(ax, groups, series, get, colors=None, fmt="{:.0f}"):
 def _md_cell(d: dict, fmt: str = "{:.0f}") -> str:
     return (fmt.format(d["median"]) + " (" + fmt.format(d["min"]) + "–"
             + fmt.format(d["max"]) + ")")
+
+
+def _round_order(sides, i: int, rotate: bool) -> list:
+    """The sides in round i: A B every round, or rotated (A B C, B C A,
+    C A B, ...) so that no side always follows the same one."""
+    sides = list(sides)
+    k = i % len(sides) if rotate else 0
+    return sides[k:] + sides[:k]
+
+
+def _interleave(n: int, sides, one: Callable, rotate: bool = False,
+                after_round: Optional[Callable] = None) -> dict:
+    """n rounds, each running every side once (_round_order):
+    {side: [one(side, round index), ...]}; after_round(i, runs) after each."""
+    runs = {t: [] for t in sides}
+    for i in range(n):
+        for t in _round_order(sides, i, rotate):
+            runs[t].append(one(t, i))
+        if after_round:
+            after_round(i, runs)
+    return runs
+
+
+def _sides(runs: dict, **ratios) -> dict:
+    """The summary of interleaved runs: {side: summarize(its runs)}, the
+    count checks of INSERT runs under "checks" (taken out of the runs), and
+    each ratio name=(a, b, metric): median of a / median of b."""
+    out = {}
+    checked = {t: v for t, v in runs.items() if v and "check" in v[0]}
+    if checked:
+        out["checks"] = {t: {"runs_ok": sum(1 for r in v if r["check"]["ok"]),
+                             "runs": len(v), "checks": [r.pop("check") for r in v]}
+                         for t, v in checked.items()}
+    out.update({t: summarize(v) for t, v in runs.items() if v})
+    for name, (a, b, key) in ratios.items():
+        out[name] = _ratio(out, a, b, key)
+    return out
+
+
+def _ratio(s: dict, a: str, b: str, key: str) -> float:
+    den = med(s[b], key)
+    return round(med(s[a], key) / den, 3) if den else float("inf")
 
 
 # == 1. passthrough SELECT 1 ===========================================================
@@ -178,18 +261,20 @@ def run_passthrough(ctx: Context) -> dict:
         for conns in (16, 256):
             for t, base in targets.items():
                 ctx.wrk.run(base + "/?query=SELECT%201", conns, ctx.warmup)
-            runs = {t: [] for t in targets}
-            for i in range(ctx.runs):
-                for t, base in targets.items():
-                    with bl.ProcSampler({"sidecar": sc.pid, "clickhouse": ch.pid}) as smp:
-                        r = ctx.wrk.run(base + "/?query=SELECT%201", conns, ctx.duration)
-                    r.update(smp.flat())
-                    runs[t].append(r)
-                    bl.log(f"passthrough c={conns} {t} run {i + 1}: {r['rps']:.0f} req/s "
-                           f"p50 {r['p50_ms']:.2f} ms errors {r['errors']} "
-                           f"sidecar cpu {r.get('sidecar_cpu_pct')}%")
-            s = {t: summarize(v) for t, v in runs.items()}
-            s["ratio_rps"] = round(med(s["sidecar"], "rps") / med(s["direct"], "rps"), 3)
+
+            def one(t: str, i: int) -> dict:
+                with bl.ProcSampler({"sidecar": sc.pid, "clickhouse": ch.pid}) as smp:
+                    r = ctx.wrk.run(targets[t] + "/?query=SELECT%201", conns, ctx.duration)
+                r.update(smp.flat())
+                if t == "sidecar":
+                    r["sidecar_cpu_us_per_req"] = round(
+                        r["sidecar_cpu_s"] * 1e6 / max(r["requests"], 1), 1)
+                bl.log(f"passthrough c={conns} {t} run {i + 1}: {r['rps']:.0f} req/s "
+                       f"p50 {r['p50_ms']:.2f} ms errors {r['errors']} "
+                       f"sidecar cpu {r.get('sidecar_cpu_pct')}%")
+                return r
+            s = _sides(_interleave(ctx.runs, targets, one),
+                       ratio_rps=("sidecar", "direct", "rps"))
             s["p50_delta_ms"] = round(med(s["sidecar"], "p50_ms") - med(s["direct"], "p50_ms"), 3)
             res["by_connections"][str(conns)] = s
     return res
@@ -213,26 +298,25 @@ def plot_passthrough(res: dict, path: str) -> None:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
         ax.set_title(f"latency (ms, log scale), c={conns}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 @table("passthrough")
 def table_passthrough(res: dict) -> str:
-    out = ["| conns | target | req/s | p50 ms | p99 ms | p99.9 ms | errors | sidecar CPU % | sidecar peak RSS MiB |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for c, s in res["by_connections"].items():
-        for t in ("direct", "sidecar"):
-            d = s[t]
-            cpu = _md_cell(d["sidecar_cpu_pct"]) if t == "sidecar" else "–"
-            rss = f"{d['sidecar_rss_peak_kib']['median'] / 1024:.1f}" if t == "sidecar" else "–"
-            out.append(f"| {c} | {t} | {_md_cell(d['rps'])} | {_md_cell(d['p50_ms'], '{:.2f}')} "
-                       f"| {_md_cell(d['p99_ms'], '{:.1f}')} | {_md_cell(d['p999_ms'], '{:.1f}')} "
-                       f"| {d['errors']['median']:.0f} | {cpu} | {rss} |")
-        out.append(f"| {c} | **sidecar / direct** | **{s['ratio_rps']:.2f}×** | "
-                   f"**{s['p50_delta_ms']:+.2f} ms** | | | | | |")
-    return "\n".join(out)
+    def cells(t: str, d: dict) -> str:
+        sc = (f"{_md_cell(d['sidecar_cpu_pct'])} | "
+              f"{_md_cell(d['sidecar_cpu_us_per_req'], '{:.1f}')} | "
+              f"{d['sidecar_rss_peak_kib']['median'] / 1024:.1f}"
+              if t == "sidecar" else "– | – | –")
+        return (f"{_md_cell(d['rps'])} | {_md_cell(d['p50_ms'], '{:.2f}')} "
+                f"| {_md_cell(d['p99_ms'], '{:.1f}')} | {_md_cell(d['p999_ms'], '{:.1f}')} "
+                f"| {d['errors']['median']:.0f} | {sc}")
+    return "\n".join(_head(
+        "| conns | target | req/s | p50 ms | p99 ms | p99.9 ms | errors | sidecar CPU % "
+        "| sidecar CPU µs/request | sidecar peak RSS MiB |") + _group_rows(
+        res["by_connections"], ("direct", "sidecar"), cells,
+        lambda s: f"**sidecar / direct** | **{s['ratio_rps']:.2f}×** | "
+                  f"**{s['p50_delta_ms']:+.2f} ms** | | | | | | |"))
 
 
 # == 2. front-end limit ===============================================================
@@ -252,22 +336,21 @@ def run_frontend(ctx: Context) -> dict:
             for mode, (scripts, sargs) in modes.items():
                 for t, (url, pid) in targets.items():
                     ctx.wrk.run(url, conns, ctx.warmup, scripts=scripts, script_args=sargs)
-                runs = {t: [] for t in targets}
-                for i in range(ctx.runs):
-                    for t, (url, pid) in targets.items():
-                        with bl.ProcSampler({"server": pid}) as smp:
-                            r = ctx.wrk.run(url, conns, ctx.duration, scripts=scripts,
-                                            script_args=sargs)
-                        r.update(smp.flat())
-                        cpu = max(r["server_cpu_pct"], 0.1)
-                        r["rps_per_core"] = round(r["rps"] / (cpu / 100.0), 1)
-                        runs[t].append(r)
-                        bl.log(f"frontend {mode} {t} run {i + 1}: {r['rps']:.0f} req/s, "
-                               f"server cpu {r['server_cpu_pct']}%, errors {r['errors']}")
-                s = {t: summarize(v) for t, v in runs.items()}
-                s["ratio_rps"] = round(med(s["sidecar"], "rps") / med(s["bare"], "rps"), 3)
-                s["ratio_rps_per_core"] = round(med(s["sidecar"], "rps_per_core")
-                                                / med(s["bare"], "rps_per_core"), 3)
+
+                def one(t: str, i: int) -> dict:
+                    url, pid = targets[t]
+                    with bl.ProcSampler({"server": pid}) as smp:
+                        r = ctx.wrk.run(url, conns, ctx.duration, scripts=scripts,
+                                        script_args=sargs)
+                    r.update(smp.flat())
+                    cpu = max(r["server_cpu_pct"], 0.1)
+                    r["rps_per_core"] = round(r["rps"] / (cpu / 100.0), 1)
+                    bl.log(f"frontend {mode} {t} run {i + 1}: {r['rps']:.0f} req/s, "
+                           f"server cpu {r['server_cpu_pct']}%, errors {r['errors']}")
+                    return r
+                s = _sides(_interleave(ctx.runs, targets, one),
+                           ratio_rps=("sidecar", "bare", "rps"),
+                           ratio_rps_per_core=("sidecar", "bare", "rps_per_core"))
                 res["modes"][mode] = s
     finally:
         bare.stop()
@@ -285,23 +368,18 @@ def plot_frontend(res: dict, path: str) -> None:
     _bars(axes[1], list(m), ["bare", "sidecar"], lambda g, s: m[g][s]["rps_per_core"],
           colors=["#888888", "#1f77b4"])
     axes[1].set_title("req/s per busy core (req/s ÷ CPU share)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 @table("frontend")
 def table_frontend(res: dict) -> str:
-    out = ["| mode | server | req/s | server CPU % | req/s per busy core | p50 ms |",
-           "|---|---|---|---|---|---|"]
-    for mode, s in res["modes"].items():
-        for t in ("bare", "sidecar"):
-            d = s[t]
-            out.append(f"| {mode} | {t} | {_md_cell(d['rps'])} | {_md_cell(d['server_cpu_pct'])} "
-                       f"| {_md_cell(d['rps_per_core'])} | {_md_cell(d['p50_ms'], '{:.2f}')} |")
-        out.append(f"| {mode} | **sidecar / bare** | **{s['ratio_rps']:.2f}×** | | "
-                   f"**{s['ratio_rps_per_core']:.2f}×** | |")
-    return "\n".join(out)
+    return "\n".join(_head(
+        "| mode | server | req/s | server CPU % | req/s per busy core | p50 ms |") + _group_rows(
+        res["modes"], ("bare", "sidecar"),
+        lambda t, d: f"{_md_cell(d['rps'])} | {_md_cell(d['server_cpu_pct'])} "
+                     f"| {_md_cell(d['rps_per_core'])} | {_md_cell(d['p50_ms'], '{:.2f}')}",
+        lambda s: f"**sidecar / bare** | **{s['ratio_rps']:.2f}×** | | "
+                  f"**{s['ratio_rps_per_core']:.2f}×** | |"))
 
 
 # == 3. large result ==================================================================
@@ -326,22 +404,20 @@ def run_large(ctx: Context) -> dict:
         bl.read_large(sc.port, target.replace(str(LARGE_ROWS), "100000"))  # warm
         res["sidecar_idle_rss_kib"] = bl.proc_status_kib(sc.pid, "VmRSS")
         for name, kw in readers.items():
-            runs = {t: [] for t in ports}
-            for i in range(runs_for[name]):
-                for t, port in ports.items():
-                    with bl.ProcSampler({"sidecar": sc.pid}) as smp:
-                        r = bl.read_large(port, target, **kw)
-                    r.update(smp.flat())
-                    if r["status"] != 200 or not r["complete"]:
-                        ctx.anomalies.append({"scenario": "large_result",
-                                              "what": f"{name} reader via {t}: incomplete", "run": r})
-                    runs[t].append(r)
-                    bl.log(f"large_result {name} {t} run {i + 1}: {r['bytes'] / 1e6:.1f} MB "
-                           f"{r['mb_s']} MB/s, sidecar peak RSS "
-                           f"{r['sidecar_rss_peak_kib'] / 1024:.1f} MiB")
-            s = {t: summarize(v) for t, v in runs.items()}
-            s["ratio_throughput"] = round(med(s["sidecar"], "mb_s") / med(s["direct"], "mb_s"), 3)
-            res["readers"][name] = s
+
+            def one(t: str, i: int) -> dict:
+                with bl.ProcSampler({"sidecar": sc.pid}) as smp:
+                    r = bl.read_large(ports[t], target, **kw)
+                r.update(smp.flat())
+                if r["status"] != 200 or not r["complete"]:
+                    ctx.anomalies.append({"scenario": "large_result",
+                                          "what": f"{name} reader via {t}: incomplete", "run": r})
+                bl.log(f"large_result {name} {t} run {i + 1}: {r['bytes'] / 1e6:.1f} MB "
+                       f"{r['mb_s']} MB/s, sidecar peak RSS "
+                       f"{r['sidecar_rss_peak_kib'] / 1024:.1f} MiB")
+                return r
+            res["readers"][name] = _sides(_interleave(runs_for[name], ports, one),
+                                          ratio_throughput=("sidecar", "direct", "mb_s"))
     return res
 
 
@@ -361,22 +437,18 @@ def plot_large(res: dict, path: str) -> None:
     axes[1].set_title("sidecar peak RSS (MiB)")
     axes[1].set_ylim(bottom=0)
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 @table("large_result")
 def table_large(res: dict) -> str:
-    out = ["| reader | target | MB/s | seconds | sidecar peak RSS MiB |",
-           "|---|---|---|---|---|"]
-    for name, s in res["readers"].items():
-        for t in ("direct", "sidecar"):
-            d = s[t]
-            rss = (_md_cell({k: v / 1024 for k, v in d["sidecar_rss_peak_kib"].items()
-                             if k != "runs"}, "{:.1f}") if t == "sidecar" else "–")
-            out.append(f"| {name} | {t} | {_md_cell(d['mb_s'])} | {_md_cell(d['seconds'], '{:.2f}')} | {rss} |")
-        out.append(f"| {name} | **sidecar / direct** | **{s['ratio_throughput']:.2f}×** | | |")
+    def cells(t: str, d: dict) -> str:
+        rss = (_md_cell({k: v / 1024 for k, v in d["sidecar_rss_peak_kib"].items()
+                         if k != "runs"}, "{:.1f}") if t == "sidecar" else "–")
+        return f"{_md_cell(d['mb_s'])} | {_md_cell(d['seconds'], '{:.2f}')} | {rss}"
+    out = _head("| reader | target | MB/s | seconds | sidecar peak RSS MiB |") + _group_rows(
+        res["readers"], ("direct", "sidecar"), cells,
+        lambda s: f"**sidecar / direct** | **{s['ratio_throughput']:.2f}×** | | |")
     out.append(f"\nSidecar RSS when idle (after warm-up): "
                f"{res['sidecar_idle_rss_kib'] / 1024:.1f} MiB.")
     return "\n".join(out)
@@ -412,7 +484,7 @@ def run_shared_session(ctx: Context) -> dict:
                 for k, v in r.pop("outcomes").items():
                     outcomes[t][k] = outcomes[t].get(k, 0) + v
                 runs[t].append(r)
-        res.update({t: summarize(v) for t, v in runs.items()})
+        res.update(_sides(runs))
         res["outcomes_total"] = outcomes
     return res
 
@@ -427,15 +499,12 @@ def plot_shared_session(res: dict, path: str) -> None:
     axes[0].set_ylim(0, 105)
     _bars(axes[1], ["successful req/s"], ["direct", "sidecar"], lambda g, s: res[s]["ok_per_s"])
     axes[1].set_title("successful requests per second")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 @table("shared_session")
 def table_shared_session(res: dict) -> str:
-    out = ["| target | requests per run | failed | failed % | successful req/s | wall s | outcomes (all runs) |",
-           "|---|---|---|---|---|---|---|"]
+    out = _head("| target | requests per run | failed | failed % | successful req/s | wall s | outcomes (all runs) |")
     for t in ("direct", "sidecar"):
         d = res[t]
         oc = ", ".join(f"{k}: {v}" for k, v in sorted(res["outcomes_total"][t].items()))
@@ -508,15 +577,12 @@ def plot_idle(res: dict, path: str) -> None:
     axes[1].set_title("KiB per idle connection")
     axes[1].set_xlabel("idle connections")
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 @table("idle_connections")
 def table_idle(res: dict) -> str:
-    out = ["| idle connections | RSS before KiB | RSS after KiB | KiB per connection | failed / closed |",
-           "|---|---|---|---|---|"]
+    out = _head("| idle connections | RSS before KiB | RSS after KiB | KiB per connection | failed / closed |")
     for n, d in res["counts"].items():
         out.append(f"| {n} | {d['rss_before_kib']['median']:.0f} | {d['rss_after_kib']['median']:.0f} "
                    f"| {_md_cell(d['kib_per_conn'], '{:.2f}')} | "
@@ -543,6 +609,9 @@ INSERT_DDL = (f"CREATE TABLE {INSERT_TABLE} (id UInt64, v UInt32, s String) "
 INSERT_Q = f"/?query=INSERT%20INTO%20{INSERT_TABLE}%20FORMAT%20JSONEachRow"
 INSERT_WARMUP = 1.0
 DRAIN_TIMEOUT = 120.0
+# sidecar / direct, the ratios of every INSERT scenario
+INSERT_RATIOS = {"ratio_rows": ("sidecar", "direct", "rows_per_s"),
+                 "ratio_parts": ("sidecar", "direct", "parts_per_s")}
 
 
 def _insert_duration(ctx: Context) -> int:
@@ -571,9 +640,11 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
                 sidecar_args: Optional[tuple] = None, query_extra: str = "",
                 spool_dir: Optional[str] = None, background_clickhouse: bool = False,
                 target: str = INSERT_Q, script: str = "wrk_insert",
-                script_args: Optional[tuple] = None, unique_ids: bool = True) -> dict:
+                script_args: Optional[tuple] = None, unique_ids: bool = True,
+                peer: bool = False) -> dict:
     """One measured run on a fresh ClickHouse: direct when sidecar_args is
-    None, else through a new sidecar started with sidecar_args. `target`
+    None, else through a new sidecar started with sidecar_args, or through
+    clickhouse-bulk with peer (its rows counted after its last flush). `target`
     (path and query string), `script` and `script_args` (the same for warm-up
     and run) replace the JSONEachRow load of bench/wrk_insert.lua; with
     unique_ids False (fixed bodies) the check does not ask for distinct ids."""
@@ -594,7 +665,8 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
             args += ["--spool-dir", spool_dir]
         if sidecar_args is not None:
             sc = stack.enter_context(ctx.sidecar(ch.http_url, *args, name=label))
-        url = (sc.url if sc else ch.http_url) + target + query_extra
+        pr = stack.enter_context(ctx.peer(ch.http_url, label)) if peer else None
+        url = (sc.url if sc else pr.url if pr else ch.http_url) + target + query_extra
         wa = ctx.wrk.run(url, conns, INSERT_WARMUP, scripts=(script,),
                          script_args=script_args or (rows_per_req, 32, 0))
         b0 = _block(ch)
@@ -602,6 +674,8 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
         pids = {"clickhouse": ch.pid}
         if sc:
             pids["sidecar"] = sc.pid
+        if pr:
+            pids["peer"] = pr.pid
         # utime + stime over the run (all threads), for CPU per request
         ticks0 = {k: bl.proc_cpu_ticks(p) for k, p in pids.items()}
         with bl.ProcSampler(pids) as smp:
@@ -658,15 +732,22 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
         acked_client = (wa["ok"] + r["ok"]) * rows_per_req
         check = {"acked_by_client": acked_client}
         deadline = time.monotonic() + DRAIN_TIMEOUT
-        prev = -1
+        prev, changed = -1, time.monotonic()
         while True:
             count = _ch_int(ch, f"SELECT count() FROM {INSERT_TABLE}")
+            if count != prev:
+                changed = time.monotonic()
             if batching:
                 m = sc.metrics()
                 want = bl.metric_sum(m, "chsidecar_batch_rows_received_total")
                 check["acked_by_sidecar"] = bl.metric_sum(
                     m, "chsidecar_batch_rows_acknowledged_total")
                 done = (count >= want and m.get("chsidecar_batch_buffered_bytes", 0) == 0)
+            elif pr:
+                # it tells nothing of what it holds: done when no flush has
+                # added rows for two of its flush intervals
+                want = acked_client
+                done = time.monotonic() - changed > 2 * bl.Peer.FLUSH_INTERVAL_MS / 1000
             else:
                 want = acked_client
                 # ClickHouse answered the acked ones; requests cut off when
@@ -676,7 +757,7 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
                 break
             prev = count
             time.sleep(0.05 if batching else 0.2)
-        check["drain_s"] = round(time.monotonic() - t_end, 2)
+        check["drain_s"] = round((changed if pr else time.monotonic()) - t_end, 2)
         check["rows_in_clickhouse"] = count
         check["taken_in_by_sidecar"] = want if batching else None
         if rows_per_req == 1 and unique_ids:
@@ -687,6 +768,7 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
         else:
             check["distinct_ids"] = None
         acked = max(acked_client, check.get("acked_by_sidecar") or 0)
+        check["landed_minus_acked"] = count - acked
         check["ok"] = bool(count >= acked and (check["distinct_ids"] is None
                                                or check["distinct_ids"] == count)
                            and (not batching or count == want))
@@ -695,6 +777,9 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
                                   "check": check})
         r["check"] = check
         r["drain_s"] = check["drain_s"]
+        r["rows_acked"] = acked
+        r["rows_landed"] = count
+        r["parts_landed"] = _block(ch) - b0  # the run's parts and those of the drain
         if sc and spool_dir:
             r["spool_fs"] = bl.fs_type(spool_dir)
     bl.log(f"{label}: {r['rows_per_s']:.0f} rows/s, {r['parts_per_s']} parts/s, "
@@ -707,19 +792,10 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
     return r
 
 
-def _check_summary(runs: list[dict]) -> dict:
-    return {"runs_ok": sum(1 for r in runs if r["check"]["ok"]), "runs": len(runs),
-            "checks": [r.pop("check") for r in runs]}
-
-
-def _ratio(s: dict, a: str, b: str, key: str) -> float:
-    den = med(s[b], key)
-    return round(med(s[a], key) / den, 3) if den else float("inf")
-
-
-def _lat_bars(ax, groups: list, series: list, get, title: str, aim: Optional[float] = None):
+def _lat_bars(ax, groups: list, series: list, get, title: str, aim: Optional[float] = None,
+              **kw):
     from matplotlib.ticker import FuncFormatter
-    _bars(ax, groups, series, get, fmt="{:.1f}")
+    _bars(ax, groups, series, get, fmt="{:.1f}", **kw)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
@@ -741,18 +817,10 @@ def run_insert_commit(ctx: Context) -> dict:
            "sidecar_args": "defaults (--ack commit, flush delay 10–200 ms, 5 parts/s)",
            "by_connections": {}}
     for conns in COMMIT_CONNS:
-        runs = {"direct": [], "sidecar": []}
-        for i in range(_insert_runs(ctx)):
-            for t in runs:
-                runs[t].append(_insert_run(
-                    ctx, f"insert_commit c={conns} {t} run {i + 1}", conns, 1,
-                    sidecar_args=None if t == "direct" else ()))
-        checks = {t: _check_summary(v) for t, v in runs.items()}
-        s = {t: summarize(v) for t, v in runs.items()}
-        s["checks"] = checks
-        s["ratio_rows"] = _ratio(s, "sidecar", "direct", "rows_per_s")
-        s["ratio_parts"] = _ratio(s, "sidecar", "direct", "parts_per_s")
-        res["by_connections"][str(conns)] = s
+        runs = _interleave(_insert_runs(ctx), ("direct", "sidecar"), lambda t, i: _insert_run(
+            ctx, f"insert_commit c={conns} {t} run {i + 1}", conns, 1,
+            sidecar_args=None if t == "direct" else ()))
+        res["by_connections"][str(conns)] = _sides(runs, **INSERT_RATIOS)
     return res
 
 
@@ -775,9 +843,7 @@ def plot_insert_commit(res: dict, path: str) -> None:
               lambda g, s: bc[g.split()[0][2:]][s][g.split()[1] + "_ms"],
               "ack latency (ms, log)")
     axes[2].tick_params(axis="x", labelsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def _insert_row(label: str, t: str, d: dict, extra: str = "") -> str:
@@ -794,14 +860,16 @@ def _checks_cell(ch: dict) -> str:
 
 @table("insert_commit")
 def table_insert_commit(res: dict) -> str:
-    out = ["| writers | target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
-           "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | count check |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = _head("| writers | target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
+                "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | sidecar CPU µs/request "
+                "| count check |")
     for c, s in res["by_connections"].items():
         for t in ("direct", "sidecar"):
-            out.append(_insert_row(c, t, s[t], f" {_checks_cell(s['checks'][t])} |"))
+            us = (_md_cell(s[t]["sidecar_cpu_us_per_req"], "{:.1f}")
+                  if "sidecar_cpu_us_per_req" in s[t] else "–")
+            out.append(_insert_row(c, t, s[t], f" {us} | {_checks_cell(s['checks'][t])} |"))
         out.append(f"| {c} | **sidecar / direct** | **{s['ratio_rows']:.2f}×** | "
-                   f"**{s['ratio_parts']:.3f}×** | | | | | | | |")
+                   f"**{s['ratio_parts']:.3f}×** | | | | | | | | |")
     extra = []
     for c, s in res["by_connections"].items():
         d = s["sidecar"]
@@ -825,64 +893,95 @@ def _synced_floor(pause: int) -> str:
     return f"group_commit_synced_{pause}"
 
 
-@scenario("insert_spool", "Single-row INSERTs with wait_for_async_insert=0 (spool ack)")
+@scenario("insert_spool", "Single-row INSERTs with wait_for_async_insert=0 (spool ack): "
+          "direct, sidecar, clickhouse-bulk", peer=True)
 def run_insert_spool(ctx: Context) -> dict:
+    import shutil
     spool_base = os.path.join(ctx.out_dir, "spool")
     os.makedirs(spool_base, exist_ok=True)
+    targets = ["direct", "sidecar"] + (["peer"] if ctx.peer_exe else [])
     res = {"format": "JSONEachRow, one row per request", "connections": SPOOL_CONNS,
            "duration_s": _insert_duration(ctx), "runs": _insert_runs(ctx),
+           "targets": targets,
            "sidecar_query": "...&wait_for_async_insert=0",
            "direct_query": "the same INSERT without the setting (18.16 does not know it)",
+           "peer": {"available": bool(ctx.peer_exe), "note": ctx.peer_note,
+                    "query": "the same INSERT without the setting (it would pass it on to "
+                             "18.16, which does not know it)",
+                    "ack": "from memory: 200 before the row is even buffered, no disk",
+                    "flush_count": bl.Peer.FLUSH_COUNT,
+                    "flush_interval_ms": bl.Peer.FLUSH_INTERVAL_MS},
            "spool_dir": spool_base, "spool_fs": bl.fs_type(spool_base),
            "fsync_probe_before": bl.fsync_probe(spool_base)}
     bl.log(f"insert_spool: spool on {res['spool_fs']}, raw 4 KiB append+fdatasync "
            f"p50 {res['fsync_probe_before']['p50_ms']} ms p99 {res['fsync_probe_before']['p99_ms']} ms")
-    runs = {"direct": [], "sidecar": []}
+    if not ctx.peer_exe:
+        bl.log(f"insert_spool: clickhouse-bulk left out: {ctx.peer_note}")
     ceiling = []
     floors = {"group_commit": [], **{_synced_floor(p): [] for p in SYNCED_FLOOR_PAUSES}}
-    import shutil
-    for i in range(_insert_runs(ctx)):
-        for t in runs:
-            sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
-            runs[t].append(_insert_run(
-                ctx, f"insert_spool {t} run {i + 1}", SPOOL_CONNS, 1,
-                sidecar_args=None if t == "direct" else (),
-                query_extra="&wait_for_async_insert=0" if t == "sidecar" else "",
-                spool_dir=sd, background_clickhouse=True))
-            if sd:
-                shutil.rmtree(sd, ignore_errors=True)
-        ceiling.append(_noop_run(ctx, f"insert_spool ceiling run {i + 1}"))
-        # Floors: servers that answer in group commits and do nothing else,
-        # one with the sidecar's cycle and no disk, others gated by a real
-        # write + fdatasync per group on the spool's disk, the groups at
-        # least a pause apart (see bare_server.c).
-        fsyncs_per_s = runs["sidecar"][-1].get("fsyncs_per_s", 0)
-        if fsyncs_per_s >= 1:
-            cycle_us = int(1e6 / fsyncs_per_s)
-            floors["group_commit"].append(_noop_run(
-                ctx, f"insert_spool group_commit ({cycle_us} µs) run {i + 1}", (cycle_us,)))
-            floors["group_commit"][-1]["cycle_us"] = cycle_us
-        else:
-            ctx.anomalies.append({"scenario": "insert_spool", "what": "the sidecar made no "
-                                  "fsyncs: no group-commit floor at its cycle"})
-        sync_file = os.path.join(spool_base, "group-commit-floor")
-        for pause in SYNCED_FLOOR_PAUSES:
-            floors[_synced_floor(pause)].append(_noop_run(
-                ctx, f"insert_spool group_commit_synced pause {pause} µs run {i + 1}",
-                (pause, sync_file)))
-            os.unlink(sync_file)
+
+    def one(t: str, i: int) -> dict:
+        sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
+        r = _insert_run(ctx, f"insert_spool {t} run {i + 1}", SPOOL_CONNS, 1,
+                        sidecar_args=() if t == "sidecar" else None, peer=t == "peer",
+                        query_extra="&wait_for_async_insert=0" if t == "sidecar" else "",
+                        spool_dir=sd, background_clickhouse=True)
+        if sd:
+            shutil.rmtree(sd, ignore_errors=True)
+        return r
+
+    runs = _interleave(_insert_runs(ctx), targets, one, rotate=True,
+                       after_round=lambda i, runs: _spool_floors(
+                           ctx, i, runs["sidecar"][-1], spool_base, ceiling, floors))
     res["clickhouse_priority"] = sorted({r["clickhouse_priority"] for v in runs.values() for r in v})
     res["fsync_probe_after"] = bl.fsync_probe(spool_base)
-    checks = {t: _check_summary(v) for t, v in runs.items()}
-    res.update({t: summarize(v) for t, v in runs.items()})
-    res["ceiling"] = summarize(ceiling)
-    res.update({f: summarize(v) for f, v in floors.items() if v})
-    res["checks"] = checks
-    res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
-    res["ratio_parts"] = _ratio(res, "sidecar", "direct", "parts_per_s")
-    res["ratio_ceiling"] = _ratio(res, "ceiling", "direct", "rows_per_s")
-    res["sidecar_of_ceiling"] = _ratio(res, "sidecar", "ceiling", "rows_per_s")
+    res["rounds"] = [{"round": i + 1, "order": _round_order(targets, i, True),
+                      **{t: {k: runs[t][i][k] for k in ROUND_KEYS if k in runs[t][i]}
+                         for t in targets}} for i in range(_insert_runs(ctx))]
+    for rd in res["rounds"]:
+        for t in targets[::2]:  # direct and peer
+            if rd[t]["rows_per_s"]:
+                rd[f"sidecar_over_{t}"] = round(rd["sidecar"]["rows_per_s"] / rd[t]["rows_per_s"], 3)
+    ratios = dict(INSERT_RATIOS)
+    if "peer" in targets:
+        ratios.update(ratio_rows_peer=("sidecar", "peer", "rows_per_s"),
+                      ratio_parts_peer=("sidecar", "peer", "parts_per_s"),
+                      ratio_p99_peer=("sidecar", "peer", "p99_ms"),
+                      peer_ratio_rows=("peer", "direct", "rows_per_s"))
+    res.update(_sides({**runs, "ceiling": ceiling, **floors}, **ratios,
+                      ratio_ceiling=("ceiling", "direct", "rows_per_s"),
+                      sidecar_of_ceiling=("sidecar", "ceiling", "rows_per_s")))
     return res
+
+
+# What the per-round table shows of each side's run.
+ROUND_KEYS = ("rows_per_s", "p50_ms", "p99_ms", "parts_per_s", "parts_landed", "rows_acked",
+              "rows_landed", "sidecar_cpu_us_per_req", "peer_cpu_us_per_req")
+
+
+def _spool_floors(ctx: Context, i: int, sidecar_run: dict, spool_base: str,
+                  ceiling: list, floors: dict) -> None:
+    """The no-op servers of round i, after its last side: the ceiling, and
+    floors that answer in group commits and do nothing else, one with the
+    sidecar's cycle and no disk, others gated by a real write + fdatasync per
+    group on the spool's disk, the groups at least a pause apart (see
+    bare_server.c)."""
+    ceiling.append(_noop_run(ctx, f"insert_spool ceiling run {i + 1}"))
+    fsyncs_per_s = sidecar_run.get("fsyncs_per_s", 0)
+    if fsyncs_per_s >= 1:
+        cycle_us = int(1e6 / fsyncs_per_s)
+        floors["group_commit"].append(_noop_run(
+            ctx, f"insert_spool group_commit ({cycle_us} µs) run {i + 1}", (cycle_us,)))
+        floors["group_commit"][-1]["cycle_us"] = cycle_us
+    else:
+        ctx.anomalies.append({"scenario": "insert_spool", "what": "the sidecar made no "
+                              "fsyncs: no group-commit floor at its cycle"})
+    sync_file = os.path.join(spool_base, "group-commit-floor")
+    for pause in SYNCED_FLOOR_PAUSES:
+        floors[_synced_floor(pause)].append(_noop_run(
+            ctx, f"insert_spool group_commit_synced pause {pause} µs run {i + 1}",
+            (pause, sync_file)))
+        os.unlink(sync_file)
 
 
 def _noop_run(ctx: Context, label: str, extra: tuple = ()) -> dict:
@@ -907,48 +1006,106 @@ def _noop_run(ctx: Context, label: str, extra: tuple = ()) -> dict:
     return r
 
 
+SIDE_COLORS = {"direct": "#888888", "sidecar": "#1f77b4", "peer": "#ff7f0e",
+               "ceiling": "#2ca02c", "group_commit": "#9467bd",
+               **{_synced_floor(p): c for p, c in zip(SYNCED_FLOOR_PAUSES,
+                                                      ("#8c564b", "#c49c94", "#e377c2"))}}
+PEER_LABEL = "clickhouse-bulk"
+
+
 @plot("insert_spool")
 def plot_insert_spool(res: dict, path: str) -> None:
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6))
+    peer = ["peer"] if "peer" in res.get("targets", ()) else []
+    sides = ["direct", "sidecar"] + peer
     floor = [_synced_floor(p) for p in SYNCED_FLOOR_PAUSES if _synced_floor(p) in res]
-    series = ["direct", "sidecar"] + (["ceiling"] if "ceiling" in res else []) + floor
-    _bars(axes[0], ["rows/s"], series, lambda g, s: res[s]["rows_per_s"])
-    axes[0].axhline(50 * med(res["direct"], "rows_per_s"), color="r", ls=":", lw=1,
-                    label="aim 50× direct")
-    axes[0].legend(fontsize=8)
+    colors = lambda ss: [SIDE_COLORS.get(x, "#8c564b") for x in ss]  # noqa: E731
+    series = sides + (["ceiling"] if "ceiling" in res else []) + floor
+    _bars(axes[0], ["rows/s"], series, lambda g, s: res[s]["rows_per_s"], colors=colors(series),
+          labels={"peer": PEER_LABEL})
     axes[0].set_yscale("log")
-    axes[0].set_title(f"rows/s, {res['connections']} writers (log): "
-                      f"{res['ratio_rows']:.1f}×")
-    _bars(axes[1], ["parts/s"], ["direct", "sidecar"], lambda g, s: res[s]["parts_per_s"],
-          fmt="{:.1f}")
+    vs = (f"sidecar / {PEER_LABEL} {res['ratio_rows_peer']:.2f}×, " if peer
+          else f"{PEER_LABEL}: not available; ")
+    axes[0].set_title(f"rows/s, {res['connections']} writers (log)\n{vs}"
+                      f"sidecar / direct {res['ratio_rows']:.1f}×", fontsize=8)
+    _bars(axes[1], ["parts/s"], sides, lambda g, s: res[s]["parts_per_s"], fmt="{:.1f}",
+          colors=colors(sides), labels={"peer": PEER_LABEL})
     axes[1].set_yscale("log")
-    axes[1].axhline(5, color="r", ls=":", lw=1, label="aim ≤ 5")
-    axes[1].legend(fontsize=8)
     axes[1].set_title("new parts per second (log)")
-    _lat_bars(axes[2], ["p50", "p99"], ["direct", "sidecar"] + floor,
-              lambda g, s: res[s][g + "_ms"], "ack latency (ms, log)", aim=5)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _lat_bars(axes[2], ["p50", "p99"], sides + floor, lambda g, s: res[s][g + "_ms"],
+              "ack latency (ms, log)", colors=colors(sides + floor),
+              labels={"peer": PEER_LABEL + " (from memory)"})
+    cpu = [("sidecar", "sidecar_cpu_us_per_req")] + [("peer", "peer_cpu_us_per_req")] * len(peer)
+    _bars(axes[3], ["CPU µs/request"], [t for t, _ in cpu],
+          lambda g, s: res[s][dict(cpu)[s]], fmt="{:.1f}", colors=colors([t for t, _ in cpu]),
+          labels={"peer": PEER_LABEL})
+    axes[3].set_title("the proxy's CPU per request (µs)")
+    rounds = res.get("rounds", [])
+    xs = [r["round"] for r in rounds]
+    key, what = (("sidecar_over_peer", f"sidecar / {PEER_LABEL}") if peer
+                 else ("sidecar_over_direct", "sidecar / direct"))
+    ys = [r.get(key, 0) for r in rounds]
+    axes[4].bar(xs, ys, color=SIDE_COLORS["sidecar"])
+    for x, y in zip(xs, ys):
+        axes[4].annotate(f"{y:.2f}×", (x, y), ha="center", va="bottom", fontsize=7)
+    axes[4].axhline(res["ratio_rows_peer" if peer else "ratio_rows"], color="k", ls=":",
+                    lw=1, label="median of medians")
+    axes[4].set_xticks(xs)
+    axes[4].set_xlabel("round")
+    axes[4].legend(fontsize=7)
+    axes[4].set_title(f"{what}, rows/s, each round", fontsize=8)
+    _save(plt, fig, path)
+
+
+def _side_label(t: str) -> str:
+    return PEER_LABEL if t == "peer" else t
 
 
 def _noop_row(label: str, g: dict) -> str:
     """A table row of bench/bare_server.c's runs (the ceiling, the floors)."""
     return (f"| {label} | {_md_cell(g['rows_per_s'])} | – | {_md_cell(g['p50_ms'], '{:.1f}')} "
             f"| {_md_cell(g['p99_ms'], '{:.1f}')} | {g['errors']['max']:.0f} "
-            f"| {_md_cell(g['server_cpu_pct'])} (server) | – | {_md_cell(g['wrk_cpu_pct'])} |")
+            f"| {_md_cell(g['server_cpu_pct'])} | – | {_md_cell(g['wrk_cpu_pct'])} |")
 
 
 @table("insert_spool")
 def table_insert_spool(res: dict) -> str:
-    out = ["| target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
-           "| sidecar CPU % | ClickHouse CPU % | wrk CPU % |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for t in ("direct", "sidecar"):
-        out.append(_insert_row(t, "", res[t]).replace(f"| {t} |  |", f"| {t} |"))
+    peer = "peer" in res.get("targets", ())
+    out = _head("| target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
+                "| proxy CPU % | proxy CPU µs/request | ClickHouse CPU % | wrk CPU % "
+           "| rows acked / landed (all runs) | parts landed (all runs) |")
+    for t in res["targets"]:
+        d, chk = res[t], res["checks"][t]["checks"]
+        cpu = (f"{_md_cell(d[t + '_cpu_pct'])} | {_md_cell(d[t + '_cpu_us_per_req'], '{:.1f}')}"
+               if t != "direct" else "– | –")
+        label = {"peer": f"{PEER_LABEL} (acks from memory)",
+                 "sidecar": "sidecar (acks after fsync)"}.get(t, t)
+        out.append(f"| {label} | {_md_cell(d['rows_per_s'])} "
+                   f"| {_md_cell(d['parts_per_s'], '{:.1f}')} | {_md_cell(d['p50_ms'], '{:.1f}')} "
+                   f"| {_md_cell(d['p99_ms'], '{:.1f}')} | {d['errors']['max']:.0f} | {cpu} "
+                   f"| {_md_cell(d['clickhouse_cpu_pct'])} | {_md_cell(d['wrk_cpu_pct'])} "
+                   f"| {sum(d['rows_acked']['runs']):.0f} / {sum(d['rows_landed']['runs']):.0f} "
+                   f"| {sum(d['parts_landed']['runs']):.0f} |")
     out.append(f"| **sidecar / direct** | **{res['ratio_rows']:.1f}×** | "
-               f"**{res['ratio_parts']:.4f}×** | | | | | | |")
+               f"**{res['ratio_parts']:.4f}×** | | | | | | | | | |")
+    if peer:
+        out.append(f"| **sidecar / {PEER_LABEL}** | **{res['ratio_rows_peer']:.2f}×** | "
+                   f"{res['ratio_parts_peer']:.2f}× | | {res['ratio_p99_peer']:.2f}× | | | | | | | |")
+    else:
+        out.append(f"| {PEER_LABEL} | {res['peer']['note']} | | | | | | | | | | |")
+    out += ["", "Every round (rows/s, ack p99 ms; the sides in the order they ran):", "",
+            *_head("| round | order | " + " | ".join(_side_label(t) for t in res["targets"])
+                   + " | sidecar / direct" + (f" | sidecar / {PEER_LABEL}" if peer else "")
+                   + " |")]
+    for rd in res.get("rounds", []):
+        out.append(f"| {rd['round']} | {', '.join(map(_side_label, rd['order']))} | "
+                   + " | ".join(f"{rd[t]['rows_per_s']:.0f}, {rd[t]['p99_ms']:.1f}"
+                                for t in res["targets"])
+                   + f" | {rd.get('sidecar_over_direct', 0):.1f}×"
+                   + (f" | {rd.get('sidecar_over_peer', 0):.2f}×" if peer else "") + " |")
+    out += ["", *_head("| no-op servers on the proxy's core | rows/s | – | ack p50 ms "
+                       "| ack p99 ms | errors (max) | server CPU % | – | wrk CPU % |")]
     if "ceiling" in res:
         out.append(_noop_row("no-op server on the sidecar's core (ceiling)", res["ceiling"]))
         out.append(f"| **ceiling / direct; sidecar / ceiling** | **{res['ratio_ceiling']:.1f}×; "
@@ -966,7 +1123,7 @@ def table_insert_spool(res: dict) -> str:
     d = res["sidecar"]
     pb, pa = res["fsync_probe_before"], res["fsync_probe_after"]
     chk = res["checks"]["sidecar"]["checks"]
-    out += ["", "| spool (sidecar) | value |", "|---|---|",
+    out += ["", *_head("| spool (sidecar) | value |"),
             f"| fsyncs/s | {_md_cell(d['fsyncs_per_s'])} |",
             f"| rows per fsync | {_md_cell(d['rows_per_fsync'], '{:.1f}')} |",
             f"| mean write+fdatasync cycle ms (chsidecar_spool_fsync_duration_seconds) | {_md_cell(d['fsync_ms_mean'], '{:.2f}')} |",
@@ -1004,16 +1161,11 @@ def run_insert_batched(ctx: Context) -> dict:
     res = {"format": f"JSONEachRow, {BATCHED_ROWS} rows per request (fixed body)",
            "connections": BATCHED_CONNS, "duration_s": _insert_duration(ctx),
            "runs": _insert_runs(ctx), "targets": list(targets)}
-    runs = {t: [] for t in targets}
-    for i in range(_insert_runs(ctx)):
-        for t, args in targets.items():
-            runs[t].append(_insert_run(ctx, f"insert_batched {t} run {i + 1}",
-                                       BATCHED_CONNS, BATCHED_ROWS, sidecar_args=args))
-    checks = {t: _check_summary(v) for t, v in runs.items()}
-    res.update({t: summarize(v) for t, v in runs.items()})
-    res["checks"] = checks
-    res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
-    res["ratio_rows_batch_off"] = _ratio(res, "sidecar --batch=off", "direct", "rows_per_s")
+    runs = _interleave(_insert_runs(ctx), targets, lambda t, i: _insert_run(
+        ctx, f"insert_batched {t} run {i + 1}", BATCHED_CONNS, BATCHED_ROWS,
+        sidecar_args=targets[t]))
+    res.update(_sides(runs, ratio_rows=("sidecar", "direct", "rows_per_s"),
+                      ratio_rows_batch_off=("sidecar --batch=off", "direct", "rows_per_s")))
     return res
 
 
@@ -1029,16 +1181,13 @@ def plot_insert_batched(res: dict, path: str) -> None:
     axes[0].set_title(f"{res['connections']} writers × {BATCHED_ROWS}-row INSERTs: rows/s")
     _lat_bars(axes[1], ["p50", "p99"], ts, lambda g, s: res[s][g + "_ms"],
               "INSERT latency (ms, log)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 @table("insert_batched")
 def table_insert_batched(res: dict) -> str:
-    out = ["| target | rows/s | parts/s | p50 ms | p99 ms | errors (max) "
-           "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | count check |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    out = _head("| target | rows/s | parts/s | p50 ms | p99 ms | errors (max) "
+                "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | count check |")
     for t in res["targets"]:
         out.append(_insert_row(t, "", res[t], f" {_checks_cell(res['checks'][t])} |")
                    .replace(f"| {t} |  |", f"| {t} |"))
@@ -1111,26 +1260,22 @@ def run_insert_native_lz4(ctx: Context) -> dict:
            "spool_dir": spool_base, "spool_fs": bl.fs_type(spool_base)}
     bl.log(f"insert_native_lz4: Native block {bodies['native_block_bytes']} B, body "
            f"{bodies['direct_body_bytes']} B direct, {bodies['lz4_body_bytes']} B as an LZ4 frame")
-    runs = {"direct": [], "sidecar": []}
-    for i in range(_insert_runs(ctx)):
-        for t in runs:
-            sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
-            runs[t].append(_insert_run(
-                ctx, f"insert_native_lz4 {t} run {i + 1}", NATIVE_CONNS, 1,
-                sidecar_args=None if t == "direct" else (), spool_dir=sd,
-                background_clickhouse=True,
-                target="/" if t == "direct" else NATIVE_SIDECAR_Q,
-                script="wrk_native",
-                script_args=(bodies["paths"][t], "-" if t == "direct" else "lz4"),
-                unique_ids=False))
-            if sd:
-                shutil.rmtree(sd, ignore_errors=True)
+
+    def one(t: str, i: int) -> dict:
+        sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
+        r = _insert_run(ctx, f"insert_native_lz4 {t} run {i + 1}", NATIVE_CONNS, 1,
+                        sidecar_args=None if t == "direct" else (), spool_dir=sd,
+                        background_clickhouse=True,
+                        target="/" if t == "direct" else NATIVE_SIDECAR_Q,
+                        script="wrk_native",
+                        script_args=(bodies["paths"][t], "-" if t == "direct" else "lz4"),
+                        unique_ids=False)
+        if sd:
+            shutil.rmtree(sd, ignore_errors=True)
+        return r
+    runs = _interleave(_insert_runs(ctx), ("direct", "sidecar"), one)
     res["clickhouse_priority"] = sorted({r["clickhouse_priority"] for v in runs.values() for r in v})
-    checks = {t: _check_summary(v) for t, v in runs.items()}
-    res.update({t: summarize(v) for t, v in runs.items()})
-    res["checks"] = checks
-    res["ratio_rows"] = _ratio(res, "sidecar", "direct", "rows_per_s")
-    res["ratio_parts"] = _ratio(res, "sidecar", "direct", "parts_per_s")
+    res.update(_sides(runs, **INSERT_RATIOS))
     return res
 
 
@@ -1151,17 +1296,14 @@ def plot_insert_native_lz4(res: dict, path: str) -> None:
     _bars(axes[3], ["CPU µs/request"], ["sidecar"],
           lambda g, s: res[s]["sidecar_cpu_us_per_req"], fmt="{:.1f}")
     axes[3].set_title("sidecar CPU per request (µs)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 @table("insert_native_lz4")
 def table_insert_native_lz4(res: dict) -> str:
-    out = ["| target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
-           "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | sidecar CPU µs/request "
-           "| ClickHouse CPU µs/request | count check |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = _head("| target | rows/s | parts/s | ack p50 ms | ack p99 ms | errors (max) "
+                "| sidecar CPU % | ClickHouse CPU % | wrk CPU % | sidecar CPU µs/request "
+           "| ClickHouse CPU µs/request | count check |")
     for t in ("direct", "sidecar"):
         d = res[t]
         sc_us = _md_cell(d["sidecar_cpu_us_per_req"], "{:.1f}") if t == "sidecar" else "–"
