@@ -1,6 +1,8 @@
 """Compressed request bodies (issue 22, "Bodies"), against a real ClickHouse.
 
-What a user checks: the same small INSERTs (JSONEachRow and CSV) sent
+What a user checks: the same small INSERTs (JSONEachRow, CSV, and the
+binary formats Native, RowBinary and RowBinaryWithNamesAndTypes made by
+ClickHouse itself) sent
 concurrently in each Content-Encoding (gzip, deflate, lz4, zstd) and in
 ClickHouse's own checksummed blocks (decompress=1) are batched by the
 sidecar and land as they do direct, where the server takes the encoding;
@@ -52,7 +54,17 @@ def server_takes(encoding: str) -> bool:
     return encoding in ("gzip", "deflate", "blocks") or MODERN
 
 
-def rows(fmt: str, start: int, n: int) -> bytes:
+# The binary formats each server writes (18.16: Native and RowBinary only).
+BINARY_FORMATS = ["Native", "RowBinary"] + (["RowBinaryWithNamesAndTypes"] if MODERN else [])
+
+
+def rows(fmt: str, start: int, n: int, ch=None) -> bytes:
+    """Rows id start.., the same values in every format; binary ones are
+    written by ClickHouse `ch` (SELECT ... FORMAT fmt)."""
+    if fmt in BINARY_FORMATS:
+        return ch.query(f"SELECT toUInt32(number) AS id, concat('s', toString(number), ' \"q\"') AS s, "
+                        f"CAST(-toInt64(number) AS Int32) AS n FROM numbers({start + n}) "
+                        f"WHERE number >= {start} FORMAT {fmt}")
     if fmt == "CSV":
         return "".join(f'{i},"s{i}, with ""quotes""",{-i}\n' for i in range(start, start + n)).encode()
     return "".join(f'{{"id":{i},"s":"s{i} \\"q\\"","n":{-i}}}\n' for i in range(start, start + n)).encode()
@@ -85,11 +97,11 @@ async def post_all(base: str, requests: list[tuple[str, bytes, dict]]) -> list[t
 
 
 def requests_for(table: str, fmt: str, encoding: str, n: int, per: int, *, sql_in_body=False,
-                 extra: str = "") -> list[tuple[str, bytes, dict]]:
+                 extra: str = "", ch=None) -> list[tuple[str, bytes, dict]]:
     sql = f"INSERT INTO {table} FORMAT {fmt}"
     out = []
     for k in range(n):
-        data = rows(fmt, k * per, per)
+        data = rows(fmt, k * per, per, ch)
         if sql_in_body:
             path, plain = "/?" + extra.lstrip("&"), (sql + "\n").encode() + data
         else:
@@ -108,7 +120,7 @@ def codec_sidecar(start_sidecar, clickhouse):
     return start_sidecar(clickhouse.http_url, "--log-level", "debug", "--flush-delay-min", "50ms")
 
 
-@pytest.mark.parametrize("fmt", ["JSONEachRow", "CSV"])
+@pytest.mark.parametrize("fmt", ["JSONEachRow", "CSV"] + BINARY_FORMATS)
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "lz4", "zstd", "blocks"])
 @pytest.mark.parametrize("sql_in_body", [False, True], ids=["sql_in_query", "sql_in_body"])
 def test_encoded_inserts_batch_and_equal_direct(clickhouse, codec_sidecar, fmt, encoding, sql_in_body):
@@ -117,14 +129,16 @@ def test_encoded_inserts_batch_and_equal_direct(clickhouse, codec_sidecar, fmt, 
     for t in (via, direct):
         clickhouse.query(f"CREATE TABLE {t} ({COLUMNS}) ENGINE = MergeTree ORDER BY id")
     n, per = 16, 3
-    answers = asyncio.run(post_all(sc.url, requests_for(via, fmt, encoding, n, per, sql_in_body=sql_in_body)))
+    answers = asyncio.run(post_all(sc.url, requests_for(via, fmt, encoding, n, per, sql_in_body=sql_in_body,
+                                                        ch=clickhouse)))
     assert all(status == 200 for status, _ in answers), answers[:3]
     got = flushes(sc, via)
     assert sum(r for r, _, _, _ in got) == n * per
     assert sum(q for _, q, _, _ in got) == n, got
     assert max(q for _, q, _, _ in got) > 1, f"never batched: {got}"
     direct_answers = asyncio.run(post_all(clickhouse.http_url, requests_for(direct, fmt, encoding, n, per,
-                                                                           sql_in_body=sql_in_body)))
+                                                                           sql_in_body=sql_in_body,
+                                                                           ch=clickhouse)))
     if server_takes(encoding):
         assert all(status == 200 for status, _ in direct_answers), direct_answers[:3]
         assert dump(clickhouse, via) == dump(clickhouse, direct)
@@ -132,7 +146,8 @@ def test_encoded_inserts_batch_and_equal_direct(clickhouse, codec_sidecar, fmt, 
         # 18.16 does not know lz4 or zstd: direct gets code 89; through the
         # sidecar the rows land as the plain rows do direct.
         assert all(b"Code: 89" in body for _, body in direct_answers), direct_answers[:1]
-        clickhouse.query(f"INSERT INTO {direct} FORMAT {fmt}", b"".join(rows(fmt, k * per, per) for k in range(n)))
+        clickhouse.query(f"INSERT INTO {direct} FORMAT {fmt}",
+                         b"".join(rows(fmt, k * per, per, clickhouse) for k in range(n)))
         assert dump(clickhouse, via) == dump(clickhouse, direct)
 
 
