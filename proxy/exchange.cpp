@@ -203,8 +203,7 @@ void Exchange::route() {
   context.session_is_stateful = [this](const std::string& key) { return app_.sessions().is_stateful(key); };
   context.server_row_binary_with_defaults = app_.server_facts().row_binary_with_defaults;
   context.table_structure = [this](const std::string& key) { return app_.structures().find(key); };
-  bool decoded = decoding_ == BodyDecoding::kDecoded;
-  Route route = route_request(head_, decoded ? decoded_ : body_, body_complete_, context, decoding_);
+  Route route = route_request(head_, routing_body(), body_complete_, context, decoding_);
   if (!route.structure.key.empty()) app_.structures().use(route.structure);
   route_ = route.label;
   sniff_insert_ = route.sniff_insert;
@@ -214,11 +213,8 @@ void Exchange::route() {
     return;  // append_body() routes again when more of the SQL is here
   }
   if (route.action == Route::Action::kNeedDecodedBody) {
-    enter(State::kDecoding);
-    decode_coding_ = route.body_coding;
-    send_continue();
-    if (body_complete_ || !body_rewindable_) decode_for_routing();
-    return;  // else finish_body() decodes it
+    await_decoding(route.body_coding);
+    return;
   }
   if (route.has_session)
     app_.proxy_metrics().session_requests.at({route.stateful ? "stateful" : "stateless"}).inc();
@@ -229,13 +225,10 @@ void Exchange::route() {
       forward();
       return;
     case Route::Action::kBatch:
-      if (route.plan_reusable) {
-        std::string_view body = decoded ? std::string_view(decoded_) : std::string_view(body_);
+      if (route.plan_reusable)
         connection_.plan_memo().remember(
             head_.target, head_.headers, server_facts_bits(),
-            {route.plan, std::string(body.substr(0, route.data_offset)),
-             route.has_session ? route.session_key : std::string()});
-      }
+            {route.plan, std::string(routing_body().substr(0, route.data_offset)), route.session_key});
       use(std::move(route.plan), route.data_offset);
       return;
     case Route::Action::kSession:
@@ -267,6 +260,20 @@ void Exchange::route() {
                     1);
       return;
   }
+}
+
+// The body routing reads: decoded once its SQL was found inside an encoding.
+std::string_view Exchange::routing_body() const {
+  return decoding_ == BodyDecoding::kDecoded ? std::string_view(decoded_) : std::string_view(body_);
+}
+
+// The SQL is inside the body's `coding`: the whole body is collected,
+// decoded and routed again (kDecoding).
+void Exchange::await_decoding(BodyCoding coding) {
+  enter(State::kDecoding);
+  decode_coding_ = coding;
+  send_continue();
+  if (body_complete_ || !body_rewindable_) decode_for_routing();  // else finish_body() decodes it
 }
 
 // The whole body is here, or more than body_buffer of it (which then goes
@@ -301,22 +308,17 @@ bool Exchange::use_plan() {
   const PlanMemo::Entry* memo =
       connection_.plan_memo().find(head_.target, head_.headers, server_facts_bits());
   if (memo == nullptr) return false;
-  if (!memo->session_key.empty() && (app_.config().session_mode == SessionMode::kPin ||
-                                     app_.sessions().is_stateful(memo->session_key)))
-    return false;
+  // Remembered only from a session the router batched (not pinned by
+  // --session-mode or session_check): one that holds state since runs in order.
+  if (!memo->session_key.empty() && app_.sessions().is_stateful(memo->session_key)) return false;
   size_t data_offset = 0;
   if (!memo->sql_prefix.empty()) {
     if (decoding_ == BodyDecoding::kRaw && memo->plan->coding != BodyCoding::kIdentity) {
-      // The SQL is inside the encoding, as it was last time.
-      enter(State::kDecoding);
-      decode_coding_ = memo->plan->coding;
-      send_continue();
-      if (body_complete_ || !body_rewindable_) decode_for_routing();
+      await_decoding(memo->plan->coding);  // the SQL is inside the encoding, as last time
       return true;
     }
-    std::string_view body =
-        decoding_ == BodyDecoding::kDecoded ? std::string_view(decoded_) : std::string_view(body_);
-    if (decoding_ == BodyDecoding::kFailed || body.substr(0, memo->sql_prefix.size()) != memo->sql_prefix)
+    if (decoding_ == BodyDecoding::kFailed ||
+        routing_body().substr(0, memo->sql_prefix.size()) != memo->sql_prefix)
       return false;
     data_offset = memo->sql_prefix.size();
   }

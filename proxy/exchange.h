@@ -151,6 +151,8 @@ class Exchange final : public UpstreamClient,
   void forward_to(UpstreamPool* pool);
   UpstreamRequest upstream_request() const;
   void send_continue();
+  std::string_view routing_body() const;
+  void await_decoding(BodyCoding coding);
   bool use_plan();
   unsigned server_facts_bits() const;
   void use(std::shared_ptr<const BatchPlan> plan, size_t data_offset);
