@@ -324,6 +324,63 @@ class Peer(Served):
                     log_dir, name)
 
 
+class ReferenceProxy(Served):
+    """nginx as a plain reverse proxy in front of ClickHouse, for the
+    passthrough scenario: what a mature proxy costs on this machine, in the
+    sidecar's place (pinned to cpus.sidecar, one worker process, keep-alive
+    connections to ClickHouse, answers streamed, no access log). Debian's
+    nginx-light, when installed (the bench does not install it: the package
+    starts a system nginx); without it the bench says so and measures the
+    rest."""
+
+    what = "nginx"
+    EXE = "/usr/sbin/nginx"
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        if os.access(ReferenceProxy.EXE, os.X_OK):
+            return True, f"{ReferenceProxy.EXE} (Debian's nginx-light)"
+        return False, (f"reference proxy not available: no {ReferenceProxy.EXE} "
+                       "(apt-get install nginx-light to measure it)")
+
+    def __init__(self, upstream: str, cpus: Cpus, work_dir: str, log_dir: str, name: str,
+                 keepalive: int = 64):
+        self.port = free_port(HOST)
+        self.url = f"http://{HOST}:{self.port}"
+        prefix = os.path.join(work_dir, f"nginx-{self.port}")
+        os.makedirs(prefix, exist_ok=True)
+        server = upstream.split("://", 1)[-1].rstrip("/")
+        conf = os.path.join(prefix, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  upstream clickhouse {{ server {server}; keepalive {keepalive}; }}
+  server {{
+    listen {HOST}:{self.port};
+    location / {{
+      proxy_pass http://clickhouse;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+""")
+        self._start(cpus.prefix(cpus.sidecar) + [self.EXE, "-p", prefix, "-c", conf],
+                    log_dir, name)
+
+    @property
+    def worker_pid(self) -> int:
+        """The one worker process (the master only supervises it)."""
+        with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+            return int(f.read().split()[0])
+
+
 def fetch_metrics(url: str, timeout: float = 5) -> dict[str, float]:
     """Prometheus text format -> {"name{labels}": value} (comments dropped)."""
     import urllib.request

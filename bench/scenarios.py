@@ -250,32 +250,49 @@ def _ratio(s: dict, a: str, b: str, key: str) -> float:
 PASS_POOL = 16
 
 
-@scenario("passthrough", "Passthrough SELECT 1: direct vs through the sidecar")
+@scenario("passthrough", "Passthrough SELECT 1: direct, through the sidecar and through nginx")
 def run_passthrough(ctx: Context) -> dict:
     ch = ctx.clickhouse()
+    nginx_ok, nginx_note = bl.ReferenceProxy.available()
     res = {"query": "GET /?query=SELECT%201", "pool_size": PASS_POOL,
-           "duration_s": ctx.duration, "runs": ctx.runs, "by_connections": {}}
-    with ctx.sidecar(ch.http_url, "--pool-size", str(PASS_POOL),
-                     "--queue-max", "4096", name="passthrough") as sc:
+           "duration_s": ctx.duration, "runs": ctx.runs, "by_connections": {},
+           "reference_proxy": nginx_note}
+    with contextlib.ExitStack() as stack:
+        sc = stack.enter_context(ctx.sidecar(ch.http_url, "--pool-size", str(PASS_POOL),
+                                             "--queue-max", "4096", name="passthrough"))
         targets = {"direct": ch.http_url, "sidecar": sc.url}
+        procs = {"sidecar": sc.pid, "clickhouse": ch.pid}
+        if nginx_ok:
+            ngx = bl.ReferenceProxy(ch.http_url, ctx.cpus, os.path.join(ctx.out_dir, "tmp"),
+                                    ctx.log_dir, "passthrough")
+            stack.callback(ngx.stop)
+            targets["nginx"] = ngx.url
+            procs["nginx"] = ngx.worker_pid
+        else:
+            bl.log(f"passthrough: nginx left out: {nginx_note}")
         for conns in (16, 256):
             for t, base in targets.items():
                 ctx.wrk.run(base + "/?query=SELECT%201", conns, ctx.warmup)
 
             def one(t: str, i: int) -> dict:
-                with bl.ProcSampler({"sidecar": sc.pid, "clickhouse": ch.pid}) as smp:
+                with bl.ProcSampler(procs) as smp:
                     r = ctx.wrk.run(targets[t] + "/?query=SELECT%201", conns, ctx.duration)
                 r.update(smp.flat())
-                if t == "sidecar":
-                    r["sidecar_cpu_us_per_req"] = round(
-                        r["sidecar_cpu_s"] * 1e6 / max(r["requests"], 1), 1)
+                if t in ("sidecar", "nginx"):
+                    r["proxy_cpu_us_per_req"] = round(
+                        r[f"{t}_cpu_s"] * 1e6 / max(r["requests"], 1), 1)
                 bl.log(f"passthrough c={conns} {t} run {i + 1}: {r['rps']:.0f} req/s "
                        f"p50 {r['p50_ms']:.2f} ms errors {r['errors']} "
-                       f"sidecar cpu {r.get('sidecar_cpu_pct')}%")
+                       f"proxy cpu {r.get(t + '_cpu_pct', '-')}%")
                 return r
-            s = _sides(_interleave(ctx.runs, targets, one),
-                       ratio_rps=("sidecar", "direct", "rps"))
-            s["p50_delta_ms"] = round(med(s["sidecar"], "p50_ms") - med(s["direct"], "p50_ms"), 3)
+            ratios = {"ratio_rps": ("sidecar", "direct", "rps")}
+            if nginx_ok:
+                ratios["nginx_ratio_rps"] = ("nginx", "direct", "rps")
+            s = _sides(_interleave(ctx.runs, targets, one, rotate=True), **ratios)
+            for t in targets:
+                if t != "direct":
+                    key = "p50_delta_ms" if t == "sidecar" else f"{t}_p50_delta_ms"
+                    s[key] = round(med(s[t], "p50_ms") - med(s["direct"], "p50_ms"), 3)
             res["by_connections"][str(conns)] = s
     return res
 
@@ -286,12 +303,13 @@ def plot_passthrough(res: dict, path: str) -> None:
     from matplotlib.ticker import FuncFormatter
     bc = res["by_connections"]
     groups = list(bc)
+    sides = [t for t in ("direct", "sidecar", "nginx") if t in bc[groups[0]]]
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
-    _bars(axes[0], [f"c={g}" for g in groups], ["direct", "sidecar"],
+    _bars(axes[0], [f"c={g}" for g in groups], sides,
           lambda g, s: bc[g[2:]][s]["rps"])
     axes[0].set_title("SELECT 1 throughput (req/s)")
     for ax, conns in zip(axes[1:], groups):
-        _bars(ax, ["p50", "p99", "p99.9"], ["direct", "sidecar"],
+        _bars(ax, ["p50", "p99", "p99.9"], sides,
               lambda g, s: bc[conns][s][{"p50": "p50_ms", "p99": "p99_ms",
                                          "p99.9": "p999_ms"}[g]], fmt="{:.1f}")
         ax.set_yscale("log")
@@ -303,20 +321,28 @@ def plot_passthrough(res: dict, path: str) -> None:
 
 @table("passthrough")
 def table_passthrough(res: dict) -> str:
+    bc = res["by_connections"]
+    sides = [t for t in ("direct", "sidecar", "nginx") if t in next(iter(bc.values()))]
+
     def cells(t: str, d: dict) -> str:
-        sc = (f"{_md_cell(d['sidecar_cpu_pct'])} | "
-              f"{_md_cell(d['sidecar_cpu_us_per_req'], '{:.1f}')} | "
-              f"{d['sidecar_rss_peak_kib']['median'] / 1024:.1f}"
-              if t == "sidecar" else "– | – | –")
+        px = (f"{_md_cell(d[t + '_cpu_pct'])} | "
+              f"{_md_cell(d['proxy_cpu_us_per_req'], '{:.1f}')} | "
+              f"{d[t + '_rss_peak_kib']['median'] / 1024:.1f}"
+              if t != "direct" else "– | – | –")
         return (f"{_md_cell(d['rps'])} | {_md_cell(d['p50_ms'], '{:.2f}')} "
                 f"| {_md_cell(d['p99_ms'], '{:.1f}')} | {_md_cell(d['p999_ms'], '{:.1f}')} "
-                f"| {d['errors']['median']:.0f} | {sc}")
+                f"| {d['errors']['median']:.0f} | {px}")
+
+    def ratios(s: dict) -> str:
+        out = (f"**sidecar / direct** | **{s['ratio_rps']:.2f}×** | "
+               f"**{s['p50_delta_ms']:+.2f} ms** | | | | | | |")
+        if "nginx_ratio_rps" in s:
+            out += (f"\n| | nginx / direct | {s['nginx_ratio_rps']:.2f}× | "
+                    f"{s['nginx_p50_delta_ms']:+.2f} ms | | | | | | |")
+        return out
     return "\n".join(_head(
-        "| conns | target | req/s | p50 ms | p99 ms | p99.9 ms | errors | sidecar CPU % "
-        "| sidecar CPU µs/request | sidecar peak RSS MiB |") + _group_rows(
-        res["by_connections"], ("direct", "sidecar"), cells,
-        lambda s: f"**sidecar / direct** | **{s['ratio_rps']:.2f}×** | "
-                  f"**{s['p50_delta_ms']:+.2f} ms** | | | | | | |"))
+        "| conns | target | req/s | p50 ms | p99 ms | p99.9 ms | errors | proxy CPU % "
+        "| proxy CPU µs/request | proxy peak RSS MiB |") + _group_rows(bc, sides, cells, ratios))
 
 
 # == 2. front-end limit ===============================================================
