@@ -62,7 +62,7 @@ bool is_373(std::string_view body) {
 }  // namespace
 
 Exchange::Exchange(App& app, Connection& connection, RequestHead head)
-    : app_(app), connection_(connection), head_(std::move(head)) {
+    : app_(app), connection_(connection), head_(std::move(head)), share_(app.memory()) {
   body_complete_ = !head_.has_body;
   started_ns_ = uv_hrtime();
   bytes_at_start_ = connection.bytes_written();
@@ -72,7 +72,7 @@ Exchange::~Exchange() {
   if (structure_ticket_ != nullptr) structure_ticket_->done = nullptr;
   close_handle(retry_timer_);
   app_.memory().cancel(this);
-  release_share();
+  share_.release();
 }
 
 // The state diagram of exchange.h; every move goes through enter().
@@ -151,9 +151,9 @@ uint64_t Exchange::body_share() const {
 }
 
 void Exchange::admitted() {
-  share_ = need_;
+  share_.adopt(need_);
   // Reserved once: appends never reallocate (a doubling would hold twice the share).
-  body_.reserve(share_);
+  body_.reserve(share_.bytes());
   enter(State::kRouting);
 }
 
@@ -169,12 +169,6 @@ void Exchange::memory_granted() {
 
 void Exchange::memory_refused() {
   if (state_ == State::kAdmitting) respond_memory_full();
-}
-
-void Exchange::release_share() {
-  if (share_ == 0) return;
-  app_.memory().give(share_);
-  share_ = 0;
 }
 
 void Exchange::respond_memory_full() {
@@ -339,17 +333,6 @@ void Exchange::use(std::shared_ptr<const BatchPlan> plan, size_t data_offset) {
   if (body_complete_) submit_batch();
 }
 
-// Bytes taken from the memory budget until released (or destroyed).
-struct Exchange::MemoryCharge {
-  MemoryBudget& memory;
-  uint64_t bytes = 0;
-  void release() {
-    memory.give(bytes);
-    bytes = 0;
-  }
-  ~MemoryCharge() { release(); }
-};
-
 // The whole body is here: its rows join a batch, or it goes alone.
 void Exchange::submit_batch() {
   if (wait_for_columns()) return;
@@ -368,7 +351,7 @@ void Exchange::submit_batch() {
   // The rows move into a batch (or the spool's queue), which counts them
   // itself; the body and its decoded copy are freed on return.
   decoded_charge.release();
-  release_share();
+  share_.release();
   hand_over(chunk);
 }
 
@@ -411,8 +394,7 @@ bool Exchange::batch_data(std::string& decoded, MemoryCharge& charge, std::strin
   if (decode_body(plan_->coding, data, limit, app_.config().max_compression_ratio, decoded) !=
       DecodeResult::kOk)
     return false;
-  charge.bytes = decoded.capacity();
-  memory.take(charge.bytes);
+  charge.take(decoded.capacity());
   data = decoded;
   return true;
 }
@@ -856,7 +838,7 @@ void Exchange::complete() {
   enter(State::kDone);
   body_.clear();
   body_.shrink_to_fit();
-  release_share();
+  share_.release();
   decoded_.clear();
   decoded_.shrink_to_fit();
   leave_session();
@@ -893,7 +875,7 @@ void Exchange::abort() {
   State was = state_;
   enter(State::kDone);
   if (was == State::kAdmitting) app_.memory().cancel(this);
-  release_share();
+  share_.release();
   record(head_sent_ ? answer_status_ : 499);  // 499: the client went away first
   if (on_upstream(was) && pool_ != nullptr) pool_->cancel(this);
   if (ticket_ != nullptr) ticket_->waiter = nullptr;  // the rows are still inserted

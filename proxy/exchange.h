@@ -142,7 +142,6 @@ class Exchange final : public UpstreamClient,
 
   uint64_t body_share() const;
   void admitted();
-  void release_share();
   void respond_memory_full();
 
   void route();
@@ -159,7 +158,6 @@ class Exchange final : public UpstreamClient,
   // A batchable INSERT's whole body is here: wait_for_columns() (RowBinary),
   // batch_data() (decoded), split_batchable(), key_by_chunk(), hand_over()
   // to the spool or the batcher; or forward() alone.
-  struct MemoryCharge;
   void submit_batch();
   bool wait_for_columns();
   bool batch_data(std::string& decoded, MemoryCharge& charge, std::string_view& data);
@@ -214,7 +212,7 @@ class Exchange final : public UpstreamClient,
 
   // Memory budget: the bytes taken for this request (its share), and what
   // it waits for while kAdmitting.
-  uint64_t share_ = 0;
+  MemoryCharge share_;
   uint64_t need_ = 0;
 
   // An encoded body whose SQL is inside it (kDecoding): decoded whole,

@@ -96,4 +96,32 @@ class MemoryBudget {
   std::deque<Waiting> waiters_;
 };
 
+// Bytes held against a budget, given back once: by release() or when the
+// charge goes away. REQUIRES: the budget outlives the charge.
+class MemoryCharge {
+ public:
+  explicit MemoryCharge(MemoryBudget& budget) : budget_(budget) {}
+  ~MemoryCharge() { release(); }
+  MemoryCharge(const MemoryCharge&) = delete;
+  MemoryCharge& operator=(const MemoryCharge&) = delete;
+
+  // Counts `bytes` more against the budget (MemoryBudget::take).
+  void take(uint64_t bytes) {
+    budget_.take(bytes);
+    bytes_ += bytes;
+  }
+  // Holds `bytes` the caller took from the budget already.
+  void adopt(uint64_t bytes) { bytes_ += bytes; }
+  void release() {
+    if (bytes_ == 0) return;
+    budget_.give(bytes_);
+    bytes_ = 0;
+  }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  MemoryBudget& budget_;
+  uint64_t bytes_ = 0;
+};
+
 }  // namespace chsidecar

@@ -5,7 +5,6 @@
 
 #include "batcher.h"
 #include "config.h"
-#include "memory_budget.h"
 #include "metrics.h"
 
 namespace chsidecar {
@@ -27,7 +26,6 @@ SpooledRows::SpooledRows(Batcher& batcher, MemoryBudget& memory, const Spool& sp
                          std::shared_ptr<const BatchTarget> target, const RowChunk& chunk,
                          uint64_t charged)
     : batcher_(batcher),
-      memory_(memory),
       spool_(spool),
       config_(config),
       metrics_(metrics),
@@ -35,18 +33,12 @@ SpooledRows::SpooledRows(Batcher& batcher, MemoryBudget& memory, const Spool& sp
       rows_(chunk.rows),
       row_count_(chunk.row_count),
       needs_newline_(chunk.needs_newline),
-      charged_(charged) {}
-
-SpooledRows::~SpooledRows() { release(); }
-
-void SpooledRows::release() {
-  if (charged_ == 0) return;
-  memory_.give(charged_);
-  charged_ = 0;
+      charge_(memory) {
+  charge_.adopt(charged);
 }
 
 void SpooledRows::spool_durable(bool ok) {
-  release();  // the batcher counts them from here
+  charge_.release();  // the batcher counts them from here
   if (ok) batcher_.add(*target_, spooled_chunk(record()), nullptr, id);
   BatchWaiter* to = waiter;
   if (to == nullptr) return;

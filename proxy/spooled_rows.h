@@ -19,6 +19,7 @@
 #include <string>
 
 #include "batch_target.h"
+#include "memory_budget.h"
 #include "rows.h"
 #include "spool.h"
 #include "spool_record.h"
@@ -26,7 +27,6 @@
 namespace chsidecar {
 
 class Batcher;
-class MemoryBudget;
 struct BatchMetrics;
 struct Config;
 
@@ -44,7 +44,6 @@ class SpooledRows final : public BatchTicket, public SpoolWaiter {
   SpooledRows(Batcher& batcher, MemoryBudget& memory, const Spool& spool, const Config& config,
               BatchMetrics& metrics, std::shared_ptr<const BatchTarget> target,
               const RowChunk& chunk, uint64_t charged);
-  ~SpooledRows();
   SpooledRows(const SpooledRows&) = delete;
   SpooledRows& operator=(const SpooledRows&) = delete;
 
@@ -55,10 +54,7 @@ class SpooledRows final : public BatchTicket, public SpoolWaiter {
   void spool_durable(bool ok) override;
 
  private:
-  void release();
-
   Batcher& batcher_;
-  MemoryBudget& memory_;
   const Spool& spool_;
   const Config& config_;
   BatchMetrics& metrics_;
@@ -66,7 +62,7 @@ class SpooledRows final : public BatchTicket, public SpoolWaiter {
   std::string rows_;
   size_t row_count_ = 0;
   bool needs_newline_ = false;
-  uint64_t charged_ = 0;
+  MemoryCharge charge_;  // the rows' bytes, until they reach the batcher
 };
 
 // Hands the records of `replay` to `batcher`. REQUIRES: the batcher is set

@@ -86,3 +86,20 @@ TEST_CASE("expire returns the waiters past their deadline; cancel removes one") 
   CHECK(granted[0] == &d);
   CHECK(b.used() == 1);
 }
+
+TEST_CASE("a charge gives back what it holds once: on release or when it goes away") {
+  MemoryBudget b(100);
+  {
+    MemoryCharge charge(b);
+    charge.take(30);  // counted here
+    CHECK(b.try_take(20));
+    charge.adopt(20);  // taken by the caller
+    CHECK(b.used() == 50);
+    CHECK(charge.bytes() == 50);
+    charge.release();
+    charge.release();  // nothing left to give
+    CHECK(b.used() == 0);
+    charge.take(10);
+  }
+  CHECK(b.used() == 0);
+}
