@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <utility>
+
 #include "native_format.h"
 #include "row_binary.h"
 
@@ -314,40 +316,40 @@ bool needs_table_structure(RowFormat format) {
          format == RowFormat::kRowBinaryWithDefaults;
 }
 
+namespace {
+
+// Every name ClickHouse takes for a format the splitter reads; a format's
+// first name is the one written back (row_format_name).
+constexpr std::pair<std::string_view, RowFormat> kFormatNames[] = {
+    {"JSONEachRow", RowFormat::kJSONEachRow},
+    {"CSV", RowFormat::kCSV},
+    {"CSVWithNames", RowFormat::kCSVWithNames},
+    {"CSVWithNamesAndTypes", RowFormat::kCSVWithNamesAndTypes},
+    {"TSV", RowFormat::kTSV},
+    {"TabSeparated", RowFormat::kTSV},
+    {"TSVWithNames", RowFormat::kTSVWithNames},
+    {"TabSeparatedWithNames", RowFormat::kTSVWithNames},
+    {"TSVWithNamesAndTypes", RowFormat::kTSVWithNamesAndTypes},
+    {"TabSeparatedWithNamesAndTypes", RowFormat::kTSVWithNamesAndTypes},
+    {"Values", RowFormat::kValues},
+    {"Native", RowFormat::kNative},
+    {"RowBinaryWithNamesAndTypes", RowFormat::kRowBinaryWithNamesAndTypes},
+    {"RowBinary", RowFormat::kRowBinary},
+    {"RowBinaryWithNames", RowFormat::kRowBinaryWithNames},
+    {"RowBinaryWithDefaults", RowFormat::kRowBinaryWithDefaults},
+};
+
+}  // namespace
+
 std::optional<RowFormat> row_format(std::string_view name) {
-  if (name == "JSONEachRow") return RowFormat::kJSONEachRow;
-  if (name == "CSV") return RowFormat::kCSV;
-  if (name == "CSVWithNames") return RowFormat::kCSVWithNames;
-  if (name == "CSVWithNamesAndTypes") return RowFormat::kCSVWithNamesAndTypes;
-  if (name == "TSV" || name == "TabSeparated") return RowFormat::kTSV;
-  if (name == "TSVWithNames" || name == "TabSeparatedWithNames") return RowFormat::kTSVWithNames;
-  if (name == "TSVWithNamesAndTypes" || name == "TabSeparatedWithNamesAndTypes")
-    return RowFormat::kTSVWithNamesAndTypes;
-  if (name == "Values") return RowFormat::kValues;
-  if (name == "Native") return RowFormat::kNative;
-  if (name == "RowBinaryWithNamesAndTypes") return RowFormat::kRowBinaryWithNamesAndTypes;
-  if (name == "RowBinary") return RowFormat::kRowBinary;
-  if (name == "RowBinaryWithNames") return RowFormat::kRowBinaryWithNames;
-  if (name == "RowBinaryWithDefaults") return RowFormat::kRowBinaryWithDefaults;
+  for (const auto& [known, format] : kFormatNames)
+    if (known == name) return format;
   return std::nullopt;
 }
 
 std::string_view row_format_name(RowFormat format) {
-  switch (format) {
-    case RowFormat::kJSONEachRow: return "JSONEachRow";
-    case RowFormat::kCSV: return "CSV";
-    case RowFormat::kCSVWithNames: return "CSVWithNames";
-    case RowFormat::kCSVWithNamesAndTypes: return "CSVWithNamesAndTypes";
-    case RowFormat::kTSV: return "TSV";
-    case RowFormat::kTSVWithNames: return "TSVWithNames";
-    case RowFormat::kTSVWithNamesAndTypes: return "TSVWithNamesAndTypes";
-    case RowFormat::kValues: return "Values";
-    case RowFormat::kNative: return "Native";
-    case RowFormat::kRowBinaryWithNamesAndTypes: return "RowBinaryWithNamesAndTypes";
-    case RowFormat::kRowBinary: return "RowBinary";
-    case RowFormat::kRowBinaryWithNames: return "RowBinaryWithNames";
-    case RowFormat::kRowBinaryWithDefaults: return "RowBinaryWithDefaults";
-  }
+  for (const auto& [name, known] : kFormatNames)
+    if (known == format) return name;
   return "";
 }
 

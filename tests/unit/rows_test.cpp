@@ -54,6 +54,18 @@ TEST_CASE("row_format maps ClickHouse format names") {
   CHECK_FALSE(row_format("CSV ").has_value());
 }
 
+TEST_CASE("row_format_name writes a format's first name, which row_format reads back") {
+  CHECK(row_format_name(RowFormat::kTSV) == "TSV");
+  CHECK(row_format_name(RowFormat::kTSVWithNamesAndTypes) == "TSVWithNamesAndTypes");
+  CHECK(row_format_name(RowFormat::kRowBinaryWithDefaults) == "RowBinaryWithDefaults");
+  for (RowFormat f : {RowFormat::kJSONEachRow, RowFormat::kCSV, RowFormat::kCSVWithNames,
+                      RowFormat::kCSVWithNamesAndTypes, RowFormat::kTSV, RowFormat::kTSVWithNames,
+                      RowFormat::kTSVWithNamesAndTypes, RowFormat::kValues, RowFormat::kNative,
+                      RowFormat::kRowBinaryWithNamesAndTypes, RowFormat::kRowBinary,
+                      RowFormat::kRowBinaryWithNames, RowFormat::kRowBinaryWithDefaults})
+    CHECK(row_format(row_format_name(f)) == f);
+}
+
 TEST_CASE("chunk_separator joins chunks of each format") {
   CHECK(chunk_separator(kJSON) == "\n");
   CHECK(chunk_separator(kValues) == ",");
