@@ -50,6 +50,10 @@ std::string remove_params(std::string_view query, const std::vector<QueryParam>&
 // takes its first occurrence.
 const QueryParam* find_param(const std::vector<QueryParam>& params, std::string_view name);
 
+// The parameters that say whom a request runs as and where: its
+// credentials and its default database.
+inline constexpr std::string_view kUserParams[] = {"user", "password", "quota_key", "database"};
+
 // A setting: ClickHouse applies settings in order, so the last one counts.
 const QueryParam* find_setting(const std::vector<QueryParam>& params, std::string_view name);
 

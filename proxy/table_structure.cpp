@@ -95,7 +95,7 @@ std::string structure_key(std::string_view table, const std::vector<QueryParam>&
     key.push_back('=');
     key.append(value);
   };
-  for (const char* name : {"user", "password", "quota_key", "database"})
+  for (std::string_view name : kUserParams)
     if (const QueryParam* p = find_param(params, name)) add(name, p->value);
   for (const char* name : kBatchKeyHeaders)
     if (const Header* h = find_header(headers, name)) add(name, h->value);

@@ -1,6 +1,7 @@
 #include "user_query.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "request.h"
 
@@ -22,7 +23,7 @@ void UserQuery::start(UpstreamSink& sink, std::string_view sql, std::string_view
   std::vector<QueryParam> params = parse_query(target.query);
   std::vector<std::string_view> not_credentials;
   for (const QueryParam& p : params)
-    if (p.name != "user" && p.name != "password" && p.name != "database" && p.name != "quota_key")
+    if (std::ranges::find(kUserParams, p.name) == std::end(kUserParams))
       not_credentials.push_back(p.name);
   std::string rest = remove_params(target.query, params, not_credentials);
   UpstreamRequest request;
