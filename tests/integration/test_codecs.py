@@ -96,12 +96,16 @@ async def post_all(base: str, requests: list[tuple[str, bytes, dict]]) -> list[t
         return await asyncio.gather(*(one(*req) for req in requests))
 
 
-def requests_for(table: str, fmt: str, encoding: str, n: int, per: int, *, sql_in_body=False,
-                 extra: str = "", ch=None) -> list[tuple[str, bytes, dict]]:
+def row_bodies(fmt: str, n: int, per: int, ch=None) -> list[bytes]:
+    """`n` bodies of `per` rows each (ids 0.. in order)."""
+    return [rows(fmt, k * per, per, ch) for k in range(n)]
+
+
+def requests_for(table: str, fmt: str, encoding: str, bodies: list[bytes], *, sql_in_body=False,
+                 extra: str = "") -> list[tuple[str, bytes, dict]]:
     sql = f"INSERT INTO {table} FORMAT {fmt}"
     out = []
-    for k in range(n):
-        data = rows(fmt, k * per, per, ch)
+    for data in bodies:
         if sql_in_body:
             path, plain = "/?" + extra.lstrip("&"), (sql + "\n").encode() + data
         else:
@@ -129,16 +133,15 @@ def test_encoded_inserts_batch_and_equal_direct(clickhouse, codec_sidecar, fmt, 
     for t in (via, direct):
         clickhouse.query(f"CREATE TABLE {t} ({COLUMNS}) ENGINE = MergeTree ORDER BY id")
     n, per = 16, 3
-    answers = asyncio.run(post_all(sc.url, requests_for(via, fmt, encoding, n, per, sql_in_body=sql_in_body,
-                                                        ch=clickhouse)))
+    bodies = row_bodies(fmt, n, per, clickhouse)
+    answers = asyncio.run(post_all(sc.url, requests_for(via, fmt, encoding, bodies, sql_in_body=sql_in_body)))
     assert all(status == 200 for status, _ in answers), answers[:3]
     got = flushes(sc, via)
     assert sum(r for r, _, _, _ in got) == n * per
     assert sum(q for _, q, _, _ in got) == n, got
     assert max(q for _, q, _, _ in got) > 1, f"never batched: {got}"
-    direct_answers = asyncio.run(post_all(clickhouse.http_url, requests_for(direct, fmt, encoding, n, per,
-                                                                           sql_in_body=sql_in_body,
-                                                                           ch=clickhouse)))
+    direct_answers = asyncio.run(post_all(clickhouse.http_url, requests_for(direct, fmt, encoding, bodies,
+                                                                           sql_in_body=sql_in_body)))
     if server_takes(encoding):
         assert all(status == 200 for status, _ in direct_answers), direct_answers[:3]
         assert dump(clickhouse, via) == dump(clickhouse, direct)
@@ -146,8 +149,7 @@ def test_encoded_inserts_batch_and_equal_direct(clickhouse, codec_sidecar, fmt, 
         # 18.16 does not know lz4 or zstd: direct gets code 89; through the
         # sidecar the rows land as the plain rows do direct.
         assert all(b"Code: 89" in body for _, body in direct_answers), direct_answers[:1]
-        clickhouse.query(f"INSERT INTO {direct} FORMAT {fmt}",
-                         b"".join(rows(fmt, k * per, per, clickhouse) for k in range(n)))
+        clickhouse.query(f"INSERT INTO {direct} FORMAT {fmt}", b"".join(bodies))
         assert dump(clickhouse, via) == dump(clickhouse, direct)
 
 
@@ -278,7 +280,7 @@ def test_upstream_compression(clickhouse, start_sidecar, coding):
     assert f"upstream_compression coding={effective}" in sc.stderr_text()
     table = uniq("codec_up")
     clickhouse.query(f"CREATE TABLE {table} ({COLUMNS}) ENGINE = MergeTree ORDER BY id")
-    answers = asyncio.run(post_all(sc.url, requests_for(table, "JSONEachRow", "lz4", 20, 50)))
+    answers = asyncio.run(post_all(sc.url, requests_for(table, "JSONEachRow", "lz4", row_bodies("JSONEachRow", 20, 50))))
     assert all(s == 200 for s, _ in answers), answers[:2]
     got = flushes(sc, table)
     assert sum(r for r, _, _, _ in got) == 1000
@@ -305,7 +307,8 @@ def test_spooled_encoded_bodies(clickhouse, start_sidecar, tmp_path, encoding):
                        "--flush-delay-min", "50ms", "--early-ack-proof", "0")
     table = uniq("codec_spool")
     clickhouse.query(f"CREATE TABLE {table} ({COLUMNS}) ENGINE = MergeTree ORDER BY id")
-    reqs = requests_for(table, "JSONEachRow", encoding, 12, 2, sql_in_body=True, extra="&wait_for_async_insert=0")
+    reqs = requests_for(table, "JSONEachRow", encoding, row_bodies("JSONEachRow", 12, 2),
+                        sql_in_body=True, extra="&wait_for_async_insert=0")
     answers = asyncio.run(post_all(sc.url, reqs))
     assert all(s == 200 for s, _ in answers), answers[:2]
     assert wait_until(lambda: clickhouse.query(f"SELECT count() FROM {table} FORMAT TSV") == b"24\n", 10)
