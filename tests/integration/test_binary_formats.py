@@ -233,28 +233,6 @@ def test_native_blocks_of_other_structures_are_separate_batches(clickhouse, star
     assert len(fl) >= 2
 
 
-def test_native_spooled_early_answers_land_as_direct(clickhouse, start_sidecar, tmp_path):
-    sc = start(start_sidecar, clickhouse, "--spool-dir", str(tmp_path / "spool"))
-    n = 60
-    src = source(clickhouse, n)
-    via, direct = make_tables(clickhouse, 2)
-    bs = bodies(clickhouse, src, "Native", n)
-    params = {"wait_for_async_insert": "0"}
-    # The first request proves the key (its answer waits for the commit).
-    first = req(f"INSERT INTO {via} FORMAT Native", bs[0], params=params)
-    assert_all_ok(send_all(sc.url, [first]))
-    rest = [req(f"INSERT INTO {via} FORMAT Native", b, params=params) for b in bs[1:]]
-    assert_all_ok(send_all(sc.url, rest, concurrency=32), "spooled Native INSERTs")
-    for b in bs:
-        assert send_direct(clickhouse, req(f"INSERT INTO {direct} FORMAT Native", b))[0] == 200
-    wait_flush_lines(sc, via, n)
-    for _ in range(100):
-        if dump(clickhouse, via) == dump(clickhouse, direct):
-            break
-        time.sleep(0.1)
-    compare(clickhouse, via, direct)
-
-
 def test_clickhouse_connect_insert_shape_batched_and_spooled(clickhouse, start_sidecar, tmp_path,
                                                             capsys):
     """clickhouse-connect's INSERT, byte for byte in shape: no `query`
