@@ -18,10 +18,9 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from typing import Callable, Optional
+from typing import Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_DIR = os.path.join(REPO, "bench")
@@ -150,6 +149,11 @@ class ProcSampler:
 
 # -- processes ------------------------------------------------------------------
 
+def up_to_date(exe: str, sources: list[str]) -> bool:
+    """True when the built `exe` is newer than every one of its sources."""
+    return os.path.exists(exe) and os.path.getmtime(exe) >= max(map(os.path.getmtime, sources))
+
+
 class Served:
     """A server process listening on self.port, its output in a log file
     under log_dir; stop() sends SIGTERM and waits."""
@@ -232,8 +236,7 @@ class BareServer:
         exe = os.path.join(out_dir, "bare_server")
         srcs = [BareServer.SRC] + [f"/usr/share/llhttp/{n}.c"
                                    for n in ("llhttp", "api", "http")]
-        if (os.path.exists(exe) and os.path.getmtime(exe)
-                >= max(os.path.getmtime(s) for s in srcs)):
+        if up_to_date(exe, srcs):
             return exe
         os.makedirs(out_dir, exist_ok=True)
         cmd = ["cc", "-O2", "-I/usr/share/include/llhttp", *srcs, "-luv", "-o", exe]
@@ -289,8 +292,7 @@ class Peer(Served):
                           "(set CHSIDECAR_PEERS_DIR to the folder holding build.sh)")
         exe = os.path.join(out_dir, "clickhouse-bulk")
         srcs = [os.path.join(Peer.PEERS_DIR, n) for n in os.listdir(Peer.PEERS_DIR)]
-        if (os.path.exists(exe) and os.path.getmtime(exe)
-                >= max(os.path.getmtime(s) for s in srcs)):
+        if up_to_date(exe, srcs):
             return exe, f"cached {exe}"
         os.makedirs(out_dir, exist_ok=True)
         sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
@@ -317,7 +319,6 @@ class Peer(Served):
                "dump_dir": base + "-dumps",
                "clickhouse": {"down_timeout": 60, "connect_timeout": 10,
                               "servers": [upstream]}}
-        self.config = cfg
         with open(base + ".json", "w") as f:
             json.dump(cfg, f)
         self._start(cpus.prefix(cpus.sidecar) + [exe, "-config", base + ".json"],

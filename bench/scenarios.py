@@ -98,43 +98,39 @@ class Context:
             srv.kill()  # its data is thrown away: no need for a clean shutdown
             srv.close()
 
-    @contextlib.contextmanager
     def sidecar(self, upstream: str, *args: str, name: str = "sidecar"):
-        sc = bl.Sidecar(self.sidecar_bin, upstream, list(args), self.cpus,
-                        self.log_dir, name)
+        return self.supervised(bl.Sidecar(self.sidecar_bin, upstream, list(args), self.cpus,
+                                          self.log_dir, name), name, scan_log=True)
+
+    def peer(self, upstream: str, name: str):
+        # it exits 1 after a clean SIGTERM shutdown
+        return self.supervised(bl.Peer(self.peer_exe, upstream, self.cpus,
+                                       os.path.join(self.out_dir, "tmp"), self.log_dir, name),
+                               name, ok_codes=(0, 1, -15))
+
+    @contextlib.contextmanager
+    def supervised(self, srv: bl.Served, name: str, ok_codes=(0,), scan_log: bool = False):
+        """Yields the started `srv`, then stops it. An anomaly is recorded
+        when it died during the run or exits with a code not in `ok_codes`
+        and, with `scan_log`, for the warn and error lines of its log."""
         try:
-            yield sc
+            yield srv
         finally:
-            died = not sc.alive()
-            rc = sc.stop()
-            text = sc.log_text()
-            if died or rc != 0:
+            died = not srv.alive()
+            rc = srv.stop()
+            text = srv.log_text()
+            if died or rc not in ok_codes:
                 self.anomalies.append({
-                    "scenario": name, "what": f"sidecar exit code {rc}"
+                    "scenario": name, "what": f"{srv.what} exit code {rc}"
                     + (" (died during the run)" if died else " after SIGTERM"),
-                    "cmd": " ".join(sc.cmd), "log_tail": text[-2000:]})
+                    "cmd": " ".join(srv.cmd), "log_tail": text[-2000:]})
             bad = [l for l in text.splitlines()
                    if (" error " in l or " warn " in l or "fatal" in l.lower())
-                   and not any(b in l for b in BENIGN_LOG_EVENTS)]
+                   and not any(b in l for b in BENIGN_LOG_EVENTS)] if scan_log else []
             if bad:
                 self.anomalies.append({
                     "scenario": name, "what": f"{len(bad)} warn/error log lines",
-                    "cmd": " ".join(sc.cmd), "first_lines": bad[:10]})
-
-    @contextlib.contextmanager
-    def peer(self, upstream: str, name: str):
-        p = bl.Peer(self.peer_exe, upstream, self.cpus, os.path.join(self.out_dir, "tmp"),
-                    self.log_dir, name)
-        try:
-            yield p
-        finally:
-            died = not p.alive()
-            rc = p.stop()
-            # it exits 1 after a clean SIGTERM shutdown
-            if died or rc not in (0, 1, -15):
-                self.anomalies.append({"scenario": name, "what": f"peer exit code {rc}"
-                                       + (" (died during the run)" if died else ""),
-                                       "cmd": " ".join(p.cmd)})
+                    "cmd": " ".join(srv.cmd), "first_lines": bad[:10]})
 
     def close(self) -> None:
         if self._ch is not None:
@@ -188,8 +184,8 @@ def _bars(ax, groups, series, get, colors=None, fmt="{:.0f}", labels=None):
             ys.append(d["median"])
             lo.append(d["median"] - d["min"])
             hi.append(d["max"] - d["median"])
-        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=(labels or {}).get(s, s),
-                      color=colors[i % len(colors)])
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=(labels or {}).get(s, s),
+               color=colors[i % len(colors)])
         for x, y in zip(xs, ys):
             ax.annotate(fmt.format(y), (x, y), ha="center", va="bottom",
                         fontsize=7, xytext=(0, 2), textcoords="offset points")
@@ -240,6 +236,14 @@ def _sides(runs: dict, **ratios) -> dict:
     return out
 
 
+def _cpu_per_request(r: dict, processes) -> None:
+    """<name>_cpu_us_per_req for each sampled process (ProcSampler's
+    utime + stime over the run, all threads) ÷ the requests wrk sent."""
+    for k in processes:
+        if f"{k}_cpu_s" in r:
+            r[f"{k}_cpu_us_per_req"] = round(r[f"{k}_cpu_s"] * 1e6 / max(r["requests"], 1), 1)
+
+
 def _ratio(s: dict, a: str, b: str, key: str) -> float:
     den = med(s[b], key)
     return round(med(s[a], key) / den, 3) if den else float("inf")
@@ -263,13 +267,14 @@ def run_passthrough(ctx: Context) -> dict:
         targets = {"direct": ch.http_url, "sidecar": sc.url}
         procs = {"sidecar": sc.pid, "clickhouse": ch.pid}
         if nginx_ok:
-            ngx = bl.ReferenceProxy(ch.http_url, ctx.cpus, os.path.join(ctx.out_dir, "tmp"),
-                                    ctx.log_dir, "passthrough")
-            stack.callback(ngx.stop)
+            ngx = stack.enter_context(ctx.supervised(bl.ReferenceProxy(
+                ch.http_url, ctx.cpus, os.path.join(ctx.out_dir, "tmp"), ctx.log_dir, "passthrough"),
+                "passthrough nginx"))
             targets["nginx"] = ngx.url
             procs["nginx"] = ngx.worker_pid
         else:
             bl.log(f"passthrough: nginx left out: {nginx_note}")
+        res["targets"] = list(targets)
         for conns in (16, 256):
             for t, base in targets.items():
                 ctx.wrk.run(base + "/?query=SELECT%201", conns, ctx.warmup)
@@ -278,9 +283,7 @@ def run_passthrough(ctx: Context) -> dict:
                 with bl.ProcSampler(procs) as smp:
                     r = ctx.wrk.run(targets[t] + "/?query=SELECT%201", conns, ctx.duration)
                 r.update(smp.flat())
-                if t in ("sidecar", "nginx"):
-                    r["proxy_cpu_us_per_req"] = round(
-                        r[f"{t}_cpu_s"] * 1e6 / max(r["requests"], 1), 1)
+                _cpu_per_request(r, procs)
                 bl.log(f"passthrough c={conns} {t} run {i + 1}: {r['rps']:.0f} req/s "
                        f"p50 {r['p50_ms']:.2f} ms errors {r['errors']} "
                        f"proxy cpu {r.get(t + '_cpu_pct', '-')}%")
@@ -303,7 +306,7 @@ def plot_passthrough(res: dict, path: str) -> None:
     from matplotlib.ticker import FuncFormatter
     bc = res["by_connections"]
     groups = list(bc)
-    sides = [t for t in ("direct", "sidecar", "nginx") if t in bc[groups[0]]]
+    sides = res["targets"]
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
     _bars(axes[0], [f"c={g}" for g in groups], sides,
           lambda g, s: bc[g[2:]][s]["rps"])
@@ -322,11 +325,11 @@ def plot_passthrough(res: dict, path: str) -> None:
 @table("passthrough")
 def table_passthrough(res: dict) -> str:
     bc = res["by_connections"]
-    sides = [t for t in ("direct", "sidecar", "nginx") if t in next(iter(bc.values()))]
+    sides = res["targets"]
 
     def cells(t: str, d: dict) -> str:
         px = (f"{_md_cell(d[t + '_cpu_pct'])} | "
-              f"{_md_cell(d['proxy_cpu_us_per_req'], '{:.1f}')} | "
+              f"{_md_cell(d[t + '_cpu_us_per_req'], '{:.1f}')} | "
               f"{d[t + '_rss_peak_kib']['median'] / 1024:.1f}"
               if t != "direct" else "– | – | –")
         return (f"{_md_cell(d['rps'])} | {_md_cell(d['p50_ms'], '{:.2f}')} "
@@ -702,18 +705,14 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
             pids["sidecar"] = sc.pid
         if pr:
             pids["peer"] = pr.pid
-        # utime + stime over the run (all threads), for CPU per request
-        ticks0 = {k: bl.proc_cpu_ticks(p) for k, p in pids.items()}
         with bl.ProcSampler(pids) as smp:
             r = ctx.wrk.run(url, conns, duration, scripts=(script,),
                             script_args=script_args or (rows_per_req, 32, 10 ** 12))
-        for k, p in pids.items():
-            r[f"{k}_cpu_us_per_req"] = round((bl.proc_cpu_ticks(p) - ticks0[k])
-                                             * 1e6 / bl.CLK_TCK / max(r["requests"], 1), 1)
         t_end = time.monotonic()
         m1 = sc.metrics() if sc else {}
         b1 = _block(ch)
         r.update(smp.flat())
+        _cpu_per_request(r, pids)
         r["rows_per_s"] = round(r["ok_per_s"] * rows_per_req, 1)
         r["parts"] = b1 - b0
         r["parts_per_s"] = round((b1 - b0) / r["secs"], 2)
