@@ -964,7 +964,7 @@ def run_insert_spool(ctx: Context) -> dict:
                       **{t: {k: runs[t][i][k] for k in ROUND_KEYS if k in runs[t][i]}
                          for t in targets}} for i in range(_insert_runs(ctx))]
     for rd in res["rounds"]:
-        for t in targets[::2]:  # direct and peer
+        for t in (t for t in targets if t != "sidecar"):
             if rd[t]["rows_per_s"]:
                 rd[f"sidecar_over_{t}"] = round(rd["sidecar"]["rows_per_s"] / rd[t]["rows_per_s"], 3)
     ratios = dict(INSERT_RATIOS)
@@ -979,7 +979,8 @@ def run_insert_spool(ctx: Context) -> dict:
     return res
 
 
-# What the per-round table shows of each side's run.
+# What the results keep of each side's run, round by round (the per-round
+# table shows rows/s and p99).
 ROUND_KEYS = ("rows_per_s", "p50_ms", "p99_ms", "parts_per_s", "parts_landed", "rows_acked",
               "rows_landed", "sidecar_cpu_us_per_req", "peer_cpu_us_per_req")
 
