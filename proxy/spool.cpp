@@ -162,6 +162,12 @@ bool Spool::open(std::string& error, SpoolReplay& replay) {
              {"replay_batches", std::to_string(replay.batches.size())},
              {"replay_rows", std::to_string(replayed_rows)},
              {"damaged_segments", std::to_string(scanned.damaged)}});
+  if (replay.unsent_of_partly_gone_batches > 0)
+    log_event(LogLevel::kWarn, "spool_batch_partly_gone",
+              {{"records", std::to_string(replay.unsent_of_partly_gone_batches)},
+               {"effect", "sent again as new rows: their batch's other records ended on a full "
+                          "disk before a commit record (or were damaged), so if that batch was "
+                          "inserted before the restart, these rows are inserted twice"}});
   return true;
 }
 
@@ -230,7 +236,7 @@ uint64_t Spool::adopt_segments(Scanned& scanned, SpoolReplay& replay, size_t& re
     last_seq = seq;
   }
   live_records = live.size();
-  replay = group_for_replay(batches, std::move(live));
+  replay = group_for_replay(batches, std::move(live), scanned.committed);
   return last_seq;
 }
 
@@ -298,24 +304,34 @@ Spool::Append Spool::append(const SpoolRows& data, uint64_t& id,
   return Append::kQueued;
 }
 
+Spool::Segment* Spool::segment_of(uint64_t id) {
+  for (Segment& s : segments_) {
+    if (id > s.last_id) continue;
+    return id >= s.first_id ? &s : nullptr;
+  }
+  return nullptr;
+}
+
 void Spool::committed(const std::vector<uint64_t>& ids) {
   if (ids.empty() || closed_) return;
   for (uint64_t id : ids) {
-    for (Segment& s : segments_) {
-      if (id > s.last_id) continue;
-      if (id >= s.first_id && s.live > 0) --s.live;
-      break;
-    }
+    Segment* s = segment_of(id);
+    if (s == nullptr || s->live == 0) continue;
+    --s->live;
+    ++s->unrecorded;
   }
   pending_commits_.insert(pending_commits_.end(), ids.begin(), ids.end());
   recycle();
   kick();
 }
 
-// Ends the oldest segments once nothing in them is live; never the active
-// one. One full-sized segment is kept for reuse; the others are deleted.
+// Ends the oldest segments once nothing in them is live and their commit
+// records are on disk (on a full disk, once nothing is live: its room is
+// needed); never the active one. One full-sized segment is kept for reuse;
+// the others are deleted.
 void Spool::recycle() {
-  while (segments_.size() > 1 && segments_.front().live == 0) {
+  while (segments_.size() > 1 && segments_.front().live == 0 &&
+         (segments_.front().unrecorded == 0 || write_error_ != 0)) {
     const Segment& done = segments_.front();
     if (spare_ == Spare::kNone && done.bytes >= segment_limit() && write_error_ == 0) {
       spare_ = Spare::kRenaming;
@@ -431,6 +447,8 @@ void Spool::on_written(uv_work_t* work, int status) noexcept {
     self->group_done(false);
     return;
   }
+  for (uint64_t id : self->group_commits_)
+    if (Segment* s = self->segment_of(id); s != nullptr && s->unrecorded > 0) --s->unrecorded;
   self->group_commits_.clear();
   if (self->write_error_ != 0) {
     log_event(LogLevel::kInfo, "spool_writable_again",
@@ -438,6 +456,7 @@ void Spool::on_written(uv_work_t* work, int status) noexcept {
     self->write_error_ = 0;
     if (self->probe_timer_ != nullptr) uv_timer_stop(self->probe_timer_);
   }
+  self->recycle();
   ++self->fsyncs_;
   if (self->on_fsync_) self->on_fsync_(double(uv_hrtime() - self->group_started_ns_) / 1e9);
   uint64_t records = self->group_.size() - kSpoolFrameBytes;  // without the end mark
@@ -598,6 +617,7 @@ void Spool::enter_unwritable(int error) {
   }
   // Its records' space returns only once a fresh segment takes appends.
   if (fd_ >= 0 && segments_.back().bytes > 0) retire_active_ = true;
+  recycle();  // what waited for its commit records only
   if (closed_) return;
   if (probe_timer_ == nullptr) {
     probe_timer_ = make_handle<uv_timer_t>();

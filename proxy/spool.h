@@ -32,8 +32,11 @@
 // then), so appends never wait for a file to open (should that open still be
 // running at the limit, appends go on a little past it). When a batch commits,
 // a commit record naming its spooled ids is appended; a segment is done
-// once every data record in it and in all older segments is committed, so
-// segments end oldest first and commit records never outlive their need.
+// once every data record in it and in all older segments is committed and
+// the commit records saying so are on disk, so segments end oldest first,
+// commit records never outlive their need, and a batch record never
+// outlives some of its rows while others are replayed as unsent (a batch
+// spans segments; sent again as new rows, the rest would be inserted twice).
 // One done segment is kept for reuse: renamed spare.log at once (start-up
 // never reads it, so its committed records cannot come back), and later
 // renamed to the next segment's name, its first frame zeroed and the
@@ -66,9 +69,12 @@
 // memory, and every second a probe writes what waits (at least the end
 // mark, with its fdatasync) until one succeeds. Meanwhile the active segment
 // is retired (a fresh, empty file takes over, and no done segment is kept as
-// spare.log), so the space of its records returns once they commit: a spool
-// that filled its disk recovers when the backlog drains, not only when space
-// is freed elsewhere. Start-up on a full disk (the write probe or the new
+// spare.log), and segments end as soon as their records commit, without
+// waiting for commit records that cannot be written, so the space of its
+// records returns once they commit: a spool that filled its disk recovers
+// when the backlog drains, not only when space is freed elsewhere. (The
+// price: a kill in such an episode may replay rows of a batch that spanned
+// an ended segment as new ones; start-up logs spool_batch_partly_gone.) Start-up on a full disk (the write probe or the new
 // segment fails with ENOSPC or EDQUOT) opens the spool the same way: its
 // records are replayed, early answers wait for room, and the segment file is
 // created by the probe if it could not be.
@@ -168,7 +174,8 @@ class Spool {
   struct Segment {
     uint64_t seq;
     uint64_t bytes = 0;
-    size_t live = 0;  // data records not yet committed
+    size_t live = 0;         // data records not yet committed
+    size_t unrecorded = 0;   // committed, but no commit record on disk says so yet
     // Ids only grow, so a segment's records have ids in [first_id, last_id]
     // and no other segment's do.
     uint64_t first_id = UINT64_MAX;
@@ -197,6 +204,8 @@ class Spool {
                           size_t& live_records);
   bool open_first_segment(uint64_t seq, int probe_error, std::string& error);
 
+  // The segment holding data record `id`, if it has not ended.
+  Segment* segment_of(uint64_t id);
   void kick();
   // After a group is durable with `in_spool` requests in the spool (its own
   // and those queued behind it): the next group waits for as many.

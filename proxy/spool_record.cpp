@@ -249,7 +249,8 @@ SpoolScan scan_segment(std::string_view contents, uint64_t segment) {
   return scan;
 }
 
-SpoolReplay group_for_replay(std::vector<SpoolBatch> batches, std::vector<SpoolData> live) {
+SpoolReplay group_for_replay(std::vector<SpoolBatch> batches, std::vector<SpoolData> live,
+                             const std::unordered_set<uint64_t>& committed) {
   SpoolReplay replay;
   std::unordered_map<uint64_t, size_t> last_batch;  // id -> index in batches
   for (size_t b = 0; b < batches.size(); ++b)
@@ -274,8 +275,15 @@ SpoolReplay group_for_replay(std::vector<SpoolBatch> batches, std::vector<SpoolD
       batch.records.push_back(std::move(live[i]));
     }
   }
-  for (size_t i = 0; i < live.size(); ++i)
-    if (!taken[i]) replay.unsent.push_back(std::move(live[i]));
+  std::vector<bool> partly_gone(batches.size(), false);
+  for (const auto& [id, b] : last_batch)
+    if (!at.count(id) && !committed.count(id)) partly_gone[b] = true;
+  for (size_t i = 0; i < live.size(); ++i) {
+    if (taken[i]) continue;
+    auto last = last_batch.find(live[i].id);
+    if (last != last_batch.end() && partly_gone[last->second]) ++replay.unsent_of_partly_gone_batches;
+    replay.unsent.push_back(std::move(live[i]));
+  }
   return replay;
 }
 

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "batch_target.h"
@@ -95,13 +96,20 @@ struct SpoolReplay {
   };
   std::vector<Batch> batches;    // as they were last sent, whole
   std::vector<SpoolData> unsent; // the others, in spool order
+  // Unsent records whose last batch also named records that are gone:
+  // neither on disk nor committed (a segment that ended on a full disk
+  // before its commit records were written, or damage). If that batch was
+  // inserted, these rows are inserted a second time.
+  size_t unsent_of_partly_gone_batches = 0;
 };
 
 // Groups `live` (the records not committed, in spool order) by `batches`
 // (every batch record, in spool order). A record goes back into the batch
 // that sent it last (a bisected half's record follows its whole's) if that
 // batch is whole: none of its records committed or lost, all of one key.
-SpoolReplay group_for_replay(std::vector<SpoolBatch> batches, std::vector<SpoolData> live);
+// `committed`: the ids of every commit record.
+SpoolReplay group_for_replay(std::vector<SpoolBatch> batches, std::vector<SpoolData> live,
+                             const std::unordered_set<uint64_t>& committed);
 
 // Bytes the frame adds to a payload.
 inline constexpr size_t kSpoolFrameBytes = 12;

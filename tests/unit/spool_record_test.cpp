@@ -461,7 +461,8 @@ std::vector<SpoolData> live_records(std::initializer_list<uint64_t> ids) {
 
 TEST_CASE("replay rebuilds the batches that were sent, and groups the rest anew") {
   // Batches {1,2,3} and {4,5} were sent; 6 and 7 never were.
-  SpoolReplay replay = group_for_replay(sent({{1, 2, 3}, {4, 5}}), live_records({1, 2, 3, 4, 5, 6, 7}));
+  SpoolReplay replay =
+      group_for_replay(sent({{1, 2, 3}, {4, 5}}), live_records({1, 2, 3, 4, 5, 6, 7}), {});
   REQUIRE(replay.batches.size() == 2);
   CHECK(ids_of(replay.batches[0].records) == std::vector<uint64_t>{1, 2, 3});
   CHECK(ids_of(replay.batches[1].records) == std::vector<uint64_t>{4, 5});
@@ -473,20 +474,24 @@ TEST_CASE("replay rebuilds the batches that were sent, and groups the rest anew"
 TEST_CASE("replay follows a bisection: the halves, not the whole") {
   // {1..4} was split into {1,2} (committed: not live) and {3,4}, then {3,4} into {3} and {4}.
   SpoolReplay replay =
-      group_for_replay(sent({{1, 2, 3, 4}, {1, 2}, {3, 4}, {3}, {4}}), live_records({3, 4}));
+      group_for_replay(sent({{1, 2, 3, 4}, {1, 2}, {3, 4}, {3}, {4}}), live_records({3, 4}), {1, 2});
   REQUIRE(replay.batches.size() == 2);
   CHECK(ids_of(replay.batches[0].records) == std::vector<uint64_t>{3});
   CHECK(ids_of(replay.batches[1].records) == std::vector<uint64_t>{4});
   CHECK(replay.unsent.empty());
+  CHECK(replay.unsent_of_partly_gone_batches == 0);
 }
 
 TEST_CASE("a batch that is no longer whole is not rebuilt") {
   // 2 was dead-lettered (committed) and 5's record was lost to damage.
-  SpoolReplay replay = group_for_replay(sent({{1, 2, 3}, {4, 5}, {}}), live_records({1, 3, 4, 6}));
+  SpoolReplay replay =
+      group_for_replay(sent({{1, 2, 3}, {4, 5}, {}}), live_records({1, 3, 4, 6}), {2});
   CHECK(replay.batches.empty());
   CHECK(ids_of(replay.unsent) == std::vector<uint64_t>{1, 3, 4, 6});
+  // 4's batch may have been inserted: 5 is gone, not known committed.
+  CHECK(replay.unsent_of_partly_gone_batches == 1);
   // An id named twice in one record is taken once.
-  replay = group_for_replay(sent({{8, 8}}), live_records({8}));
+  replay = group_for_replay(sent({{8, 8}}), live_records({8}), {});
   REQUIRE(replay.batches.size() == 1);
   CHECK(ids_of(replay.batches[0].records) == std::vector<uint64_t>{8});
 }
@@ -494,7 +499,7 @@ TEST_CASE("a batch that is no longer whole is not rebuilt") {
 TEST_CASE("a batch record naming records of two keys is not rebuilt") {
   std::vector<SpoolData> live = live_records({1, 2});
   live[1].target.key += "other";
-  SpoolReplay replay = group_for_replay(sent({{1, 2}}), std::move(live));
+  SpoolReplay replay = group_for_replay(sent({{1, 2}}), std::move(live), {});
   CHECK(replay.batches.empty());
   CHECK(ids_of(replay.unsent) == std::vector<uint64_t>{1, 2});
 }

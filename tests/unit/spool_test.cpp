@@ -1,13 +1,16 @@
-// Unit tests for spool.h's group commit: when the next group is written.
-// A real spool in a temporary directory, on a private loop.
+// Unit tests for spool.h: when the next group is written (group commit),
+// and when a segment may end. A real spool in a temporary directory, on a
+// private loop.
 #include <doctest/doctest.h>
 #include <uv.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "batcher.h"
 #include "config.h"
@@ -27,12 +30,13 @@ struct Durable : SpoolWaiter {
 
 class SpoolRig {
  public:
-  explicit SpoolRig(uint64_t group_wait_ms) {
+  explicit SpoolRig(uint64_t group_wait_ms, uint64_t segment_bytes = 8 << 20) {
     char tmpl[] = "/tmp/chsidecar-spool-test-XXXXXX";
     REQUIRE(mkdtemp(tmpl) != nullptr);
     dir_ = tmpl;
     config_.spool_dir = (std::filesystem::path(dir_) / "spool").string();
     config_.spool_group_wait_ms = group_wait_ms;
+    config_.spool_segment_bytes = segment_bytes;
     uv_loop_init(&loop_);
     spool_ = std::make_unique<Spool>(&loop_, config_);
     std::string error;
@@ -47,12 +51,37 @@ class SpoolRig {
     std::filesystem::remove_all(dir_);
   }
 
-  std::shared_ptr<Durable> append() {
+  std::shared_ptr<Durable> append(const std::string& rows = "{\"a\":1}\n") {
     auto waiter = std::make_shared<Durable>();
     uint64_t id = 0;
-    CHECK(spool_->append(SpoolRows{target_, "{\"a\":1}\n", 1, false}, id, waiter) ==
+    CHECK(spool_->append(SpoolRows{target_, rows, 1, false}, id, waiter) ==
           Spool::Append::kQueued);
     return waiter;
+  }
+
+  // What a start-up on a copy of the spool directory, taken now, would
+  // replay: the files as a kill -9 at this moment would leave them.
+  SpoolReplay replay_of_copy() {
+    Config copy = config_;
+    copy.spool_dir = dir_ + "/copy";
+    std::filesystem::copy(config_.spool_dir, copy.spool_dir);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    SpoolReplay replay;
+    {
+      Spool spool(&loop, copy);
+      std::string error;
+      REQUIRE_MESSAGE(spool.open(error, replay), error);
+      spool.close();
+      uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop);
+    std::filesystem::remove_all(copy.spool_dir);
+    return replay;
+  }
+
+  bool has_file(const std::string& name) const {
+    return std::filesystem::exists(std::filesystem::path(config_.spool_dir) / name);
   }
 
   // Runs the loop until `done`; false if that takes `limit_ms` or more.
@@ -137,4 +166,42 @@ TEST_CASE("--spool-group-wait 0 writes the next group at once") {
   auto b = rig.append();
   CHECK(rig.run_until([&] { return a->done && b->done; }));
   CHECK(rig.spool().fsyncs() == 2);
+}
+
+TEST_CASE("a segment ends only once the commit record of its rows is durable") {
+  // Rows of 2,500 bytes in segments of 4 KiB: ids 1 and 2 fill the first
+  // segment, 3 and 4 go to the second. One batch holds 1, 2 and 3.
+  SpoolRig rig(0, 4096);
+  std::string row(2500, 'x');
+  for (int i = 0; i < 2; ++i) {
+    auto a = rig.append(row);
+    REQUIRE(rig.run_until([&] { return a->done; }));
+  }
+  REQUIRE(rig.run_until([&] {
+    return rig.spool().segments_created() + rig.spool().segments_reused() == 2;
+  }));
+  auto third = rig.append(row);
+  auto fourth = rig.append("{}\n");
+  auto batch = std::make_shared<Durable>();
+  REQUIRE(rig.spool().record_batch(SpoolBatch{"/?query=INSERT", {1, 2, 3}}, batch));
+  REQUIRE(rig.run_until([&] { return third->done && fourth->done && batch->done; }));
+  REQUIRE(rig.has_file("segment-00000000000000000001.log"));
+  // The batch commits while a group is on its way to the disk, so its commit
+  // record waits; a kill now must find the batch whole, not its third row
+  // alone (sent again as new rows, that row would be inserted twice).
+  auto fifth = rig.append("{}\n");
+  rig.spool().committed({1, 2, 3});
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // what the thread pool does meanwhile
+  SpoolReplay replay = rig.replay_of_copy();
+  REQUIRE(replay.batches.size() == 1);
+  CHECK(replay.batches[0].records.size() == 3);
+  REQUIRE(!replay.unsent.empty());  // and 5, once its write is done
+  CHECK(replay.unsent[0].id == 4);
+  // Once the commit record is durable, the first segment ends (kept as the
+  // spare) and its room returns.
+  REQUIRE(rig.run_until([&] { return fifth->done && rig.spool().idle(); }));
+  CHECK(rig.run_until([&] { return !rig.has_file("segment-00000000000000000001.log"); }));
+  SpoolReplay after = rig.replay_of_copy();
+  CHECK(after.batches.empty());
+  CHECK(after.unsent.size() == 2);
 }
