@@ -346,9 +346,9 @@ const std::vector<Flag>& flags() {
                 "as spare.log and reused)",
                 &Config::spool_segment_bytes, 64 * 1024),
       duration_flag("Acknowledgement", "spool-group-wait",
-                    "after a group commit, how long the next group may wait to hold as many "
-                    "requests as were waiting then, so one fdatasync serves them all "
-                    "(0: write it at once)",
+                    "after a group commit, how long the next group may wait to hold half as "
+                    "many requests as were in the spool then, so that steady writers share "
+                    "fdatasyncs in two groups that take turns (0: write it at once)",
                     &Config::spool_group_wait_ms, 0),
       size_flag("Acknowledgement", "dead-letter-max-bytes",
                 "total of the dead-letter files in --spool-dir (rows ClickHouse refused after "

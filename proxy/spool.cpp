@@ -377,8 +377,9 @@ void Spool::kick() {
 }
 
 void Spool::wait_for_next_group(size_t in_spool) {
-  if (config_.spool_group_wait_ms == 0 || pending_requests_ >= in_spool) return;
-  group_target_ = in_spool;
+  size_t target = (in_spool + 1) / 2;
+  if (config_.spool_group_wait_ms == 0 || pending_requests_ >= target) return;
+  group_target_ = target;
   if (group_wait_timer_ == nullptr) {
     group_wait_timer_ = make_handle<uv_timer_t>();
     uv_timer_init(loop_, group_wait_timer_);

@@ -13,16 +13,19 @@
 // buffer, which the loop does not touch until the work's completion callback.
 //
 // Group size: when a group is durable, the requests in the spool at that
-// moment (its own and those queued behind it) are the ones likely to come
-// back soon, so the next group is written once it holds as many, or after
-// --spool-group-wait, whichever comes first (like MySQL's
+// moment (its own and those queued behind it) are the writers likely to
+// come back soon. The next group is written once it holds half as many, or
+// after --spool-group-wait, whichever comes first (like MySQL's
 // binlog_group_commit_sync_delay and _no_delay_count, with the count
-// learnt). Writing at once instead splits steady concurrent writers into two
-// alternating half-size groups: twice the fsyncs, and on a VM each flush
-// also takes CPU from the guest. A lone writer never waits: it is the whole
-// count; nor does a batch record (a batch about to be sent waits for it),
-// nor the group after a failed one. libuv's timers count whole
-// milliseconds: a wait of N ms ends after N-1 to N ms.
+// learnt). So steady writers form two groups that take turns: one fills
+// while the other is on disk, and the loop never waits for the disk with
+// nothing to do. Waiting for all of them made one group, and the loop idle
+// during every fdatasync; writing at once makes groups as small as one
+// fdatasync's worth of arrivals, and on a VM each flush takes CPU from the
+// guest (docs/benchmarks.md has both measured). A lone writer never waits:
+// it is the whole count; nor does a batch record (a batch about to be sent
+// waits for it), nor the group after a failed one. libuv's timers count
+// whole milliseconds: a wait of N ms ends after N-1 to N ms.
 //
 // Files: --spool-dir (created 0700) holds segment-<seq>.log files (0600) of
 // framed records (spool_record.h). The newest segment takes appends; once
@@ -208,7 +211,7 @@ class Spool {
   Segment* segment_of(uint64_t id);
   void kick();
   // After a group is durable with `in_spool` requests in the spool (its own
-  // and those queued behind it): the next group waits for as many.
+  // and those queued behind it): the next group waits for half as many.
   void wait_for_next_group(size_t in_spool);
   static void on_group_wait_over(uv_timer_t* timer) noexcept;
   void write_group();

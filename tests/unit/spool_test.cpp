@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "batcher.h"
 #include "config.h"
@@ -96,6 +98,17 @@ class SpoolRig {
     return done();
   }
 
+  // One request written alone, then three queued behind it and written
+  // together: the spool is left with nothing queued after a group of three.
+  void end_with_three_durable() {
+    auto a = append();
+    std::vector<std::shared_ptr<Durable>> queued = {append(), append(), append()};
+    REQUIRE(run_until([&] {
+      return a->done && std::all_of(queued.begin(), queued.end(), [](auto& w) { return w->done; });
+    }));
+    REQUIRE(spool_->fsyncs() == 2);
+  }
+
   Spool& spool() { return *spool_; }
 
  private:
@@ -123,41 +136,46 @@ TEST_CASE("a lone writer's requests are written at once, whatever the group wait
   CHECK(rig.spool().fsyncs() == 3);
 }
 
-TEST_CASE("the next group waits for as many requests as the spool held") {
+TEST_CASE("the next group waits for half as many requests as the spool held") {
+  SpoolRig rig(60'000);
+  rig.end_with_three_durable();
+  // Three requests were in the spool when the last group was durable: the
+  // next group waits for two (a 60 s wait would fail the test below).
+  auto c = rig.append();
+  CHECK_FALSE(rig.run_until([&] { return c->done; }, 200));
+  CHECK(rig.spool().fsyncs() == 2);
+  auto d = rig.append();
+  CHECK(rig.run_until([&] { return c->done && d->done; }));
+  CHECK(rig.spool().fsyncs() == 3);  // c and d in one group
+}
+
+TEST_CASE("requests queued behind a group are written at once when they are half of the spool") {
   SpoolRig rig(60'000);
   auto a = rig.append();  // written at once
-  auto b = rig.append();  // queued behind it
-  REQUIRE(rig.run_until([&] { return a->done; }));
-  // Two requests were in the spool when a's group was durable: b's group
-  // waits for a second one (a 60 s wait would fail the test below).
-  CHECK_FALSE(rig.run_until([&] { return b->done; }, 200));
-  CHECK(rig.spool().fsyncs() == 1);
-  auto c = rig.append();
-  CHECK(rig.run_until([&] { return b->done && c->done; }));
-  CHECK(rig.spool().fsyncs() == 2);  // b and c in one group
+  auto b = rig.append();  // queued behind it: one of the two in the spool
+  CHECK(rig.run_until([&] { return a->done && b->done; }));
+  CHECK(rig.spool().fsyncs() == 2);
 }
 
 TEST_CASE("a group that does not fill is written when the group wait is over") {
   SpoolRig rig(100);
-  auto a = rig.append();
-  auto b = rig.append();
-  REQUIRE(rig.run_until([&] { return a->done; }));
-  uint64_t durable_a = uv_hrtime();
-  REQUIRE(rig.run_until([&] { return b->done; }));
-  double waited_ms = double(uv_hrtime() - durable_a) / 1e6;
+  rig.end_with_three_durable();
+  uint64_t durable = uv_hrtime();
+  auto c = rig.append();
+  REQUIRE(rig.run_until([&] { return c->done; }));
+  double waited_ms = double(uv_hrtime() - durable) / 1e6;
   CHECK(waited_ms >= 90);  // libuv's timers count whole milliseconds
-  CHECK(rig.spool().fsyncs() == 2);
+  CHECK(rig.spool().fsyncs() == 3);
 }
 
 TEST_CASE("a batch record is written at once, with the requests waiting for the group") {
   SpoolRig rig(60'000);
-  auto a = rig.append();
-  auto b = rig.append();
-  REQUIRE(rig.run_until([&] { return a->done; }));
+  rig.end_with_three_durable();
+  auto c = rig.append();
   auto batch = std::make_shared<Durable>();
   CHECK(rig.spool().record_batch(SpoolBatch{"/?query=INSERT", {1, 2}}, batch));
-  CHECK(rig.run_until([&] { return b->done && batch->done; }));
-  CHECK(rig.spool().fsyncs() == 2);
+  CHECK(rig.run_until([&] { return c->done && batch->done; }));
+  CHECK(rig.spool().fsyncs() == 3);
 }
 
 TEST_CASE("--spool-group-wait 0 writes the next group at once") {
