@@ -226,9 +226,10 @@ class Sidecar(Served):
         return fetch_metrics(self.admin_url + "/metrics")
 
 
-class BareServer:
+class BareServer(Served):
     """bench/bare_server.c, compiled on demand, pinned to cpus.sidecar."""
 
+    what = "bare_server"
     SRC = os.path.join(BENCH_DIR, "bare_server.c")
 
     @staticmethod
@@ -244,28 +245,14 @@ class BareServer:
         subprocess.run(cmd, check=True)
         return exe
 
-    def __init__(self, exe: str, cpus: Cpus, extra: tuple = ()):
+    def __init__(self, exe: str, cpus: Cpus, log_dir: str, name: str, extra: tuple = ()):
         """extra: bare_server's optional arguments, CYCLE_US [SYNC_FILE]:
         answers in group commits on a timer, or gated by a write + fdatasync
         of SYNC_FILE per group (see bench/bare_server.c)."""
         self.port = free_port(HOST)
         self.url = f"http://{HOST}:{self.port}"
-        self.proc = subprocess.Popen(
-            cpus.prefix(cpus.sidecar) + [exe, HOST, str(self.port), *map(str, extra)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            start_new_session=True)
-        if not wait_port(HOST, self.port, 10, alive=lambda: self.proc.poll() is None):
-            self.stop()
-            raise RuntimeError("bare_server did not start")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        self._start(cpus.prefix(cpus.sidecar) + [exe, HOST, str(self.port), *map(str, extra)],
+                    log_dir, name)
 
 
 class Peer(Served):

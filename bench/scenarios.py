@@ -102,6 +102,11 @@ class Context:
         return self.supervised(bl.Sidecar(self.sidecar_bin, upstream, list(args), self.cpus,
                                           self.log_dir, name), name, scan_log=True)
 
+    def bare(self, name: str, extra: tuple = ()):
+        # it has no SIGTERM handler
+        return self.supervised(bl.BareServer(self.bare_exe, self.cpus, self.log_dir, name, extra),
+                               name, ok_codes=(0, -15))
+
     def peer(self, upstream: str, name: str):
         # it exits 1 after a clean SIGTERM shutdown
         return self.supervised(bl.Peer(self.peer_exe, upstream, self.cpus,
@@ -356,33 +361,29 @@ def run_frontend(ctx: Context) -> dict:
     conns = 64
     res = {"connections": conns, "duration_s": ctx.duration, "runs": ctx.runs,
            "modes": {}}
-    bare = bl.BareServer(ctx.bare_exe, ctx.cpus)
-    try:
-        with ctx.sidecar(ch.http_url, name="frontend") as sc:
-            targets = {"bare": (bare.url + "/ping", bare.pid),
-                       "sidecar": (sc.url + "/ping", sc.pid)}
-            modes = {"plain": ((), ()), "pipelined x16": (("wrk_pipeline",), (16,))}
-            for mode, (scripts, sargs) in modes.items():
-                for t, (url, pid) in targets.items():
-                    ctx.wrk.run(url, conns, ctx.warmup, scripts=scripts, script_args=sargs)
+    with ctx.bare("frontend bare") as bare, ctx.sidecar(ch.http_url, name="frontend") as sc:
+        targets = {"bare": (bare.url + "/ping", bare.pid),
+                   "sidecar": (sc.url + "/ping", sc.pid)}
+        modes = {"plain": ((), ()), "pipelined x16": (("wrk_pipeline",), (16,))}
+        for mode, (scripts, sargs) in modes.items():
+            for t, (url, pid) in targets.items():
+                ctx.wrk.run(url, conns, ctx.warmup, scripts=scripts, script_args=sargs)
 
-                def one(t: str, i: int) -> dict:
-                    url, pid = targets[t]
-                    with bl.ProcSampler({"server": pid}) as smp:
-                        r = ctx.wrk.run(url, conns, ctx.duration, scripts=scripts,
-                                        script_args=sargs)
-                    r.update(smp.flat())
-                    cpu = max(r["server_cpu_pct"], 0.1)
-                    r["rps_per_core"] = round(r["rps"] / (cpu / 100.0), 1)
-                    bl.log(f"frontend {mode} {t} run {i + 1}: {r['rps']:.0f} req/s, "
-                           f"server cpu {r['server_cpu_pct']}%, errors {r['errors']}")
-                    return r
-                s = _sides(_interleave(ctx.runs, targets, one),
-                           ratio_rps=("sidecar", "bare", "rps"),
-                           ratio_rps_per_core=("sidecar", "bare", "rps_per_core"))
-                res["modes"][mode] = s
-    finally:
-        bare.stop()
+            def one(t: str, i: int) -> dict:
+                url, pid = targets[t]
+                with bl.ProcSampler({"server": pid}) as smp:
+                    r = ctx.wrk.run(url, conns, ctx.duration, scripts=scripts,
+                                    script_args=sargs)
+                r.update(smp.flat())
+                cpu = max(r["server_cpu_pct"], 0.1)
+                r["rps_per_core"] = round(r["rps"] / (cpu / 100.0), 1)
+                bl.log(f"frontend {mode} {t} run {i + 1}: {r['rps']:.0f} req/s, "
+                       f"server cpu {r['server_cpu_pct']}%, errors {r['errors']}")
+                return r
+            s = _sides(_interleave(ctx.runs, targets, one),
+                       ratio_rps=("sidecar", "bare", "rps"),
+                       ratio_rps_per_core=("sidecar", "bare", "rps_per_core"))
+            res["modes"][mode] = s
     return res
 
 
@@ -665,22 +666,21 @@ def _block(ch) -> int:
                        f"WHERE database = currentDatabase() AND table = '{INSERT_TABLE}'")
 
 
-def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
-                sidecar_args: Optional[tuple] = None, query_extra: str = "",
+def _insert_run(ctx: Context, label: str, side: str, conns: int, rows_per_req: int,
+                sidecar_args: tuple = (), query_extra: str = "",
                 spool_dir: Optional[str] = None, background_clickhouse: bool = False,
                 target: str = INSERT_Q, script: str = "wrk_insert",
-                script_args: Optional[tuple] = None, unique_ids: bool = True,
-                peer: bool = False) -> dict:
-    """One measured run on a fresh ClickHouse: direct when sidecar_args is
-    None, else through a new sidecar started with sidecar_args, or through
-    clickhouse-bulk with peer (its rows counted after its last flush). `target`
+                script_args: Optional[tuple] = None, unique_ids: bool = True) -> dict:
+    """One measured run on a fresh ClickHouse, `side` "direct", "sidecar"
+    (a new sidecar started with sidecar_args) or "peer" (clickhouse-bulk, its
+    rows counted after its last flush). `target`
     (path and query string), `script` and `script_args` (the same for warm-up
     and run) replace the JSONEachRow load of bench/wrk_insert.lua; with
     unique_ids False (fixed bodies) the check does not ask for distinct ids."""
     duration = _insert_duration(ctx)
     # The sidecar sends INSERTs of --passthrough-rows (default 1000) rows or
     # more as they are: those are not counted by its batch metrics.
-    batching = (sidecar_args is not None and "off" not in sidecar_args
+    batching = (side == "sidecar" and "off" not in sidecar_args
                 and rows_per_req < PASSTHROUGH_ROWS)
     with contextlib.ExitStack() as stack:
         ch = stack.enter_context(ctx.fresh_clickhouse())
@@ -689,12 +689,12 @@ def _insert_run(ctx: Context, label: str, conns: int, rows_per_req: int,
         ch_priority = bl.yield_cpu(ch.pid) if background_clickhouse else "default"
         ch.query(INSERT_DDL)
         sc = None
-        args = list(sidecar_args or ())
+        args = list(sidecar_args)
         if spool_dir:
             args += ["--spool-dir", spool_dir]
-        if sidecar_args is not None:
+        if side == "sidecar":
             sc = stack.enter_context(ctx.sidecar(ch.http_url, *args, name=label))
-        pr = stack.enter_context(ctx.peer(ch.http_url, label)) if peer else None
+        pr = stack.enter_context(ctx.peer(ch.http_url, label)) if side == "peer" else None
         url = (sc.url if sc else pr.url if pr else ch.http_url) + target + query_extra
         wa = ctx.wrk.run(url, conns, INSERT_WARMUP, scripts=(script,),
                          script_args=script_args or (rows_per_req, 32, 0))
@@ -843,8 +843,7 @@ def run_insert_commit(ctx: Context) -> dict:
            "by_connections": {}}
     for conns in COMMIT_CONNS:
         runs = _interleave(_insert_runs(ctx), ("direct", "sidecar"), lambda t, i: _insert_run(
-            ctx, f"insert_commit c={conns} {t} run {i + 1}", conns, 1,
-            sidecar_args=None if t == "direct" else ()))
+            ctx, f"insert_commit c={conns} {t} run {i + 1}", t, conns, 1))
         res["by_connections"][str(conns)] = _sides(runs, **INSERT_RATIOS)
     return res
 
@@ -947,8 +946,7 @@ def run_insert_spool(ctx: Context) -> dict:
 
     def one(t: str, i: int) -> dict:
         sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
-        r = _insert_run(ctx, f"insert_spool {t} run {i + 1}", SPOOL_CONNS, 1,
-                        sidecar_args=() if t == "sidecar" else None, peer=t == "peer",
+        r = _insert_run(ctx, f"insert_spool {t} run {i + 1}", t, SPOOL_CONNS, 1,
                         query_extra="&wait_for_async_insert=0" if t == "sidecar" else "",
                         spool_dir=sd, background_clickhouse=True)
         if sd:
@@ -1015,8 +1013,7 @@ def _noop_run(ctx: Context, label: str, extra: tuple = ()) -> dict:
     sidecar's core: what any server could reach here with this load
     generator, before doing anything with the rows (`extra`: its group-commit
     and disk-flush options)."""
-    bare = bl.BareServer(ctx.bare_exe, ctx.cpus, extra)
-    try:
+    with ctx.bare(label, extra) as bare:
         url = bare.url + INSERT_Q + "&wait_for_async_insert=0"
         ctx.wrk.run(url, SPOOL_CONNS, INSERT_WARMUP, scripts=("wrk_insert",),
                     script_args=(1, 32, 0))
@@ -1024,8 +1021,6 @@ def _noop_run(ctx: Context, label: str, extra: tuple = ()) -> dict:
             r = ctx.wrk.run(url, SPOOL_CONNS, _insert_duration(ctx), scripts=("wrk_insert",),
                             script_args=(1, 32, 0))
         r.update(smp.flat())
-    finally:
-        bare.stop()
     r["rows_per_s"] = r["ok_per_s"]
     bl.log(f"{label}: {r['rows_per_s']:.0f} rows/s, p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} ms, "
            f"server cpu {r['server_cpu_pct']}%, wrk cpu {r['wrk_cpu_pct']}%")
@@ -1188,8 +1183,8 @@ def run_insert_batched(ctx: Context) -> dict:
            "connections": BATCHED_CONNS, "duration_s": _insert_duration(ctx),
            "runs": _insert_runs(ctx), "targets": list(targets)}
     runs = _interleave(_insert_runs(ctx), targets, lambda t, i: _insert_run(
-        ctx, f"insert_batched {t} run {i + 1}", BATCHED_CONNS, BATCHED_ROWS,
-        sidecar_args=targets[t]))
+        ctx, f"insert_batched {t} run {i + 1}", "direct" if targets[t] is None else "sidecar",
+        BATCHED_CONNS, BATCHED_ROWS, sidecar_args=targets[t] or ()))
     res.update(_sides(runs, ratio_rows=("sidecar", "direct", "rows_per_s"),
                       ratio_rows_batch_off=("sidecar --batch=off", "direct", "rows_per_s")))
     return res
@@ -1289,8 +1284,8 @@ def run_insert_native_lz4(ctx: Context) -> dict:
 
     def one(t: str, i: int) -> dict:
         sd = os.path.join(spool_base, f"run{i + 1}") if t == "sidecar" else None
-        r = _insert_run(ctx, f"insert_native_lz4 {t} run {i + 1}", NATIVE_CONNS, 1,
-                        sidecar_args=None if t == "direct" else (), spool_dir=sd,
+        r = _insert_run(ctx, f"insert_native_lz4 {t} run {i + 1}", t, NATIVE_CONNS, 1,
+                        spool_dir=sd,
                         background_clickhouse=True,
                         target="/" if t == "direct" else NATIVE_SIDECAR_Q,
                         script="wrk_native",
