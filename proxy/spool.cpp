@@ -314,13 +314,15 @@ Spool::Segment* Spool::segment_of(uint64_t id) {
 
 void Spool::committed(const std::vector<uint64_t>& ids) {
   if (ids.empty() || closed_) return;
+  // Only ids still live need a commit record, and each one recorded then
+  // counts once against its segment's unrecorded (on_written).
   for (uint64_t id : ids) {
     Segment* s = segment_of(id);
     if (s == nullptr || s->live == 0) continue;
     --s->live;
     ++s->unrecorded;
+    pending_commits_.push_back(id);
   }
-  pending_commits_.insert(pending_commits_.end(), ids.begin(), ids.end());
   recycle();
   kick();
 }

@@ -77,7 +77,8 @@
 // records returns once they commit: a spool that filled its disk recovers
 // when the backlog drains, not only when space is freed elsewhere. (The
 // price: a kill in such an episode may replay rows of a batch that spanned
-// an ended segment as new ones; start-up logs spool_batch_partly_gone.) Start-up on a full disk (the write probe or the new
+// an ended segment as new ones; start-up logs spool_batch_partly_gone.)
+// Start-up on a full disk (the write probe or the new
 // segment fails with ENOSPC or EDQUOT) opens the spool the same way: its
 // records are replayed, early answers wait for room, and the segment file is
 // created by the probe if it could not be.
